@@ -1,0 +1,74 @@
+"""Options and error handling shared by the commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from omz_tools.registry import NoMatchError, Registry, RegistryError, UsageError, select_models
+
+# Exit codes, the same for every command (documented in the README).
+EXIT_OK = 0
+EXIT_FAILED = 1  # a model failed, no model matched, or the registry is broken
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def selection_options(verb: str) -> Callable:
+    """--name/--list/--all/--print_all/--registry, as in Open Model Zoo's tools (plus --registry)."""
+    def decorate(command: Callable) -> Callable:
+        options = [
+            click.option("--name", metavar="PAT[,PAT...]",
+                         help=f"{verb} only models whose names match at least one of these "
+                              "comma-separated fnmatch patterns (case-sensitive)"),
+            click.option("--list", "list_file", metavar="FILE.LST",
+                         type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help=f"{verb} only models matching the patterns in FILE.LST "
+                              "(first token of each line; '#' starts a comment)"),
+            click.option("--all", "all_models", is_flag=True, help=f"{verb} all available models"),
+            click.option("--print_all", is_flag=True, help="print the names of all available models and exit"),
+            click.option("--registry", "registries", metavar="DIR", multiple=True,
+                         type=click.Path(file_okay=False, path_type=Path),
+                         help="an extra registry folder (repeatable); earlier ones shadow later ones by "
+                              "model name, then $OMZ_REGISTRY (os.pathsep separated), then the built-in one"),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def registry_errors(command: Callable) -> Callable:
+    """Turn registry problems into one message and exit 1, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RegistryError as exc:
+            fail(f"Registry error: {exc}")
+        except NoMatchError as exc:
+            fail(str(exc))
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+    return wrapper
+
+
+def resolve_models(name, list_file, all_models, print_all, registries) -> list:
+    """The selected models; handles --print_all (prints the names and exits 0)."""
+    registry = Registry.from_options(registries)
+    if print_all:
+        for model_name in registry.names():
+            click.echo(model_name)
+        sys.exit(EXIT_OK)
+    return select_models(registry, name=name, list_file=list_file, all=all_models)

@@ -1,0 +1,18 @@
+"""omz-converter / converter.py (placeholder until the downloader issue: selection only)."""
+
+import click
+
+from omz_tools.cli.common import CONTEXT_SETTINGS, registry_errors, resolve_models, selection_options
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@selection_options("convert")
+@registry_errors
+def cli(name, list_file, all_models, print_all, registries):
+    """Convert the selected models to OpenVINO IR."""
+    for model in resolve_models(name, list_file, all_models, print_all, registries):
+        click.echo(model.name)
+
+
+def main() -> None:
+    cli(prog_name="omz-converter")
