@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional, Sequence
 
-from omz_tools.registry.schema import Model, RegistryError, parse_composite, parse_model
+from omz_tools.registry.schema import Model, RegistryError, _show, parse_composite, parse_model
 
 REGISTRY_ENV = "OMZ_REGISTRY"
 
@@ -30,17 +30,24 @@ def builtin_registry() -> Path:
     return here.parent.parent / "models"  # running from a source checkout (src/ layout)
 
 
-def _load_yaml(path: Path):
+def _load_yaml(path: Path, model: Optional[str] = None):
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, "rb") as stream:
             return yaml.load(stream, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(exc.problem or exc.context or "unknown problem").split())
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        raise RegistryError(f"expected valid YAML, found a syntax error{where}: {problem}{context}",
+                            path, model) from None
     except yaml.YAMLError as exc:
         raise RegistryError(f"expected valid YAML, found a syntax error: {' '.join(str(exc).split())}",
-                            path) from None
+                            path, model) from None
     except OSError as exc:
-        raise RegistryError(f"cannot read the file: {exc.strerror}", path) from None
+        raise RegistryError(f"expected a readable file, found an error: {exc.strerror}", path, model) from None
 
 
 @dataclass
@@ -75,13 +82,13 @@ class _RootIndex:
         config = folder / "composite-model.yml"
         if (folder / "model.yml").exists():
             raise RegistryError("expected only composite-model.yml in a composite model folder, "
-                                "found a model.yml beside it", folder / "model.yml")
+                                "found a model.yml beside it", folder / "model.yml", folder.name)
         stages = []
         for sub in dirs:
             for deeper in (folder / sub).rglob("model.yml"):
                 if deeper.parent != folder / sub:
                     raise RegistryError("expected stage model.yml files only in direct subfolders of "
-                                        f"the composite model folder, found one deeper", deeper)
+                                        f"the composite model folder, found one deeper", deeper, folder.name)
             if (folder / sub / "model.yml").exists():
                 if not sub.startswith(folder.name + "-"):
                     raise RegistryError(f"expected stage folder names starting with '{folder.name}-', "
@@ -92,8 +99,8 @@ class _RootIndex:
     def _add(self, entry: _Entry) -> None:
         other = self.entries.get(entry.name)
         if other is not None:
-            raise RegistryError(f"expected unique model names in a registry, found \"{entry.name}\" in "
-                                f"both {other.folder} and {entry.folder}", self.root)
+            raise RegistryError(f"expected unique model names in a registry, found the folders "
+                                f"{other.folder} and {entry.folder}", self.root, entry.name)
         self.entries[entry.name] = entry
 
 
@@ -144,28 +151,33 @@ class Registry:
 
     def _load_model(self, entry: _Entry, composite_name: Optional[str] = None) -> Model:
         config = entry.folder / "model.yml"
-        return parse_model(_load_yaml(config), name=entry.name,
+        return parse_model(_load_yaml(config, entry.name), name=entry.name,
                            subdirectory=PurePosixPath(entry.folder.relative_to(entry.root).as_posix()),
                            registry_root=entry.root, config=config, composite_model_name=composite_name)
 
     def _load_composite(self, entry: _Entry) -> Model:
         config = entry.folder / "composite-model.yml"
-        data = _load_yaml(config)
+        data = _load_yaml(config, entry.name)
         if not isinstance(data, dict):
-            raise RegistryError(f"expected a mapping at the top level, found {type(data).__name__}",
-                                config, entry.name)
-        order = data.get("stages_order", [])
+            raise RegistryError(f"expected a mapping, found {_show(data)}", config, entry.name, "(top level)")
+        if not entry.stages:
+            raise RegistryError(f"expected at least one stage folder {entry.name}-* holding a model.yml, "
+                                "found none", config, entry.name)
+        order = data.get("stages_order")
+        if not order:
+            raise RegistryError(f"expected a list of stage folder names ({', '.join(entry.stages)}), "
+                                f"found {'none' if order is None else _show(order)}",
+                                config, entry.name, "stages_order")
         if not isinstance(order, list):
-            raise RegistryError(f"expected a list of stage names, found {order!r}", config, entry.name,
-                                "stages_order")
+            raise RegistryError(f"expected a list of stage folder names, found {_show(order)}",
+                                config, entry.name, "stages_order")
         stages = []
-        if entry.stages:
-            for i, stage in enumerate(order):
-                if stage not in entry.stages:
-                    raise RegistryError(f"expected a stage folder {entry.folder / str(stage)} with a model.yml, "
-                                        f"found none", config, entry.name, f"stages_order[{i}]")
-                stage_entry = _Entry(stage, entry.folder / stage, entry.root, composite=False)
-                stages.append(self._load_model(stage_entry, composite_name=entry.name))
+        for i, stage in enumerate(order):
+            if stage not in entry.stages:
+                raise RegistryError(f"expected a stage folder {entry.folder / str(stage)} with a model.yml, "
+                                    f"found none", config, entry.name, f"stages_order[{i}]")
+            stage_entry = _Entry(stage, entry.folder / stage, entry.root, composite=False)
+            stages.append(self._load_model(stage_entry, composite_name=entry.name))
         return parse_composite(data, name=entry.name,
                                subdirectory=PurePosixPath(entry.folder.relative_to(entry.root).as_posix()),
                                registry_root=entry.root, config=config, stages=stages)

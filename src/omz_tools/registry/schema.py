@@ -172,8 +172,8 @@ class _Ctx:
 
     def require(self, mapping: dict, key: str, where: str = ""):
         if key not in mapping:
-            raise self.error(where + key if not where else f"{where}.{key}",
-                             "required key is missing")
+            raise self.error(f"{where}.{key}" if where else key,
+                             "expected this required key, found no such key")
         return mapping[key]
 
     def string(self, key: str, value: Any) -> str:
@@ -239,7 +239,7 @@ def _checksum(ctx: _Ctx, key: str, entry: dict) -> Checksum:
         else:
             algorithm, value, vkey = "sha384", raw, f"{key}.checksum"
     else:
-        raise ctx.error(key, "required key is missing: 'checksum' (sha384) or 'sha256'")
+        raise ctx.error(key, "expected a 'checksum' (sha384) or 'sha256' key, found neither")
     ctx.string(vkey, value)
     want = HASH_HEX_LENGTHS[algorithm]
     if len(value) != want or not _RE_HEX.fullmatch(value):
@@ -345,11 +345,12 @@ def parse_model(data: Any, *, name: str, subdirectory: PurePosixPath, registry_r
     """Validate one parsed model.yml and build its :class:`Model`."""
     ctx = _Ctx(config, name)
     if not RE_MODEL_NAME.fullmatch(name):
-        raise ctx.error("", "expected a model folder name of letters, digits and . _ - only")
+        raise ctx.error("", f"expected a model folder name of letters, digits and . _ - only, found {name!r}")
     ctx.mapping("(top level)", data)
     for bad_key in ("name", "subdirectory"):
         if bad_key in data:
-            raise ctx.error(bad_key, "unsupported key: the folder name and place define it")
+            raise ctx.error(bad_key, "expected no such key (the model folder's name and place define it), "
+                                     f"found {_show(data[bad_key])}")
     files = _files(ctx, ctx.require(data, "files"))
     postprocessing = _postprocessing(ctx, data.get("postprocessing", []))
     framework = ctx.enum("framework", ctx.require(data, "framework"), KNOWN_FRAMEWORKS)
@@ -398,7 +399,7 @@ def parse_composite(data: Any, *, name: str, subdirectory: PurePosixPath, regist
     """Validate a composite-model.yml; ``stages`` are the already parsed stage models in stages_order."""
     ctx = _Ctx(config, name)
     if not RE_MODEL_NAME.fullmatch(name):
-        raise ctx.error("", "expected a model folder name of letters, digits and . _ - only")
+        raise ctx.error("", f"expected a model folder name of letters, digits and . _ - only, found {name!r}")
     ctx.mapping("(top level)", data)
     return Model(
         name=name, subdirectory=subdirectory, registry_root=registry_root,
