@@ -359,7 +359,7 @@ def parse_model(data: Any, *, name: str, subdirectory: PurePosixPath, registry_r
     onnx_args = data.get("conversion_to_onnx_args")
     if KNOWN_FRAMEWORKS[framework]:
         if not onnx_args:
-            raise ctx.error("conversion_to_onnx_args", f"required for framework {framework!r} "
+            raise ctx.error("conversion_to_onnx_args", f"expected this key for framework {framework!r} "
                             "(it is converted to ONNX first), found none")
         onnx_args = _template_args(ctx, "conversion_to_onnx_args", onnx_args)
     elif onnx_args:
@@ -372,7 +372,7 @@ def parse_model(data: Any, *, name: str, subdirectory: PurePosixPath, registry_r
         precisions = CONVERTIBLE_PRECISIONS
     else:
         if framework != "dldt":
-            raise ctx.error("model_optimizer_args", f"required for framework {framework!r} "
+            raise ctx.error("model_optimizer_args", f"expected this key for framework {framework!r} "
                             "(only dldt models are already IR), found none")
         mo_args = None
         precisions = _precisions_from_ir_files(ctx, name, files)
