@@ -1,0 +1,361 @@
+"""A content-addressed cache of model files that many processes can share.
+
+Layout (``DIR`` is ``--cache_dir``)::
+
+    DIR/1/<aa>/<rest>            sha384 entries, exactly as openvino-dev's omz_downloader
+                                 writes and reads them, so existing OMZ caches keep working
+    DIR/1/staging/               temporary files being written (omz_downloader uses it too)
+    DIR/sha256/<aa>/<rest>       sha256 entries, in their own area (omz_downloader ignores it)
+    DIR/records/<algo>/<aa>/<rest>.json   what each entry looked like when last verified
+    DIR/locks/<algo>-<hex>.lock  one lock file per content hash
+
+Why it is safe with many processes (CI runners, ``-j`` threads) on one cache:
+
+- An entry only ever appears by ``os.replace`` of a fully written, verified temporary file with
+  a unique name, so a reader sees no entry or a whole one, whatever the locks do.
+- :meth:`ContentCache.locked` takes a per-hash ``filelock`` (``flock(2)``), so that processes
+  wanting the same file wait for the one fetching it instead of all downloading it. The kernel
+  drops a ``flock`` when its holder dies, even on SIGKILL, so a killed run never leaves a lock
+  that blocks the next one; a timeout with a clear message is only a backstop for a *live*
+  process that hangs.
+
+Why entries are trusted without re-hashing: each entry has a record (size, mtime_ns, inode,
+device, hash) written after it was verified. While the entry's stat still matches, a hit costs
+one ``stat``; when it does not (or on ``full_check``) the entry is hashed again, and a damaged
+entry is removed and reported so the caller fetches the file again.
+
+Hits are materialised by reflink (a copy-on-write clone), else a hardlink, else a copy. A
+hardlinked output file *is* the cache entry, so writing into it in place would damage the cache
+too. We accept that because nothing of ours writes in place: downloads go to a ``.part`` file and
+postprocessing (``regex_replace``) writes a new file and renames it over the old name, which
+replaces the link rather than changing the shared inode. If something else does write in place,
+the changed mtime breaks the entry's record and the next hit re-hashes, removes and re-fetches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+OMZ_FORMAT_DIR = "1"  # omz_downloader's DirCache._FORMAT
+AREAS = {"sha384": OMZ_FORMAT_DIR, "sha256": "sha256"}
+CHUNK_SIZE = 1 << 20
+DEFAULT_LOCK_TIMEOUT = 3600.0  # long enough for a slow 200 MB transfer by another process
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int); fcntl.FICLONE exists only from Python 3.12
+# Errors meaning "this way of linking is not possible here", so the next way is tried.
+_LINK_UNSUPPORTED = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
+                     errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EBADF}
+
+
+class CacheError(Exception):
+    """A cache problem; the message is one paragraph meant for the user."""
+
+
+class CacheLockTimeout(CacheError):
+    """Another live process held an entry's lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The outcome of a lookup: ``entry`` is a verified entry or None; ``damaged`` explains an
+    entry that was found bad and removed (the caller should fetch the file again and say so)."""
+
+    entry: Optional[Path]
+    damaged: Optional[str] = None
+    rehashed: bool = False  # True when the entry was hashed (no record, stale record, full check)
+
+
+@dataclass(frozen=True)
+class Materialised:
+    path: Path
+    method: str  # "reflink", "hardlink", "copy" or "present" (already that very file)
+
+
+def hash_file(path: Path, algorithm: str) -> tuple[str, int]:
+    """(hex digest, size) of a file, read in 1 MiB chunks (hashlib releases the GIL on them)."""
+    hasher = hashlib.new(algorithm)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    size = 0
+    with open(path, "rb", buffering=0) as stream:
+        while True:
+            got = stream.readinto(view)
+            if not got:
+                break
+            hasher.update(view[:got])
+            size += got
+    return hasher.hexdigest(), size
+
+
+def _unique_name(name: str) -> str:
+    # pid + thread + random: unique across processes, -j threads and hosts sharing an NFS cache.
+    return f".{name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _stat_record(path: Path) -> Optional[dict]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev}
+
+
+def reflink(src: Path, dst: Path) -> None:
+    """Clone src into a new file dst (copy-on-write); raises OSError where unsupported."""
+    import fcntl
+    with open(src, "rb") as source, open(dst, "xb") as target:
+        try:
+            fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
+        except OSError:
+            target.close()
+            _unlink_quietly(dst)
+            raise
+
+
+def place(src: Path, dest: Path, *, allow_link: bool = True, sync: bool = True) -> str:
+    """Make ``dest`` hold src's bytes atomically: reflink, else hardlink, else copy, always into a
+    unique temporary name beside dest, then ``os.replace``. Returns the method used."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if os.path.samefile(src, dest):
+            return "present"  # rename(2) of two links to one inode would silently do nothing
+    tmp = dest.with_name(_unique_name(dest.name))
+    try:
+        method = None
+        if allow_link:
+            try:
+                reflink(src, tmp)
+                method = "reflink"
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+            if method is None:
+                try:
+                    os.link(src, tmp)
+                    method = "hardlink"
+                except OSError as exc:
+                    if exc.errno not in _LINK_UNSUPPORTED:
+                        raise
+        if method is None:
+            shutil.copyfile(src, tmp)  # copy_file_range/sendfile: no bytes through Python
+            if sync:
+                with open(tmp, "rb") as stream:
+                    os.fsync(stream.fileno())
+            method = "copy"
+        os.replace(tmp, dest)
+        tmp = None
+        return method
+    finally:
+        if tmp is not None:
+            _unlink_quietly(tmp)
+
+
+class ContentCache:
+    """One cache folder. Thread-safe and process-safe; holds no open files between calls."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+        try:
+            for sub in (self.root / OMZ_FORMAT_DIR / "staging", self.root / "locks"):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"Cannot use {self.root} as the download cache: creating its folders failed "
+                f"({exc.strerror or exc}). Choose a writable folder with --cache_dir, or fix its "
+                "permissions.") from None
+
+    @property
+    def staging(self) -> Path:
+        return self.root / OMZ_FORMAT_DIR / "staging"
+
+    @staticmethod
+    def _check(algorithm: str, digest: str) -> str:
+        if algorithm not in AREAS:
+            raise ValueError(f"unsupported hash algorithm {algorithm!r}")
+        return digest.lower()
+
+    def entry_path(self, algorithm: str, digest: str) -> Path:
+        digest = self._check(algorithm, digest)
+        return self.root / AREAS[algorithm] / digest[:2] / digest[2:]
+
+    def record_path(self, algorithm: str, digest: str) -> Path:
+        digest = self._check(algorithm, digest)
+        return self.root / "records" / algorithm / digest[:2] / f"{digest[2:]}.json"
+
+    def lock_path(self, algorithm: str, digest: str) -> Path:
+        return self.root / "locks" / f"{algorithm}-{self._check(algorithm, digest)}.lock"
+
+    # -- locking ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self, algorithm: str, digest: str, *, timeout: Optional[float] = None) -> Iterator[None]:
+        """Hold the per-hash lock: check the cache, fetch on a miss and store, all inside it.
+
+        Threads of one process exclude each other too: every acquisition opens its own
+        descriptor, and flock(2) locks belong to open file descriptions.
+        """
+        import filelock
+
+        path = self.lock_path(algorithm, digest)
+        wait = self.lock_timeout if timeout is None else timeout
+        lock = filelock.FileLock(str(path), timeout=wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise CacheLockTimeout(
+                f"Waited {wait:g} s for the cache lock {path} ({algorithm} {digest[:16]}...) and another "
+                "process still holds it, so that file was not fetched. A process that was killed does "
+                "not hold it (the kernel releases its lock), so a live omz-downloader is still fetching "
+                "it or is stuck; wait for it or stop it, then run again.") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def _read_record(self, algorithm: str, digest: str) -> Optional[dict]:
+        try:
+            with open(self.record_path(algorithm, digest), encoding="utf-8") as stream:
+                data = json.load(stream)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _write_record(self, algorithm: str, digest: str, entry: Path) -> None:
+        fields = _stat_record(entry)
+        if fields is None:
+            return
+        path = self.record_path(algorithm, digest)
+        tmp = path.with_name(_unique_name(path.name))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as stream:
+                json.dump({**fields, "algorithm": algorithm, "hash": digest}, stream)
+            os.replace(tmp, path)
+        except OSError:
+            _unlink_quietly(tmp)  # a missing record only costs a re-hash on the next hit
+
+    def _record_holds(self, algorithm: str, digest: str, entry: Path, size: int) -> bool:
+        record = self._read_record(algorithm, digest)
+        fields = _stat_record(entry)
+        if not record or fields is None or fields["size"] != size:
+            return False
+        return (record.get("algorithm") == algorithm and record.get("hash") == digest
+                and all(record.get(key) == value for key, value in fields.items()))
+
+    # -- lookup / store / materialise ---------------------------------------------------------------
+
+    def lookup(self, algorithm: str, digest: str, size: int, *, full_check: bool = False) -> Lookup:
+        """A verified entry for this hash, or why there is none (a damaged entry is removed)."""
+        digest = self._check(algorithm, digest)
+        entry = self.entry_path(algorithm, digest)
+        try:
+            actual_size = os.stat(entry).st_size
+        except FileNotFoundError:
+            return Lookup(None)
+        if not full_check and self._record_holds(algorithm, digest, entry, size):
+            return Lookup(entry)
+        if actual_size == size:
+            actual, actual_size = hash_file(entry, algorithm)
+        else:
+            actual = None  # no need to hash: the size already says it is not this file
+        if actual == digest and actual_size == size:
+            self._write_record(algorithm, digest, entry)
+            return Lookup(entry, rehashed=True)
+        self.remove(algorithm, digest)
+        found = f"{actual_size} bytes" + (f" with {algorithm} {actual}" if actual else "")
+        return Lookup(None, damaged=(
+            f"The cache entry {entry} was damaged: expected {size} bytes with {algorithm} {digest}, "
+            f"found {found}. It was removed and the file is fetched again; if this recurs, check the "
+            "disk and whether something writes into downloaded model files in place."), rehashed=True)
+
+    def remove(self, algorithm: str, digest: str) -> None:
+        _unlink_quietly(self.entry_path(algorithm, digest))
+        _unlink_quietly(self.record_path(algorithm, digest))
+
+    def store(self, src: Path, algorithm: str, digest: str, size: int, *, verified: bool = False) -> Path:
+        """Put a copy of src into the cache (linked when possible) and return the entry.
+
+        ``verified=True`` says the caller has just checked src against (digest, size) (the
+        downloader verifies while streaming); otherwise src is hashed first. A src that does not
+        match raises CacheError and the cache is left unchanged.
+        """
+        digest = self._check(algorithm, digest)
+        if not verified:
+            actual, actual_size = hash_file(src, algorithm)
+            if actual != digest or actual_size != size:
+                raise CacheError(
+                    f"Refused to cache {src}: expected {size} bytes with {algorithm} {digest}, found "
+                    f"{actual_size} bytes with {algorithm} {actual}. The cache was left unchanged; "
+                    "fetch the file again.")
+        entry = self.entry_path(algorithm, digest)
+        with contextlib.suppress(OSError):
+            if os.path.samefile(src, entry):  # src is a link to the entry already
+                self._write_record(algorithm, digest, entry)
+                return entry
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # A unique temporary name in the cache's own staging folder (same filesystem), then one
+        # atomic rename: a concurrent reader sees the old entry, the new one, or none.
+        tmp = self.staging / _unique_name(entry.name)
+        try:
+            method = None
+            for attempt in (reflink, os.link):
+                try:
+                    attempt(src, tmp)
+                    method = attempt
+                    break
+                except OSError as exc:
+                    if exc.errno not in _LINK_UNSUPPORTED:
+                        raise
+            if method is None:
+                shutil.copyfile(src, tmp)
+                with open(tmp, "rb") as stream:
+                    os.fsync(stream.fileno())
+            if os.stat(tmp).st_size != size:  # src changed under us: never cache a wrong size
+                raise CacheError(f"Refused to cache {src}: it changed while being cached "
+                                 f"(expected {size} bytes). The cache was left unchanged.")
+            os.replace(tmp, entry)
+            tmp = None
+        except OSError as exc:
+            raise CacheError(
+                f"Could not store {src.name} in the cache {self.root}: {exc.strerror or exc}. The "
+                "downloaded file itself is fine; check the cache folder's free space and permissions.") from None
+        finally:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+        self._write_record(algorithm, digest, entry)
+        return entry
+
+    def materialise(self, entry: Path, dest: Path) -> Materialised:
+        """Put a verified entry at dest: reflink, else hardlink, else copy; atomically."""
+        return Materialised(dest, place(entry, dest))
+
+    def fetch_to(self, algorithm: str, digest: str, size: int, dest: Path, *,
+                 full_check: bool = False) -> tuple[Optional[Materialised], Optional[str]]:
+        """Convenience for callers holding the lock: materialise a hit at dest.
+
+        Returns (Materialised or None on a miss, message about a damaged entry or None).
+        """
+        found = self.lookup(algorithm, digest, size, full_check=full_check)
+        if found.entry is None:
+            return None, found.damaged
+        try:
+            return self.materialise(found.entry, dest), found.damaged
+        except FileNotFoundError:
+            return None, None  # removed by someone else between lookup and link: a miss
