@@ -1,18 +1,74 @@
-"""omz-downloader / downloader.py (placeholder until the downloader issue: selection only)."""
+"""omz-downloader / downloader.py: fetch the selected models' files, every byte verified."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
-from omz_tools.cli.common import CONTEXT_SETTINGS, registry_errors, resolve_models, selection_options
+from omz_tools.cli.common import (
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, registry_errors, resolve_models,
+    selection_options,
+)
+
+
+def _precisions(ctx, param, value):
+    if value is None:
+        return None
+    from omz_tools.registry.schema import KNOWN_PRECISIONS
+    requested = {p for p in value.split(",") if p}
+    unknown = requested - set(KNOWN_PRECISIONS)
+    if unknown or not requested:
+        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+                                 f"specify one or more of {','.join(sorted(KNOWN_PRECISIONS))}")
+    return requested
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @selection_options("download")
+@click.option("--precisions", metavar="PREC[,PREC...]", callback=_precisions,
+              help="download only files of these precisions (for models shipped as IR)")
+@click.option("-o", "--output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default="current folder", metavar="DIR", help="where to put <subdirectory>/<file>")
+@click.option("--num_attempts", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+              help="attempts per file and source (retries back off exponentially)")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="how many files to download at once")
+@click.option("--progress_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: bars on a terminal, lines otherwise; json: one event per line")
+@click.option("--check_all", "--recheck", "check_all", is_flag=True,
+              help="re-hash every present file instead of trusting the record of earlier verification")
 @registry_errors
-def cli(name, list_file, all_models, print_all, registries):
-    """Download the selected models' files."""
-    for model in resolve_models(name, list_file, all_models, print_all, registries):
-        click.echo(model.name)
+def cli(name, list_file, all_models, print_all, registries, precisions, output_dir, num_attempts, jobs,
+        progress_format, check_all):
+    """Download the selected models' files into DIR/<subdirectory>/, verifying size and hash.
+
+    Exit status: 0 all models ready, 1 some model failed (see the FAILED: list), 2 usage error,
+    130 interrupted (partial downloads are kept as .part files and resumed next time).
+    """
+    models = resolve_models(name, list_file, all_models, print_all, registries)
+
+    from omz_tools.download.engine import Engine, plan
+    from omz_tools.download.errors import Interrupted
+    from omz_tools.download.progress import make_reporter
+
+    jobs_plan = plan(models, output_dir, precisions)
+    total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
+    reporter = make_reporter(progress_format, total)
+    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all)
+    try:
+        result = engine.run(jobs_plan)
+    except (KeyboardInterrupt, Interrupted):
+        click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    reporter.summary(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 def main() -> None:
     cli(prog_name="omz-downloader")
+
+
+if __name__ == "__main__":
+    main()

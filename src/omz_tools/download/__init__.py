@@ -1,0 +1,80 @@
+"""Download registry models' files, every byte verified (``omz_tools.download``).
+
+>>> import omz_tools
+>>> result = omz_tools.download(["se-resnet-101"], output_dir="models", jobs=2)
+>>> result.successes          # {"se-resnet-101": [Path(...prototxt), Path(...caffemodel)]}
+>>> result.failures           # {} or {"model": "why it failed"}
+
+Modules: ``transport`` (HTTP session, Range/If-Range, retries, Google Drive), ``verify``
+(streaming hash+size, mismatch messages), ``records`` (what was verified; .part sidecars),
+``postprocess`` (regex_replace, safe unpack_archive), ``progress`` (text/tqdm/JSON),
+``fetch`` (one file), ``engine`` (plan, parallel run, result).
+Importing this package does not import requests; fetching does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from omz_tools.download.engine import DownloadResult
+from omz_tools.download.errors import DownloadError, Interrupted
+from omz_tools.download.verify import verified
+
+__all__ = ["download", "DownloadResult", "DownloadError", "Interrupted", "verified"]
+
+
+def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *, jobs: int = 1,
+             registries: Iterable = (), num_attempts: int = 3, precisions: Optional[Iterable[str]] = None,
+             check_all: bool = False, progress: Union[bool, str, object] = False,
+             registry=None) -> DownloadResult:
+    """Fetch the files of the models matching ``names`` into ``output_dir/<subdirectory>/``.
+
+    ``names``: a model name or fnmatch pattern, a list of them, or registry Model objects.
+    ``registries``: extra registry folders (before $OMZ_REGISTRY and the built-in one), or pass a
+    ready ``registry``. ``precisions``: as ``--precisions``. ``check_all``: re-hash files even when
+    their record says they are verified. ``progress``: False (quiet), True or "text", "json", or a
+    ``progress.Reporter``.
+
+    Returns a :class:`DownloadResult`; a model that fails is listed in ``result.failures`` with the
+    reason, never raised. Raises ``omz_tools.RegistryError`` for a broken registry,
+    ``NoMatchError`` for a pattern matching nothing, ``ValueError`` for bad arguments, and
+    ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
+    """
+    from omz_tools.download import progress as progress_mod
+    from omz_tools.download.engine import Engine, plan
+    from omz_tools.registry import Registry, select_models
+    from omz_tools.registry.schema import KNOWN_PRECISIONS
+
+    if jobs < 1 or num_attempts < 1:
+        raise ValueError(f"jobs and num_attempts must be positive, got jobs={jobs}, num_attempts={num_attempts}")
+    if precisions is not None:
+        precisions = set(precisions.split(",") if isinstance(precisions, str) else precisions)
+        unknown = precisions - set(KNOWN_PRECISIONS)
+        if unknown:
+            raise ValueError(f"unknown precisions {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(sorted(KNOWN_PRECISIONS))}")
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if names and all(hasattr(n, "leaves") for n in names):
+        models = names
+    else:
+        registry = registry or Registry.from_options([Path(r) for r in registries])
+        models = select_models(registry, name=",".join(str(n) for n in names))
+
+    jobs_plan = plan(models, Path(output_dir), precisions)
+    if isinstance(progress, progress_mod.Reporter):
+        reporter = progress
+    elif progress in (False, None):
+        reporter = progress_mod.Reporter()
+    else:
+        total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
+        reporter = progress_mod.make_reporter("json" if progress == "json" else "text", total)
+    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all)
+    try:
+        result = engine.run(jobs_plan)
+    except Interrupted:
+        raise KeyboardInterrupt() from None
+    reporter.summary(result)
+    return result

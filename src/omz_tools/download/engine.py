@@ -1,0 +1,278 @@
+"""Plan the files of the selected models, fetch them on N worker threads, postprocess each
+model once its files are in, and collect a result that keeps successes and failures apart."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from omz_tools.download import postprocess, records
+from omz_tools.download.errors import Interrupted
+from omz_tools.download.progress import Reporter
+from omz_tools.registry.schema import KNOWN_PRECISIONS
+
+
+@dataclass
+class DownloadResult:
+    """What a run did. ``successes``: model -> paths of its files; ``failures``: model -> why."""
+
+    successes: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)  # FileOutcome per file handled
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+    @property
+    def bytes_downloaded(self) -> int:
+        return sum(outcome.transferred for outcome in self.files)
+
+    def count(self, action: str) -> int:
+        return sum(1 for outcome in self.files if outcome.action == action)
+
+    def __repr__(self) -> str:
+        return (f"<DownloadResult {len(self.successes)} ok, {len(self.failures)} failed: "
+                f"{sorted(self.failures)}>")
+
+
+@dataclass
+class ModelJob:
+    """One leaf model (a model, or a stage of a composite) and its file tasks."""
+
+    model: object
+    top: str  # the selected model it belongs to (result key)
+    folder: Path
+    tasks: list
+    postprocess: bool  # postprocessing must run after its files are in
+    skipped_reason: str = ""
+    started: bool = False
+    remaining: int = 0
+    failures: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _postprocessing_done(model, folder: Path) -> bool:
+    """The model's postprocessing ran on these very files and its products are intact."""
+    if not model.postprocessing:
+        return True
+    entry = records.FolderRecord(folder).model(model.name)
+    if entry.get("postprocessing") != postprocess.fingerprint(model):
+        return False
+    by_name = {f.name.as_posix(): f for f in model.files}
+    for step in model.postprocessing:
+        path = folder / step.file
+        record = records.FolderRecord(path.parent).file(path.name)
+        if hasattr(step, "pattern"):
+            if not record or record.get("state") != records.POSTPROCESSED:
+                return False
+        elif not record or record.get("state") != records.UNPACKED or path.exists() or (
+                step.file.as_posix() in by_name and record.get("hash") != by_name[step.file.as_posix()].checksum.value):
+            return False
+    return all((folder / name).exists() for name in entry.get("outputs", []))
+
+
+def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
+         sources_for: Optional[Callable] = None) -> list:
+    """ModelJobs for the selected models (composites expand to their stages), files filtered by
+    precision as omz_downloader does. ``sources_for(model, model_file)`` gives a file's ordered
+    sources (issue 4 puts mirrors first); by default its registry source only."""
+    from omz_tools.download.tasks import FileTask
+
+    if sources_for is None:
+        from omz_tools.download.tasks import source_for
+
+        def sources_for(model, model_file):
+            return [source_for(model_file.source)]
+
+    requested = set(precisions) if precisions else set(KNOWN_PRECISIONS)
+    jobs = []
+    for top in models:
+        for model in top.leaves():
+            folder = Path(output_dir) / model.subdirectory
+            job = ModelJob(model=model, top=top.name, folder=folder, tasks=[], postprocess=False)
+            jobs.append(job)
+            if precisions and not requested & set(model.precisions):
+                job.skipped_reason = (f"{model.name} is not available in {','.join(sorted(requested))} "
+                                      f"(it has {','.join(sorted(model.precisions))})")
+                continue
+            done = _postprocessing_done(model, folder)
+            job.postprocess = bool(model.postprocessing) and not done
+            for model_file in model.files:
+                parts = model_file.name.parts
+                if len(parts) == 2 and parts[0] in KNOWN_PRECISIONS and parts[0] not in requested:
+                    continue
+                task = FileTask(model.name, model_file, folder / model_file.name,
+                                sources_for(model, model_file), postprocessed_ok=done)
+                job.tasks.append(task)
+            job.remaining = len(job.tasks)
+    return jobs
+
+
+class Engine:
+    """Runs the plan: file tasks on ``jobs`` threads sharing one session, models postprocessed
+    by whichever worker finishes their last file."""
+
+    def __init__(self, *, reporter: Reporter, jobs: int = 1, num_attempts: int = 3,
+                 check_all: bool = False, store=None):
+        self.reporter = reporter
+        self.jobs = max(1, jobs)
+        self.num_attempts = num_attempts
+        self.check_all = check_all
+        self.store = store
+        self.cancel = threading.Event()
+        self._result = DownloadResult()
+        self._result_lock = threading.Lock()
+        self._begin_lock = threading.Lock()
+        self._fetcher = None
+
+    # -- per-model bookkeeping ------------------------------------------------------------------
+
+    def _begin_model(self, job: ModelJob) -> None:
+        with self._begin_lock:
+            if not job.started:
+                job.started = True
+                self.reporter.model_begin(job.model.name, len(job.tasks))
+
+    def _finish_model(self, job: ModelJob) -> None:
+        ok = not job.failures
+        self.reporter.model_end(job.model.name, ok)
+        if ok and job.postprocess:
+            self.reporter.postprocessing_begin(job.model.name)
+            try:
+                outputs = postprocess.run(job.model, job.folder)
+            except postprocess.PostprocessError as exc:
+                ok = False
+                job.failures.append(str(exc))
+                records.FolderRecord(job.folder).set_model(job.model.name, None)
+                self.reporter.error(job.model.name, None, str(exc))
+            else:
+                records.FolderRecord(job.folder).set_model(
+                    job.model.name, {"postprocessing": postprocess.fingerprint(job.model), "outputs": outputs})
+                job.paths += [job.folder / name for name in outputs]
+            self.reporter.postprocessing_end(job.model.name, ok)
+        with self._result_lock:
+            result = self._result
+            if ok and job.top not in result.failures:
+                result.successes.setdefault(job.top, []).extend(
+                    p for p in job.paths if p.exists())
+            elif not ok:
+                result.successes.pop(job.top, None)
+                message = "; ".join(job.failures)
+                if job.model.name != job.top:
+                    message = f"stage {job.model.name}: {message}"
+                previous = result.failures.get(job.top)
+                result.failures[job.top] = f"{previous}; {message}" if previous else message
+
+    def _run_task(self, job: ModelJob, task) -> None:
+        from omz_tools.download.tasks import FileOutcome
+
+        self._begin_model(job)
+        self.reporter.file_begin(task.model, task.name, task.model_file.size)
+        with job.lock:
+            failed_already = bool(job.failures)
+        if failed_already:  # do not fetch the rest of a model that already failed
+            outcome = FileOutcome(task, False, "cancelled", message="skipped: another file of the model failed")
+            self.reporter.skip(task.model, task.name, outcome.message)
+        else:
+            try:
+                outcome = self._fetcher.fetch(task)
+            except Interrupted:
+                raise
+            except Exception as exc:  # a bug or an OS error must fail this file, not the run
+                outcome = FileOutcome(task, False, "failed", message=f"{type(exc).__name__}: {exc}")
+            if outcome.action == "present":
+                self.reporter.skip(task.model, task.name, "already verified" if outcome.source is None
+                                   else f"from the {outcome.source}")
+            elif not outcome.ok:
+                self.reporter.error(task.model, task.name, outcome.message)
+        self.reporter.file_end(task.model, task.name, outcome.ok, outcome.action)
+        with self._result_lock:
+            self._result.files.append(outcome)
+        with job.lock:
+            if outcome.ok:
+                job.paths.append(task.target)
+            elif outcome.action != "cancelled":
+                job.failures.append(f"{task.name}: {outcome.message}" if not outcome.message.startswith(
+                    task.target.name) else outcome.message)
+            elif not job.failures:
+                job.failures.append(outcome.message)
+            job.remaining -= 1
+            last = job.remaining == 0
+        if last:
+            self._finish_model(job)
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self, jobs: list, session_factory: Optional[Callable] = None) -> DownloadResult:
+        """Fetch everything; raises KeyboardInterrupt/Interrupted after stopping the workers
+        (their .part files are kept) if the run is interrupted."""
+        from omz_tools.download.fetch import Fetcher
+
+        start = time.monotonic()
+        if session_factory is None:
+            def session_factory():
+                from omz_tools.download.transport import make_session
+                return make_session(self.jobs)
+        self._fetcher = Fetcher(session_factory=session_factory, reporter=self.reporter,
+                                num_attempts=self.num_attempts, check_all=self.check_all,
+                                cancel=self.cancel, store=self.store)
+        work: "queue.Queue" = queue.Queue()
+        for job in jobs:
+            if job.skipped_reason or not job.tasks:
+                self._begin_model(job)
+                if job.skipped_reason:
+                    self.reporter.skip(job.model.name, None, job.skipped_reason)
+                self._finish_model(job)
+                continue
+            for task in job.tasks:
+                work.put((job, task))
+
+        errors: list = []
+
+        def worker():
+            while not self.cancel.is_set():
+                try:
+                    job, task = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._run_task(job, task)
+                except Interrupted:
+                    return
+                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                    errors.append(exc)
+                    self.cancel.set()
+                    return
+
+        threads = [threading.Thread(target=worker, name=f"download-{i}", daemon=True)
+                   for i in range(min(self.jobs, max(1, work.qsize())))]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
+        except BaseException:
+            self.cancel.set()
+            deadline = time.monotonic() + 3.0  # let workers close their .part files cleanly
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            raise
+        finally:
+            session = self._fetcher._session
+            if session is not None:
+                session.close()
+        if errors:
+            raise errors[0]
+        if self.cancel.is_set():
+            raise Interrupted()
+        self._result.seconds = time.monotonic() - start
+        return self._result

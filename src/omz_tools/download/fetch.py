@@ -1,0 +1,286 @@
+"""Fetch one file: skip it if verified, else stream it into ``<name>.part`` from its sources in
+order, hashing as it arrives, resuming and retrying, and rename it into place only when verified."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from omz_tools.download import records
+from omz_tools.download.errors import (
+    DownloadError, Interrupted, PermanentError, RestartError, TransientError, VerificationError,
+)
+from omz_tools.download.tasks import FileOutcome, FileTask
+from omz_tools.download.verify import CHUNK_SIZE, StreamWriter, hash_file, human_size, looks_like_html, \
+    mismatch_message
+
+PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress events per second per file
+
+
+class Fetcher:
+    """Shared by the worker threads of one run."""
+
+    def __init__(self, *, session_factory: Callable, reporter, num_attempts: int = 3,
+                 check_all: bool = False, cancel: Optional[threading.Event] = None,
+                 store=None):
+        self._session_factory = session_factory
+        self._session = None
+        self._session_lock = threading.Lock()
+        self.reporter = reporter
+        self.num_attempts = max(1, num_attempts)
+        self.check_all = check_all
+        self.cancel = cancel or threading.Event()
+        self.store = store  # issue 4: cache lookup before transfer, store after verification
+
+    @property
+    def session(self):
+        with self._session_lock:
+            if self._session is None:
+                self._session = self._session_factory()
+            return self._session
+
+    # -- files already present ------------------------------------------------------------------
+
+    def _present(self, task: FileTask) -> bool:
+        """True if target already holds the verified file; a wrong file there is deleted."""
+        from omz_tools.download.verify import check_file
+        target = task.target
+        if not target.exists():
+            return False
+        if check_file(target, task.model_file, self.check_all, allow_postprocessed=task.postprocessed_ok):
+            return True
+        checksum = task.model_file.checksum
+        size = target.stat().st_size
+        self.reporter.note(task.model, task.name,
+                           f"{target} was present but is not the expected file ({size} bytes, expected "
+                           f"{task.model_file.size} bytes with {checksum.algorithm} {checksum.value}); "
+                           "deleted it and fetching it again")
+        target.unlink()
+        records.forget_file(target)
+        return False
+
+    # -- the whole file, over all sources -------------------------------------------------------
+
+    def fetch(self, task: FileTask) -> FileOutcome:
+        if self.cancel.is_set():
+            raise Interrupted()
+        task.target.parent.mkdir(parents=True, exist_ok=True)
+        if self._present(task):
+            return FileOutcome(task, True, "present")
+        if self.store is not None and self.store.lookup(task):
+            return FileOutcome(task, True, "present", source="cache")
+
+        failures = []
+        for source in task.sources:
+            outcome = self._fetch_from(task, source, failures)
+            if outcome is not None:
+                if self.store is not None:
+                    self.store.put(task)
+                return outcome
+        if len(failures) == 1:
+            message = failures[0]
+        else:
+            message = " ".join(f"[{i}] {text}" for i, text in enumerate(failures, 1))
+            message = f"every source failed: {message}"
+        return FileOutcome(task, False, "failed", message=message)
+
+    def _fetch_from(self, task: FileTask, source, failures: list) -> Optional[FileOutcome]:
+        from omz_tools.download import transport  # imports requests: only when something is fetched
+
+        attempts = self.num_attempts
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                return self._attempt(task, source)
+            except RestartError as exc:
+                records.remove_part(task.target)
+                if last:
+                    failures.append(f"{exc} (gave up after {attempts} attempts)")
+                    return None
+                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
+            except VerificationError as exc:
+                records.remove_part(task.target)
+                if not exc.resumed or last:
+                    failures.append(str(exc))
+                    return None
+                # A continued download may have mixed two versions of the file: one clean retry.
+                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
+            except TransientError as exc:
+                if last:
+                    failures.append(f"{exc} (gave up after {attempts} attempts)")
+                    return None
+                delay = transport.backoff_delay(attempt, exc.retry_after)
+                self.reporter.retry(task.model, task.name, attempt + 2, delay, str(exc))
+                if self.cancel.wait(delay):
+                    raise Interrupted()
+            except PermanentError as exc:
+                failures.append(str(exc))
+                return None
+        return None
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _kept_prefix(self, task: FileTask, source):
+        """(offset, validator) of a .part worth continuing, else (0, None) after removing it."""
+        target, part = task.target, records.part_path(task.target)
+        expected = task.model_file
+        if not part.exists():
+            return 0, None
+        info = records.read_part_info(target)
+        same = (info.get("url") == source.url and info.get("hash") == expected.checksum.value
+                and info.get("size") == expected.size)
+        offset = part.stat().st_size
+        if not same or offset > expected.size or offset == 0:
+            records.remove_part(target)
+            return 0, None
+        return offset, info.get("validator")
+
+    def _attempt(self, task: FileTask, source) -> FileOutcome:
+        from omz_tools.download import transport
+
+        target, part = task.target, records.part_path(task.target)
+        model_file = task.model_file
+        checksum, size = model_file.checksum, model_file.size
+        offset, validator = self._kept_prefix(task, source)
+
+        if offset == size:  # killed after the last byte but before the rename: just verify it
+            hasher, _ = hash_file(part, checksum.algorithm)
+            if hasher.hexdigest() == checksum.value:
+                return self._commit(task, source, "resumed", 0, hasher.hexdigest())
+            records.remove_part(target)
+            offset, validator = 0, None
+
+        opened = transport.open_source(self.session, source, offset, validator)
+        response = opened.response
+        try:
+            return self._receive(task, source, opened, offset)
+        finally:
+            response.close()
+
+    def _receive(self, task: FileTask, source, opened, offset: int) -> FileOutcome:
+        import requests
+
+        from omz_tools.download import transport
+
+        target, part = task.target, records.part_path(task.target)
+        model_file = task.model_file
+        checksum, size = model_file.checksum, model_file.size
+        response = opened.response
+        url = response.url or source.url
+        content_type = response.headers.get("Content-Type", "")
+        start = opened.offset
+        if offset and start == 0:
+            self.reporter.note(task.model, task.name,
+                               f"the server sent the whole file instead of continuing at byte {offset} "
+                               "(it ignores Range, or the file changed); starting over")
+
+        if start == 0 and opened.total is not None and opened.total != size:
+            # Announced the wrong size: look at the start of the body to say what it is, keep nothing.
+            head = next(response.iter_content(64 * 1024), b"")
+            records.remove_part(target)
+            raise PermanentError(mismatch_message(
+                target=target, url=url, expected_size=size, actual_size=opened.total,
+                algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
+                action="Nothing was written to the output folder.",
+                html=looks_like_html(head, content_type),
+                cause=("The server announced a different size (Content-Length) than the registry "
+                       "entry, so it is serving something else: the file changed upstream or the URL "
+                       "now points elsewhere; check the URL and the registry entry.")))
+        if start > 0 and opened.total is not None and opened.total != size:
+            raise RestartError(f"the server says the file at {url} is now {opened.total} bytes, not "
+                               f"{size}; discarding the partial file and starting over")
+
+        records.write_part_info(target, url=source.url, validator=opened.validator,
+                                algorithm=checksum.algorithm, digest=checksum.value, size=size)
+        hasher = checksum.new_hasher()
+        if start:
+            hash_file(part, checksum.algorithm, limit=start, hasher=hasher)  # the kept prefix
+        self.reporter.file_transfer(task.model, task.name, size, start, url)
+
+        writer = StreamWriter(part, start, hasher)
+        received = 0
+        last_report = 0.0
+        try:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                if self.cancel.is_set():
+                    raise Interrupted()
+                if not received and start == 0 and looks_like_html(chunk, content_type):
+                    writer.abort()
+                    records.remove_part(target)
+                    raise PermanentError(mismatch_message(
+                        target=target, url=url, expected_size=size, actual_size=opened.total or len(chunk),
+                        algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
+                        action="Nothing was written to the output folder.", html=True))
+                if writer.size + len(chunk) > size:
+                    writer.abort()
+                    records.remove_part(target)
+                    raise PermanentError(mismatch_message(
+                        target=target, url=url, expected_size=size, actual_size=writer.size + len(chunk),
+                        algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
+                        action="Stopped reading and deleted the partial file for safety.",
+                        cause=(f"The body is longer than the registry's {size} bytes (at least "
+                               f"{writer.size + len(chunk)} bytes arrived), so it is not the file the "
+                               "registry describes; check the URL and the registry entry.")))
+                writer.put(chunk)
+                received += len(chunk)
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_INTERVAL:
+                    last_report = now
+                    self.reporter.file_progress(task.model, task.name, writer.size, size)
+        except requests.exceptions.RequestException as exc:
+            writer.abort()
+            if writer.size == 0:
+                records.remove_part(target)
+            raise TransientError(
+                f"the connection to {url} broke after {writer.size} of {size} bytes "
+                f"({transport._short(exc)}); kept {part.name} to resume from there") from None
+        except BaseException:
+            writer.abort()
+            raise
+
+        digest = writer.finish()
+        self.reporter.file_progress(task.model, task.name, writer.size, size)
+        if writer.size < size:
+            raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes; "
+                                 f"kept {part.name} to resume from there")
+        if digest != checksum.value:
+            records.remove_part(target)
+            raise VerificationError(mismatch_message(
+                target=target, url=url, expected_size=size, actual_size=writer.size,
+                algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=digest,
+                action="Deleted the downloaded data for safety; nothing was written at "
+                       f"{target}.", resumed=start > 0, html=looks_like_html(b"", content_type)),
+                resumed=start > 0)
+        return self._commit(task, source, "resumed" if start else "downloaded", received, digest)
+
+    def _commit(self, task: FileTask, source, action: str, received: int, digest: str) -> FileOutcome:
+        target, part = task.target, records.part_path(task.target)
+        os.replace(part, target)  # atomic: the final path holds the old state or the verified file
+        _fsync_dir(target.parent)
+        records.remove_part(target)
+        records.record_file(target, task.model_file.checksum.algorithm, digest)
+        return FileOutcome(task, True, action, source=source.url, transferred=received)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def describe_failure(outcome: FileOutcome) -> str:
+    return f"{outcome.task.name}: {outcome.message}" if not outcome.message.startswith(
+        outcome.task.target.name) else outcome.message
+
+
+__all__ = ["FileTask", "FileOutcome", "Fetcher", "DownloadError", "human_size"]

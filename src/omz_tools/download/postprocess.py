@@ -1,0 +1,160 @@
+"""Postprocessing steps with Open Model Zoo's semantics (regex_replace, unpack_archive), except
+that archives may only hold plain files and folders with relative paths inside the model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from omz_tools.download import records
+
+_TAR_MODES = {"tar": "r:", "gztar": "r:gz", "bztar": "r:bz2", "xztar": "r:xz"}
+
+
+class PostprocessError(Exception):
+    """A postprocessing step failed; the message is for the user."""
+
+
+def fingerprint(model) -> str:
+    """Identifies the model's files and steps: a recorded postprocessing run counts only for these."""
+    parts = [f"{f.name.as_posix()}:{f.checksum.value}" for f in model.files]
+    for step in model.postprocessing:
+        if hasattr(step, "pattern"):
+            parts.append(f"regex_replace:{step.file}:{step.pattern.pattern}:{step.replacement}:{step.count}")
+        else:
+            parts.append(f"unpack_archive:{step.file}:{step.format}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def touched_files(model) -> set:
+    """Names (posix) of the model's files that postprocessing rewrites or consumes."""
+    return {step.file.as_posix() for step in model.postprocessing}
+
+
+def regex_replace(folder: Path, step, source_hash: str = None) -> None:
+    path = folder / step.file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PostprocessError(f"regex_replace: cannot read {path} as UTF-8 text ({exc})") from None
+    new_text, count = step.pattern.subn(step.replacement, text, count=step.count)
+    if count == 0:
+        raise PostprocessError(f"regex_replace: the pattern {step.pattern.pattern!r} matched nothing in "
+                               f"{path}; the file was left as it is. The registry entry's pattern no "
+                               "longer fits the file; fix the pattern.")
+    if step.count and count != step.count:
+        raise PostprocessError(f"regex_replace: expected {step.count} matches of {step.pattern.pattern!r} in "
+                               f"{path}, found {count}; the file was left as it is. Fix the pattern or count.")
+    tmp = path.with_name(path.name + ".regex-tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    original = path.with_name(path.name + ".orig")
+    if not original.exists():  # as OMZ: keep the first original
+        os.replace(path, original)
+    os.replace(tmp, path)
+    if source_hash:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        records.record_file(path, "sha256", digest, state=records.POSTPROCESSED, source_hash=source_hash)
+
+
+def _unsafe_name(name: str):
+    """Why this member name is refused, or None."""
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized):
+        return "an absolute path"
+    if ".." in PurePosixPath(normalized).parts:
+        return "a path containing '..'"
+    if not normalized.strip("/"):
+        return "an empty name"
+    return None
+
+
+def _refuse(archive: Path, member: str, why: str) -> PostprocessError:
+    return PostprocessError(
+        f"unpack_archive: refused to unpack {archive}: member {member!r} is {why}; nothing was extracted "
+        "and the archive was kept. Only plain files and folders inside the model folder are allowed, "
+        "because such members could write outside it or link to other files; report the archive to the "
+        "registry's maintainers.")
+
+
+def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list:
+    names = []
+    for info in zf.infolist():
+        why = _unsafe_name(info.filename)
+        mode = info.external_attr >> 16
+        if why is None and mode:
+            if stat.S_ISLNK(mode):
+                why = "a symbolic link"
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                why = "a device or other special file"
+        if why:
+            raise _refuse(archive, info.filename, why)
+        names.append(info.filename)
+    return names
+
+
+def _tar_members(archive: Path, tf: tarfile.TarFile) -> list:
+    members = tf.getmembers()
+    for member in members:
+        why = _unsafe_name(member.name)
+        if why is None:
+            if member.issym():
+                why = "a symbolic link"
+            elif member.islnk():
+                why = "a hard link"
+            elif not (member.isreg() or member.isdir()):
+                why = "a device, FIFO or other special file"
+        if why:
+            raise _refuse(archive, member.name, why)
+    return members
+
+
+def unpack_archive(folder: Path, step) -> list:
+    """Extract next to the archive, then remove it (as OMZ does). Returns the extracted file names."""
+    archive = folder / step.file
+    dest = archive.parent
+    try:
+        if step.format == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                names = _zip_members(archive, zf)
+                zf.extractall(dest)
+            outputs = [n for n in names if not n.endswith("/")]
+        else:
+            with tarfile.open(archive, _TAR_MODES[step.format]) as tf:
+                members = _tar_members(archive, tf)
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, members=members, filter="data")
+                else:  # Python < 3.12 without the backported filters: members were checked above
+                    tf.extractall(dest, members=members)
+            outputs = [m.name for m in members if m.isreg()]
+    except PostprocessError:
+        raise
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise PostprocessError(f"unpack_archive: cannot unpack {archive} as {step.format} ({exc}); "
+                               "the archive was kept") from None
+    archive.unlink()
+    rel = dest.relative_to(folder)
+    return [(rel / n.replace("\\", "/").strip("/")).as_posix() for n in outputs]
+
+
+def run(model, folder: Path) -> list:
+    """Apply the model's steps in order. Returns the files unpacked from archives (relative)."""
+    by_name = {f.name.as_posix(): f for f in model.files}
+    outputs = []
+    for step in model.postprocessing:
+        name = step.file.as_posix()
+        model_file = by_name.get(name)
+        if hasattr(step, "pattern"):
+            regex_replace(folder, step, model_file.checksum.value if model_file else None)
+        else:
+            outputs += unpack_archive(folder, step)
+            if model_file is not None:
+                records.FolderRecord((folder / step.file).parent).set_file(
+                    (folder / step.file).name, {"state": records.UNPACKED,
+                                                "algorithm": model_file.checksum.algorithm,
+                                                "hash": model_file.checksum.value})
+    return outputs

@@ -1,0 +1,225 @@
+"""Reporting: JSON events (omz_downloader's, plus retry/skip/error/summary), plain text lines,
+or tqdm bars on a terminal. Every reporter is thread-safe; -j runs call them from many threads."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+from omz_tools.download.verify import human_size
+
+
+class Reporter:
+    """Says nothing. The base of the others, and what the Python API uses by default."""
+
+    def model_begin(self, model: str, num_files: int) -> None: ...
+    def model_end(self, model: str, ok: bool) -> None: ...
+    def file_begin(self, model: str, file: str, size: int) -> None: ...
+    def file_transfer(self, model: str, file: str, size: int, offset: int, url: str) -> None: ...
+    def file_progress(self, model: str, file: str, done: int, size: int) -> None: ...
+    def file_end(self, model: str, file: str, ok: bool, action: str = "") -> None: ...
+    def skip(self, model: str, file: str, reason: str) -> None: ...
+    def retry(self, model: str, file: str, attempt: int, delay: float, message: str) -> None: ...
+    def note(self, model: str, file: str, message: str) -> None: ...
+    def error(self, model: str, file, message: str) -> None: ...
+    def postprocessing_begin(self, model: str) -> None: ...
+    def postprocessing_end(self, model: str, ok: bool = True) -> None: ...
+    def summary(self, result) -> None: ...
+    def close(self) -> None: ...
+
+
+def failed_lines(result) -> list:
+    return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line on stdout; ``$type``s and fields as omz_downloader's, plus new ones."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def emit(self, type_: str, **fields) -> None:
+        line = json.dumps({"$type": type_, **fields})
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def model_begin(self, model, num_files):
+        self.emit("model_download_begin", model=model, num_files=num_files)
+
+    def model_end(self, model, ok):
+        self.emit("model_download_end", model=model, successful=ok)
+
+    def file_begin(self, model, file, size):
+        self.emit("model_file_download_begin", model=model, model_file=file, size=size)
+
+    def file_transfer(self, model, file, size, offset, url):
+        if offset:
+            self.emit("model_file_download_resume", model=model, model_file=file, offset=offset, url=url)
+
+    def file_progress(self, model, file, done, size):
+        self.emit("model_file_download_progress", model=model, model_file=file, size=done)
+
+    def file_end(self, model, file, ok, action=""):
+        self.emit("model_file_download_end", model=model, model_file=file, successful=ok)
+
+    def skip(self, model, file, reason):
+        self.emit("model_file_download_skip", model=model, model_file=file, reason=reason)
+
+    def retry(self, model, file, attempt, delay, message):
+        self.emit("model_file_download_retry", model=model, model_file=file, attempt=attempt,
+                  delay=round(delay, 3), message=message)
+
+    def note(self, model, file, message):
+        self.emit("model_file_download_note", model=model, model_file=file, message=message)
+
+    def error(self, model, file, message):
+        if file is None:
+            self.emit("model_download_error", model=model, message=message)
+        else:
+            self.emit("model_file_download_error", model=model, model_file=file, message=message)
+
+    def postprocessing_begin(self, model):
+        self.emit("model_postprocessing_begin", model=model)
+
+    def postprocessing_end(self, model, ok=True):
+        self.emit("model_postprocessing_end", model=model)
+
+    def summary(self, result):
+        self.emit("download_summary", successful=sorted(result.successes),
+                  failed=[{"model": m, "message": msg} for m, msg in result.failures.items()],
+                  files_downloaded=result.count("downloaded") + result.count("resumed"),
+                  files_present=result.count("present"), bytes_downloaded=result.bytes_downloaded,
+                  seconds=round(result.seconds, 3))
+        if result.failures:  # also for people reading a CI log; stdout stays pure JSON
+            sys.stderr.write("\n".join(failed_lines(result)) + "\n")
+
+
+class TextReporter(Reporter):
+    """Plain lines for logs: a line per file begun, finished or skipped, progress every few seconds."""
+
+    PROGRESS_EVERY = 5.0
+
+    def __init__(self, stream=None, err=None):
+        self.stream = stream or sys.stdout
+        self.err = err or sys.stderr
+        self._lock = threading.Lock()
+        self._last: dict = {}
+        self._started: dict = {}
+
+    def _out(self, text: str, err: bool = False) -> None:
+        stream = self.err if err else self.stream
+        with self._lock:
+            stream.write(text + "\n")
+            stream.flush()
+
+    def model_begin(self, model, num_files):
+        self._out(f"========== {model}: {num_files} file{'s' if num_files != 1 else ''}")
+
+    def file_transfer(self, model, file, size, offset, url):
+        self._started[(model, file)] = (time.monotonic(), offset)
+        self._last[(model, file)] = time.monotonic()
+        resume = f", resuming at {human_size(offset)}" if offset else ""
+        self._out(f"Downloading {model}/{file} ({human_size(size)}{resume}) from {url}")
+
+    def file_progress(self, model, file, done, size):
+        now = time.monotonic()
+        if now - self._last.get((model, file), now) >= self.PROGRESS_EVERY and done < size:
+            self._last[(model, file)] = now
+            self._out(f"... {model}/{file}: {done * 100 // max(size, 1)}%, {human_size(done)} of "
+                      f"{human_size(size)}")
+
+    def file_end(self, model, file, ok, action=""):
+        if ok and action in ("downloaded", "resumed"):
+            began, offset = self._started.pop((model, file), (time.monotonic(), 0))
+            seconds = max(time.monotonic() - began, 1e-6)
+            self._out(f"Verified {model}/{file} ({action}, {seconds:.1f} s)")
+
+    def skip(self, model, file, reason):
+        self._out(f"Skipped {model}/{file}: {reason}")
+
+    def retry(self, model, file, attempt, delay, message):
+        self._out(f"Retrying {model}/{file} (attempt {attempt}) in {delay:.1f} s: {message}", err=True)
+
+    def note(self, model, file, message):
+        self._out(f"Note: {model}/{file}: {message}", err=True)
+
+    def error(self, model, file, message):
+        where = f"{model}/{file}" if file else model
+        self._out(f"Error: {where}: {message}", err=True)
+
+    def postprocessing_begin(self, model):
+        self._out(f"Postprocessing {model}")
+
+    def summary(self, result):
+        done = result.count("downloaded") + result.count("resumed")
+        self._out(f"Done: {len(result.successes)} model(s) ready, {len(result.failures)} failed; "
+                  f"{done} file(s) downloaded ({human_size(result.bytes_downloaded)}), "
+                  f"{result.count('present')} already present; {result.seconds:.1f} s")
+        if result.failures:
+            self._out("\n".join(failed_lines(result)), err=True)
+
+
+class TqdmReporter(TextReporter):
+    """A bar per file being transferred and a total bar, on a terminal."""
+
+    def __init__(self, total_bytes: int, stream=None, err=None):
+        super().__init__(stream, err)
+        from tqdm import tqdm
+        self._tqdm = tqdm
+        self._bars: dict = {}
+        self._total = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                           desc="total", position=0, leave=True, dynamic_ncols=True)
+
+    def _out(self, text: str, err: bool = False) -> None:
+        with self._lock:
+            self._tqdm.write(text, file=self.err if err else self.stream)
+
+    def model_begin(self, model, num_files):
+        pass  # the bars say enough
+
+    def file_transfer(self, model, file, size, offset, url):
+        with self._lock:
+            bar = self._tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                             desc=file if len(file) <= 30 else "..." + file[-27:], leave=False,
+                             dynamic_ncols=True)
+            self._bars[(model, file)] = [bar, offset]
+            self._total.update(offset)
+
+    def file_progress(self, model, file, done, size):
+        with self._lock:
+            entry = self._bars.get((model, file))
+            if entry:
+                entry[0].update(done - entry[1])
+                self._total.update(done - entry[1])
+                entry[1] = done
+
+    def file_end(self, model, file, ok, action=""):
+        with self._lock:
+            entry = self._bars.pop((model, file), None)
+            if entry:
+                entry[0].close()
+        if ok and action in ("downloaded", "resumed"):
+            self._out(f"Verified {model}/{file}")
+
+    def skip(self, model, file, reason):
+        with self._lock:
+            self._total.update(0)
+        super().skip(model, file, reason)
+
+    def summary(self, result):
+        with self._lock:
+            self._total.close()
+        super().summary(result)
+
+
+def make_reporter(progress_format: str, total_bytes: int = 0) -> Reporter:
+    """JSON events, tqdm bars on a terminal, else plain lines."""
+    if progress_format == "json":
+        return JsonReporter()
+    if progress_format == "text" and sys.stdout.isatty() and sys.stderr.isatty():
+        return TqdmReporter(total_bytes)
+    return TextReporter()

@@ -1,0 +1,53 @@
+"""The unit of work of the engine: one file to put in place, and what became of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a file can come from. Issue 4's mirrors are more Sources before the original."""
+
+    url: str  # for Google Drive: "google_drive:<id>" (the endpoint is transport.google_drive_url())
+    kind: str = "http"  # "http" or "google_drive"
+    drive_id: Optional[str] = None
+    label: str = "original"  # "original", "mirror 1", ...
+
+    def describe(self) -> str:
+        return self.url if self.kind == "http" else f"Google Drive file {self.drive_id}"
+
+
+def source_for(file_source) -> Source:
+    """The Source for a registry FileSource."""
+    if file_source.kind == "google_drive":
+        return Source(url=f"google_drive:{file_source.id}", kind="google_drive", drive_id=file_source.id)
+    return Source(url=file_source.url)
+
+
+@dataclass
+class FileTask:
+    """One file to put at ``target``; ``sources`` are tried in order and the hash decides."""
+
+    model: str  # the (stage) model name used in events
+    model_file: object  # registry ModelFile
+    target: Path
+    sources: list = field(default_factory=list)
+    # True when the model's postprocessing is recorded as done, so a file it rewrote counts.
+    postprocessed_ok: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.model_file.name.as_posix()
+
+
+@dataclass
+class FileOutcome:
+    task: FileTask
+    ok: bool
+    action: str  # "downloaded", "resumed", "present" (verified already), "failed", "cancelled"
+    source: Optional[str] = None  # the URL that served it
+    transferred: int = 0  # bytes received over the network
+    message: str = ""

@@ -1,0 +1,184 @@
+"""Size and hash, computed while the bytes stream in, and the messages that explain a mismatch."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Optional
+
+CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that hashlib releases the GIL and syscalls stay few
+QUEUE_CHUNKS = 8  # bounded: at most ~8 MiB per file waits between the socket and the disk
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def hash_file(path: Path, algorithm: str, limit: Optional[int] = None, hasher=None):
+    """(hasher, bytes read) over the first ``limit`` bytes of path (all of it if None)."""
+    hasher = hasher or hashlib.new(algorithm)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    done = 0
+    with open(path, "rb", buffering=0) as stream:
+        while limit is None or done < limit:
+            want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - done)
+            got = stream.readinto(view[:want])
+            if not got:
+                break
+            hasher.update(view[:got])
+            done += got
+    return hasher, done
+
+
+def looks_like_html(head: bytes, content_type: str = "") -> bool:
+    """True when a body that should be a model file is a web page (login, error, quota page...)."""
+    if "text/html" in (content_type or "").lower():
+        return True
+    start = head[:1024].lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
+        start.startswith(b"<") and b"<html" in start)
+
+
+class StreamWriter:
+    """Writes and hashes chunks on its own thread while the caller keeps receiving.
+
+    The caller (the socket reader) ``put``s chunks; this thread updates the hash and writes them,
+    so receiving overlaps hashing and writing. ``finish`` flushes and fsyncs the file.
+    """
+
+    def __init__(self, path: Path, offset: int, hasher):
+        self.path = path
+        self.hasher = hasher
+        self.size = offset
+        self.error: Optional[BaseException] = None
+        self._queue: "queue.Queue" = queue.Queue(QUEUE_CHUNKS)
+        mode = "r+b" if offset and path.exists() else "wb"
+        self._file = open(path, mode)  # buffered by the OS; no flush per chunk
+        self._file.seek(offset)
+        self._file.truncate()
+        self._thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                chunk = self._queue.get()
+                if chunk is None:
+                    break
+                self.hasher.update(chunk)
+                self._file.write(chunk)
+        except BaseException as exc:  # e.g. ENOSPC: reported by put()/finish() on the caller's thread
+            self.error = exc
+            while self._queue.get() is not None:  # drain so the caller never blocks
+                pass
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.size += len(chunk)
+        self._queue.put(chunk)
+
+    def _stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def finish(self, sync: bool = True) -> str:
+        """Wait for the last chunk, flush, fsync; the hex digest of everything in the file."""
+        self._stop()
+        try:
+            if self.error is not None:
+                raise self.error
+            self._file.flush()
+            if sync:
+                os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+        return self.hasher.hexdigest()
+
+    def abort(self) -> None:
+        """Stop writing; the bytes written so far stay in the file (a resumable prefix)."""
+        self._stop()
+        try:
+            self._file.flush()
+        except OSError:
+            pass
+        self._file.close()
+
+
+def mismatch_message(*, target: Path, url: str, expected_size: int, actual_size: int, algorithm: str,
+                     expected_hash: str, actual_hash: Optional[str], action: str,
+                     html: bool = False, resumed: bool = False, cause: str = "") -> str:
+    """One paragraph: what, where, expected vs actual, what was done, the likely cause, what to try."""
+    actual_hash_text = actual_hash or "not computed"
+    text = (f"{target.name}: the data from {url} does not match the registry: expected "
+            f"{expected_size} bytes with {algorithm} {expected_hash}, got {actual_size} bytes with "
+            f"{algorithm} {actual_hash_text}. {action}")
+    if html:
+        why = ("The server sent an HTML page instead of the file (a login, error, quota or "
+               "consent page); open the URL in a browser to see it, and fix the URL or access to it.")
+    elif cause:
+        why = cause
+    elif actual_size != expected_size:
+        why = ("The size differs, so the server sent something else: the file changed upstream, or a "
+               "proxy or captive portal answered instead; check the URL, or update the registry entry "
+               "if the file was intentionally replaced.")
+    elif resumed:
+        why = ("The download continued a kept partial file and the file may have changed on the server "
+               "in between; the next run starts from scratch.")
+    else:
+        why = ("The size is right but the content differs: the file was changed upstream or corrupted "
+               "in transit; retry, and if it persists, compare the file with the registry entry.")
+    return f"{text} {why}"
+
+
+def verified(path, model_file, full_check: bool = False) -> bool:
+    return check_file(path, model_file, full_check)
+
+
+def check_file(path, model_file, full_check: bool = False, allow_postprocessed: bool = True) -> bool:
+    """(``verified``) True iff the file at ``path`` is present and is ``model_file`` as the registry describes it.
+
+    Trusts the folder's record when the file's size, mtime, inode and device still match it;
+    otherwise (or with ``full_check``) hashes the file and, if it matches, records it for next time.
+    A file that regex_replace postprocessing rewrote from a verified original counts as verified
+    as long as it is unchanged since (its own hash is recorded for full checks).
+    """
+    from omz_tools.download import records
+
+    path = Path(path)
+    checksum = model_file.checksum
+    fields = records.stat_fields(path)
+    if fields is None or not os.path.isfile(path):
+        return False
+    entry = records.FolderRecord(path.parent).file(path.name)
+    if (allow_postprocessed and entry and entry.get("state") == records.POSTPROCESSED
+            and entry.get("source_hash") == checksum.value):
+        # Rewritten on purpose: compare with the hash of what we wrote, not the registry's.
+        if not full_check and records.record_holds(entry, path):
+            return True
+        hasher, _ = hash_file(path, entry.get("algorithm", "sha256"))
+        if hasher.hexdigest() == entry.get("hash"):
+            records.record_file(path, entry.get("algorithm", "sha256"), entry["hash"],
+                                state=records.POSTPROCESSED, source_hash=checksum.value)
+            return True
+        return False
+    if fields["size"] != model_file.size:
+        return False
+    if (not full_check and entry and entry.get("state") == records.VERIFIED
+            and entry.get("algorithm") == checksum.algorithm and entry.get("hash") == checksum.value
+            and records.record_holds(entry, path)):
+        return True
+    hasher, _ = hash_file(path, checksum.algorithm)
+    if hasher.hexdigest() != checksum.value:
+        return False
+    records.record_file(path, checksum.algorithm, checksum.value)
+    return True
