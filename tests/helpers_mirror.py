@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 class Nginx:
-    def __init__(self, root: Path, work: Path):
+    def __init__(self, root: Path, work: Path, limit_rate: str = ""):
         self.root = root
         self.work = work
         self.port = _free_port()
@@ -49,7 +49,7 @@ http {{
   server {{
     listen 127.0.0.1:{self.port};
     root {root};
-    location / {{ }}
+    location / {{ {f"limit_rate {limit_rate};" if limit_rate else ""} }}
   }}
 }}
 """)
@@ -87,14 +87,29 @@ http {{
 
 
 @pytest.fixture
-def nginx_mirror(tmp_path):
-    """nginx serving tmp_path/mirror (fill it as an output folder: public/<model>/<file>)."""
+def nginx_factory(tmp_path):
+    """make(name, limit_rate="") -> an nginx serving tmp_path/<name> (created empty).
+
+    limit_rate (nginx syntax, per connection, e.g. "2m") slows transfers so processes overlap.
+    """
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed (apt-get install nginx; .ci/run installs it)")
-    root = tmp_path / "mirror"
-    root.mkdir()
-    work = tmp_path / "nginx"
-    work.mkdir()
-    server = Nginx(root, work)
-    yield server
-    server.stop()
+    servers = []
+
+    def make(name: str, limit_rate: str = "") -> Nginx:
+        root = tmp_path / name
+        root.mkdir()
+        work = tmp_path / f"{name}.nginx"
+        work.mkdir()
+        servers.append(Nginx(root, work, limit_rate))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def nginx_mirror(nginx_factory):
+    """nginx serving tmp_path/mirror (fill it as an output folder: public/<model>/<file>)."""
+    return nginx_factory("mirror")
