@@ -344,3 +344,17 @@ def test_only_the_selected_model_is_parsed(half_broken, monkeypatch):
     assert read == [builtin_registry().resolve() / "public" / "se-resnet-101" / "model.yml"]
     assert "broken-yaml" in registry.names()  # listing reads no YAML at all
     assert len(read) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"alpha-1\nBeta 'unbalanced\n",
+     "{list}: line 2: expected shell-like tokens, found \"Beta 'unbalanced\" (no closing quotation)"),
+    (b"alpha-1\n\xff\xfe\n", "{list}: expected a UTF-8 text file, found byte 0xff at offset 8"),
+])
+def test_unreadable_list_file_is_a_usage_error(registry, clean_env, tmp_path, content, message):
+    list_file = tmp_path / "models.lst"
+    list_file.write_bytes(content)
+    result = run("--list", list_file, "--registry", registry, env=clean_env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: " + message.replace("{list}", str(list_file))

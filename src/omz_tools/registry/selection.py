@@ -24,11 +24,21 @@ class NoMatchError(Exception):
 def read_list_file(path: Path) -> list:
     """Patterns from a list file: the first shell-like token of each line; '#' starts a comment."""
     patterns = []
-    with open(path, encoding="utf-8") as stream:
-        for line in stream:
-            tokens = shlex.split(line, comments=True)
-            if tokens:
-                patterns.append(tokens[0])
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for number, line in enumerate(stream, 1):
+                try:
+                    tokens = shlex.split(line, comments=True)
+                except ValueError as exc:  # an unbalanced quote
+                    raise UsageError(f"{path}: line {number}: expected shell-like tokens, found "
+                                     f"{line.rstrip()!r} ({str(exc).lower()})") from None
+                if tokens:
+                    patterns.append(tokens[0])
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: expected a UTF-8 text file, found byte 0x{exc.object[exc.start]:02x} "
+                         f"at offset {exc.start}") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: expected a readable list file, found an error: {exc.strerror}") from None
     return patterns
 
 
