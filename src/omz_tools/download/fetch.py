@@ -70,9 +70,19 @@ class Fetcher:
         task.target.parent.mkdir(parents=True, exist_ok=True)
         if self._present(task):
             return FileOutcome(task, True, "present")
-        if self.store is not None and self.store.lookup(task):
-            return FileOutcome(task, True, "present", source="cache")
+        if self.store is None:
+            return self._fetch_sources(task)
+        # Issue 4: one process/thread per content hash fetches; the others wait, then hit the cache.
+        with self.store.hold(task):
+            if self.store.lookup(task):
+                return FileOutcome(task, True, "present", source=self.store.label,
+                                   served_by=self.store.label)
+            return self._fetch_sources(task)
 
+    def _fetch_sources(self, task: FileTask) -> FileOutcome:
+        if not task.sources:  # offline: no candidate at all, and no connection is made
+            from omz_tools.download.options import missing_offline
+            return FileOutcome(task, False, "failed", message=missing_offline(task, self.store))
         failures = []
         for source in task.sources:
             outcome = self._fetch_from(task, source, failures)
@@ -262,7 +272,8 @@ class Fetcher:
         _fsync_dir(target.parent)
         records.remove_part(target)
         records.record_file(target, task.model_file.checksum.algorithm, digest)
-        return FileOutcome(task, True, action, source=source.url, transferred=received)
+        return FileOutcome(task, True, action, source=source.url, served_by=source.label,
+                           transferred=received)
 
 
 def _fsync_dir(folder: Path) -> None:

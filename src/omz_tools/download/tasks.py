@@ -49,5 +49,6 @@ class FileOutcome:
     ok: bool
     action: str  # "downloaded", "resumed", "present" (verified already), "failed", "cancelled"
     source: Optional[str] = None  # the URL that served it
+    served_by: str = ""  # issue 4: "original", "mirror <base URL>" or "cache <dir>"
     transferred: int = 0  # bytes received over the network
     message: str = ""

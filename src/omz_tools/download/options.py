@@ -1,0 +1,89 @@
+"""Issue 4's run options resolved once for the CLI and the Python API: the cache, the mirrors,
+offline mode, and the disk-space pre-check of a plan."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional
+
+from omz_tools.download.cache import ContentCache
+from omz_tools.download.sources import mirror_url, mirrors_from, offline_from
+from omz_tools.download.space import PlannedFile, check_space
+
+
+@dataclass
+class RunOptions:
+    cache: Optional[ContentCache] = None
+    mirrors: list = field(default_factory=list)
+    offline: bool = False
+
+    @classmethod
+    def resolve(cls, cache_dir=None, mirrors: Iterable[str] = (), offline: bool = False,
+                env: Optional[Mapping[str, str]] = None) -> "RunOptions":
+        """Raises SourceConfigError (a usage error) or CacheError (an unusable cache folder)."""
+        env = os.environ if env is None else env
+        return cls(cache=ContentCache(Path(cache_dir)) if cache_dir is not None else None,
+                   mirrors=mirrors_from(list(mirrors or ()), env), offline=offline_from(offline, env))
+
+    def sources_for(self) -> Callable:
+        """plan()'s hook: mirrors in order, then the registry's source; none at all offline."""
+        from omz_tools.download.tasks import Source, source_for
+
+        def build(model, model_file) -> list:
+            if self.offline:
+                return []
+            return [Source(url=mirror_url(base, model.subdirectory, model_file.name), label=f"mirror {base}")
+                    for base in self.mirrors] + [source_for(model_file.source)]
+        return build
+
+    def store(self, reporter, check_all: bool = False):
+        if self.cache is None:
+            return None
+        from omz_tools.download.cachestore import CacheStore
+        return CacheStore(self.cache, reporter, check_all)
+
+    def session_factory(self) -> Optional[Callable]:
+        """Offline: a factory that refuses, so no code path can open a connection."""
+        if not self.offline:
+            return None
+
+        def refuse():
+            raise RuntimeError("offline mode: no network connection may be opened")
+        return refuse
+
+    def check_space(self, jobs_plan: list, output_dir: Path, free=None) -> int:
+        """NotEnoughSpace if the files not yet present or cached do not fit (see space.py)."""
+        from omz_tools.download import records
+
+        planned = []
+        for job in jobs_plan:
+            for task in job.tasks:
+                size = task.model_file.size
+                present = False
+                if os.path.isfile(task.target):  # cheap: the fetcher verifies it anyway
+                    entry = records.FolderRecord(task.target.parent).file(task.target.name)
+                    present = records.record_holds(entry, task.target) or \
+                        os.path.getsize(task.target) == size
+                cached = False
+                if self.cache is not None:
+                    checksum = task.model_file.checksum
+                    try:
+                        entry_path = self.cache.entry_path(checksum.algorithm, checksum.value)
+                        cached = entry_path.stat().st_size == size
+                    except OSError:
+                        pass
+                planned.append(PlannedFile(size, present=present, cached=cached))
+        return check_space(planned, Path(output_dir), self.cache.root if self.cache else None, free=free)
+
+
+def missing_offline(task, store) -> str:
+    """Why a file cannot be had offline; one paragraph."""
+    checksum = task.model_file.checksum
+    where = (f"nor in the cache {store.cache.root}" if store is not None
+             else "and no cache was given (--cache_dir)")
+    return (f"{task.name}: not available offline (--offline or OMZ_OFFLINE=1): it is not at {task.target} "
+            f"{where}; expected {task.model_file.size} bytes with {checksum.algorithm} {checksum.value}. "
+            "Nothing was downloaded. Run once online (with --cache_dir to fill a cache), or put the "
+            "file at that path.")
