@@ -50,6 +50,8 @@ class FaultServer:
         self.routes: dict = {}  # path -> callable(handler) for custom answers (Google Drive)
         self.log: list = []
         self.lock = threading.Lock()
+        self.active = 0  # requests being answered now
+        self.max_active = 0  # the most answered at once (shows -j at work)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,7 +61,14 @@ class FaultServer:
                 pass
 
             def do_GET(self):
-                server._handle(self)
+                with server.lock:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    server._handle(self)
+                finally:
+                    with server.lock:
+                        server.active -= 1
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -197,3 +206,53 @@ class Fixture:
     registry: object
     output: object
     files: dict = field(default_factory=dict)
+
+
+# -- fixtures and helpers shared by the tests/test_download_*.py modules ---------------------------
+
+import json as _json
+import os as _os
+import subprocess as _subprocess
+import sys as _sys
+from pathlib import Path as _Path
+
+import pytest as _pytest
+
+
+@_pytest.fixture
+def server():
+    s = FaultServer()
+    yield s
+    s.close()
+
+
+def downloader_cmd() -> str:
+    path = _Path(_sys.executable).parent / "omz-downloader"
+    return str(path)
+
+
+def run_downloader(*args, env=None, **kwargs) -> _subprocess.CompletedProcess:
+    env = dict(env or _os.environ)
+    env.pop("OMZ_REGISTRY", None)
+    env["CI"] = "true"
+    return _subprocess.run([downloader_cmd(), *map(str, args)], capture_output=True, text=True,
+                           env=env, **kwargs)
+
+
+def events(stdout: str) -> list:
+    return [_json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def one_model(tmp_path, server, files: dict, model: str = "m1", postprocessing=None, prefix=None):
+    """A registry in tmp_path/reg with one model public/<model> whose files (name -> bytes) are
+    served by ``server`` at /<model>/<name>. Returns (registry, output folder)."""
+    prefix = prefix or f"/{model}/"
+    specs = []
+    for name, data in files.items():
+        if isinstance(data, dict):
+            specs.append({"name": name, **data})
+        else:
+            specs.append({"name": name, "data": data, "source": server.add(prefix + name, data)})
+    registry = tmp_path / "reg"
+    write_registry(registry, {f"public/{model}": {"files": specs, "postprocessing": postprocessing}})
+    return registry, tmp_path / "out"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, registry_errors, resolve_models,
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models,
     selection_options,
 )
 
@@ -39,9 +39,17 @@ def _precisions(ctx, param, value):
               help="text: bars on a terminal, lines otherwise; json: one event per line")
 @click.option("--check_all", "--recheck", "check_all", is_flag=True,
               help="re-hash every present file instead of trusting the record of earlier verification")
+@click.option("--cache_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="a content-addressed cache shared by runs and processes (openvino-dev's "
+                   "omz_downloader caches work too); hits are linked, not copied")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="try URL/<subdirectory>/<file> before the original source (repeatable, in order; "
+                   "then $OMZ_MIRROR, space separated); the hash decides, so any mirror is safe")
+@click.option("--offline", is_flag=True,
+              help="no network connection at all: only files present or in the cache (also OMZ_OFFLINE=1)")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, precisions, output_dir, num_attempts, jobs,
-        progress_format, check_all):
+        progress_format, check_all, cache_dir, mirrors, offline):
     """Download the selected models' files into DIR/<subdirectory>/, verifying size and hash.
 
     Exit status: 0 all models ready, 1 some model failed (see the FAILED: list), 2 usage error,
@@ -53,12 +61,28 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     from omz_tools.download.errors import Interrupted
     from omz_tools.download.progress import make_reporter
 
-    jobs_plan = plan(models, output_dir, precisions)
+    from omz_tools.download.cache import CacheError
+    from omz_tools.download.options import RunOptions
+    from omz_tools.download.sources import SourceConfigError
+    from omz_tools.download.space import NotEnoughSpace
+
+    try:
+        options = RunOptions.resolve(cache_dir, mirrors, offline)
+    except SourceConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except CacheError as exc:
+        fail(str(exc))
+    jobs_plan = plan(models, output_dir, precisions, options.sources_for())
+    try:
+        options.check_space(jobs_plan, output_dir)
+    except NotEnoughSpace as exc:
+        fail(str(exc))
     total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
     reporter = make_reporter(progress_format, total)
-    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all)
+    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all,
+                    store=options.store(reporter, check_all))
     try:
-        result = engine.run(jobs_plan)
+        result = engine.run(jobs_plan, options.session_factory())
     except (KeyboardInterrupt, Interrupted):
         click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -262,6 +262,7 @@ class Engine:
                     thread.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
         except BaseException:
             self.cancel.set()
+            self._fetcher.abort_transfers()
             deadline = time.monotonic() + 3.0  # let workers close their .part files cleanly
             for thread in threads:
                 thread.join(max(0.0, deadline - time.monotonic()))

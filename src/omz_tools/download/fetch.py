@@ -34,6 +34,16 @@ class Fetcher:
         self.check_all = check_all
         self.cancel = cancel or threading.Event()
         self.store = store  # issue 4: cache lookup before transfer, store after verification
+        self._active: set = set()  # responses being read, so an interrupt can unblock their reads
+
+    def abort_transfers(self) -> None:
+        """Shut down the sockets of the responses being read (on Ctrl-C), so blocked reads return."""
+        import socket
+        for response in list(self._active):
+            try:
+                response.raw.connection.sock.shutdown(socket.SHUT_RDWR)
+            except Exception:  # noqa: BLE001 - best effort: the worker also checks the cancel flag
+                pass
 
     @property
     def session(self):
@@ -165,9 +175,11 @@ class Fetcher:
 
         opened = transport.open_source(self.session, source, offset, validator)
         response = opened.response
+        self._active.add(response)
         try:
             return self._receive(task, source, opened, offset)
         finally:
+            self._active.discard(response)
             response.close()
 
     def _receive(self, task: FileTask, source, opened, offset: int) -> FileOutcome:
@@ -244,6 +256,8 @@ class Fetcher:
             writer.abort()
             if writer.size == 0:
                 records.remove_part(target)
+            if self.cancel.is_set():
+                raise Interrupted() from None
             raise TransientError(
                 f"the connection to {url} broke after {writer.size} of {size} bytes "
                 f"({transport._short(exc)}); kept {part.name} to resume from there") from None

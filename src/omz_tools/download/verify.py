@@ -88,8 +88,9 @@ class StreamWriter:
         self._queue.put(chunk)
 
     def _stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def finish(self, sync: bool = True) -> str:
         """Wait for the last chunk, flush, fsync; the hex digest of everything in the file."""
@@ -106,6 +107,8 @@ class StreamWriter:
 
     def abort(self) -> None:
         """Stop writing; the bytes written so far stay in the file (a resumable prefix)."""
+        if self._file.closed:
+            return
         self._stop()
         try:
             self._file.flush()
