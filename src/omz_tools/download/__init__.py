@@ -27,19 +27,23 @@ __all__ = ["download", "DownloadResult", "DownloadError", "Interrupted", "verifi
 def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *, jobs: int = 1,
              registries: Iterable = (), num_attempts: int = 3, precisions: Optional[Iterable[str]] = None,
              check_all: bool = False, progress: Union[bool, str, object] = False,
-             registry=None) -> DownloadResult:
+             registry=None, cache_dir: Union[str, Path, None] = None, mirrors: Iterable[str] = (),
+             offline: bool = False) -> DownloadResult:
     """Fetch the files of the models matching ``names`` into ``output_dir/<subdirectory>/``.
 
     ``names``: a model name or fnmatch pattern, a list of them, or registry Model objects.
     ``registries``: extra registry folders (before $OMZ_REGISTRY and the built-in one), or pass a
     ready ``registry``. ``precisions``: as ``--precisions``. ``check_all``: re-hash files even when
     their record says they are verified. ``progress``: False (quiet), True or "text", "json", or a
-    ``progress.Reporter``.
+    ``progress.Reporter``. ``cache_dir``: a content-addressed cache shared by runs and processes
+    (as ``--cache_dir``). ``mirrors``: base URLs tried in order before the original source, then
+    $OMZ_MIRROR's. ``offline``: no network connection at all (also $OMZ_OFFLINE=1).
 
     Returns a :class:`DownloadResult`; a model that fails is listed in ``result.failures`` with the
     reason, never raised. Raises ``omz_tools.RegistryError`` for a broken registry,
-    ``NoMatchError`` for a pattern matching nothing, ``ValueError`` for bad arguments, and
-    ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
+    ``NoMatchError`` for a pattern matching nothing, ``ValueError`` for bad arguments (a bad mirror
+    URL too), ``CacheError`` for an unusable cache folder, ``NotEnoughSpace`` when the files to
+    fetch do not fit on disk (nothing is fetched then), and ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
     """
     from omz_tools.download import progress as progress_mod
     from omz_tools.download.engine import Engine, plan
@@ -63,7 +67,10 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
         registry = registry or Registry.from_options([Path(r) for r in registries])
         models = select_models(registry, name=",".join(str(n) for n in names))
 
-    jobs_plan = plan(models, Path(output_dir), precisions)
+    from omz_tools.download.options import RunOptions
+    options = RunOptions.resolve(cache_dir, mirrors, offline)
+    jobs_plan = plan(models, Path(output_dir), precisions, options.sources_for())
+    options.check_space(jobs_plan, Path(output_dir))
     if isinstance(progress, progress_mod.Reporter):
         reporter = progress
     elif progress in (False, None):
@@ -71,9 +78,10 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     else:
         total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
         reporter = progress_mod.make_reporter("json" if progress == "json" else "text", total)
-    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all)
+    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all,
+                    store=options.store(reporter, check_all))
     try:
-        result = engine.run(jobs_plan)
+        result = engine.run(jobs_plan, options.session_factory())
     except Interrupted:
         raise KeyboardInterrupt() from None
     reporter.summary(result)
