@@ -193,7 +193,7 @@ class Engine:
                                    else f"from the {outcome.source}")
             elif not outcome.ok:
                 self.reporter.error(task.model, task.name, outcome.message)
-        self.reporter.file_end(task.model, task.name, outcome.ok, outcome.action)
+        self.reporter.file_end(task.model, task.name, outcome.ok, outcome.action, served_by=outcome.served_by)
         with self._result_lock:
             self._result.files.append(outcome)
         with job.lock:

@@ -19,7 +19,8 @@ class Reporter:
     def file_begin(self, model: str, file: str, size: int) -> None: ...
     def file_transfer(self, model: str, file: str, size: int, offset: int, url: str) -> None: ...
     def file_progress(self, model: str, file: str, done: int, size: int) -> None: ...
-    def file_end(self, model: str, file: str, ok: bool, action: str = "") -> None: ...
+    # served_by (issue 4): "original", "mirror <base URL>" or "cache <dir>"; "" when not fetched.
+    def file_end(self, model: str, file: str, ok: bool, action: str = "", served_by: str = "") -> None: ...
     def skip(self, model: str, file: str, reason: str) -> None: ...
     def retry(self, model: str, file: str, attempt: int, delay: float, message: str) -> None: ...
     def note(self, model: str, file: str, message: str) -> None: ...
@@ -32,6 +33,20 @@ class Reporter:
 
 def failed_lines(result) -> list:
     return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
+
+
+def served(result) -> list:
+    """[{model, model_file, served_by, url}] for the files this run fetched or took from a cache."""
+    return [{"model": o.task.model, "model_file": o.task.name, "served_by": o.served_by, "url": o.source}
+            for o in result.files if o.ok and getattr(o, "served_by", "")]
+
+
+def served_line(result) -> str:
+    """'Served: 2 by mirror http://m, 1 by cache /c' (empty when nothing was fetched)."""
+    counts: dict = {}
+    for item in served(result):
+        counts[item["served_by"]] = counts.get(item["served_by"], 0) + 1
+    return ("Served: " + ", ".join(f"{n} by {who}" for who, n in counts.items())) if counts else ""
 
 
 class JsonReporter(Reporter):
@@ -63,8 +78,9 @@ class JsonReporter(Reporter):
     def file_progress(self, model, file, done, size):
         self.emit("model_file_download_progress", model=model, model_file=file, size=done)
 
-    def file_end(self, model, file, ok, action=""):
-        self.emit("model_file_download_end", model=model, model_file=file, successful=ok)
+    def file_end(self, model, file, ok, action="", served_by=""):
+        extra = {"source": served_by} if served_by else {}
+        self.emit("model_file_download_end", model=model, model_file=file, successful=ok, **extra)
 
     def skip(self, model, file, reason):
         self.emit("model_file_download_skip", model=model, model_file=file, reason=reason)
@@ -93,7 +109,7 @@ class JsonReporter(Reporter):
                   failed=[{"model": m, "message": msg} for m, msg in result.failures.items()],
                   files_downloaded=result.count("downloaded") + result.count("resumed"),
                   files_present=result.count("present"), bytes_downloaded=result.bytes_downloaded,
-                  seconds=round(result.seconds, 3))
+                  seconds=round(result.seconds, 3), served=served(result))
         if result.failures:  # also for people reading a CI log; stdout stays pure JSON
             sys.stderr.write("\n".join(failed_lines(result)) + "\n")
 
@@ -132,11 +148,12 @@ class TextReporter(Reporter):
             self._out(f"... {model}/{file}: {done * 100 // max(size, 1)}%, {human_size(done)} of "
                       f"{human_size(size)}")
 
-    def file_end(self, model, file, ok, action=""):
+    def file_end(self, model, file, ok, action="", served_by=""):
         if ok and action in ("downloaded", "resumed"):
             began, offset = self._started.pop((model, file), (time.monotonic(), 0))
             seconds = max(time.monotonic() - began, 1e-6)
-            self._out(f"Verified {model}/{file} ({action}, {seconds:.1f} s)")
+            source = f" from {served_by}" if served_by else ""
+            self._out(f"Verified {model}/{file} ({action}{source}, {seconds:.1f} s)")
 
     def skip(self, model, file, reason):
         self._out(f"Skipped {model}/{file}: {reason}")
@@ -159,6 +176,8 @@ class TextReporter(Reporter):
         self._out(f"Done: {len(result.successes)} model(s) ready, {len(result.failures)} failed; "
                   f"{done} file(s) downloaded ({human_size(result.bytes_downloaded)}), "
                   f"{result.count('present')} already present; {result.seconds:.1f} s")
+        if served_line(result):
+            self._out(served_line(result))
         if result.failures:
             self._out("\n".join(failed_lines(result)), err=True)
 
@@ -197,13 +216,13 @@ class TqdmReporter(TextReporter):
                 self._total.update(done - entry[1])
                 entry[1] = done
 
-    def file_end(self, model, file, ok, action=""):
+    def file_end(self, model, file, ok, action="", served_by=""):
         with self._lock:
             entry = self._bars.pop((model, file), None)
             if entry:
                 entry[0].close()
         if ok and action in ("downloaded", "resumed"):
-            self._out(f"Verified {model}/{file}")
+            self._out(f"Verified {model}/{file}" + (f" from {served_by}" if served_by else ""))
 
     def skip(self, model, file, reason):
         with self._lock:
