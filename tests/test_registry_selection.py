@@ -358,3 +358,19 @@ def test_unreadable_list_file_is_a_usage_error(registry, clean_env, tmp_path, co
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "Error: " + message.replace("{list}", str(list_file))
+
+
+def test_yaml_is_parsed_with_the_c_loader_when_available(monkeypatch):
+    yaml = pytest.importorskip("yaml")
+    if not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML was built without libyaml")
+    loaders = []
+    real = yaml.load
+
+    def recording(stream, Loader):
+        loaders.append(Loader)
+        return real(stream, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "load", recording)
+    Registry([builtin_registry()]).load("se-resnet-101")
+    assert loaders == [yaml.CSafeLoader]
