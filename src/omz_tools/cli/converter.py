@@ -1,18 +1,98 @@
-"""omz-converter / converter.py (placeholder until the downloader issue: selection only)."""
+"""omz-converter / converter.py: turn downloaded models into OpenVINO IR (FP32, FP16), checked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 import click
 
-from omz_tools.cli.common import CONTEXT_SETTINGS, registry_errors, resolve_models, selection_options
+from omz_tools.cli.common import (
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, registry_errors, resolve_models,
+    selection_options,
+)
+
+
+def _precisions(ctx, param, value):
+    if value is None:
+        return None
+    from omz_tools.registry.schema import KNOWN_PRECISIONS
+    requested = {p for p in value.split(",") if p}
+    unknown = requested - set(KNOWN_PRECISIONS)
+    if unknown or not requested:
+        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+                                 f"specify one or more of {','.join(sorted(KNOWN_PRECISIONS))}")
+    return requested
+
+
+def _jobs(ctx, param, value):
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise click.BadParameter(f'must be a positive integer or "auto", got {value!r}')
+    return jobs
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @selection_options("convert")
+@click.option("-d", "--download_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default="current folder", metavar="DIR", help="root of the downloaded model files")
+@click.option("-o", "--output_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="root for <subdirectory>/<PRECISION>/<name>.xml|.bin (default: the download folder)")
+@click.option("--precisions", metavar="PREC[,PREC...]", callback=_precisions,
+              help="convert only to these precisions (default: FP32 and FP16)")
+@click.option("-p", "--python", metavar="PYTHON", type=click.Path(dir_okay=False),
+              help="Python interpreter to run Model Optimizer with (default: this one)")
+@click.option("--mo", type=click.Path(dir_okay=False, path_type=Path), metavar="MO.PY",
+              help="Model Optimizer entry point script (default: the 'mo' beside PYTHON, else on PATH)")
+@click.option("--add_mo_arg", "--add-mo-arg", "extra_mo_args", multiple=True, metavar="ARG",
+              help="an extra argument for Model Optimizer (repeatable)")
+@click.option("--dry_run", "--dry-run", is_flag=True, help="print the conversion commands, run nothing")
+@click.option("-j", "--jobs", default="1", show_default=True, callback=_jobs, metavar="N|auto",
+              help="how many models to convert at once (memory permitting)")
+@click.option("--force", is_flag=True, help="convert again even when the IR is up to date")
+@click.option("--download", is_flag=True, help="fetch missing or unverified input files first")
+@click.option("--progress_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a status line on a terminal, plain lines otherwise; json: one event per line")
 @registry_errors
-def cli(name, list_file, all_models, print_all, registries):
-    """Convert the selected models to OpenVINO IR."""
-    for model in resolve_models(name, list_file, all_models, print_all, registries):
-        click.echo(model.name)
+def cli(name, list_file, all_models, print_all, registries, download_dir, output_dir, precisions, python, mo,
+        extra_mo_args, dry_run, jobs, force, download, progress_format):
+    """Convert the selected models to OpenVINO IR in DIR/<subdirectory>/<PRECISION>/, run Model
+    Optimizer once per model (FP16 is derived from FP32), check the IR against the registry's
+    model card, and skip models whose IR is up to date.
+
+    Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
+    2 usage error, 130 interrupted (no half-written IR is left behind).
+    """
+    models = resolve_models(name, list_file, all_models, print_all, registries)
+
+    from omz_tools.convert.engine import Options, run
+    from omz_tools.convert.progress import make_reporter
+
+    options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
+                      python=python, mo=mo, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
+                      force=force, download=download, registries=list(registries))
+    reporter = make_reporter(progress_format)
+    try:
+        result = run(models, options, reporter)
+    except KeyboardInterrupt:
+        reporter.close()
+        click.echo("Interrupted: Model Optimizer was stopped; IR folders are as before this run.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not dry_run:
+        reporter.summary(result)
+    reporter.close()
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 def main() -> None:
     cli(prog_name="omz-converter")
+
+
+if __name__ == "__main__":
+    main()

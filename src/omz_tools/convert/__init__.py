@@ -1,0 +1,107 @@
+"""Conversion to OpenVINO IR (``omz_tools.convert``, ``omz_tools.load``).
+
+>>> import omz_tools
+>>> omz_tools.convert("se-resnet-101", download_dir="models")   # {"FP32": Path(.xml), "FP16": ...}
+>>> xml = omz_tools.load("se-resnet-101")                        # download + convert, FP16 IR path
+>>> compiled = omz_tools.load("se-resnet-101", compile="CPU")     # an openvino.CompiledModel
+
+Modules: ``mo`` (finding and running Model Optimizer), ``caffe_parser`` (the upb caffe_pb2),
+``records`` (what produced an IR; skip when unchanged), ``ircheck`` (IR vs registry and model
+card), ``rtinfo``, ``progress``, ``engine`` (the pipeline). Importing this package does not
+import openvino; converting does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from omz_tools.convert.engine import ConvertResult, ModelFailed, Options, run
+
+__all__ = ["convert", "load", "ConversionError", "ConvertResult", "Options", "run", "default_models_dir"]
+
+
+class ConversionError(Exception):
+    """A model could not be downloaded or converted; the message says why and what to try."""
+
+
+def default_models_dir() -> Path:
+    """Where :func:`load` keeps downloads and IR unless told otherwise ($OMZ_MODELS_DIR or ~/.cache)."""
+    if os.environ.get("OMZ_MODELS_DIR"):
+        return Path(os.environ["OMZ_MODELS_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "omz_tools" / "models"
+
+
+def _select(name, registries, registry=None) -> list:
+    from omz_tools.registry import Registry, select_models
+    if hasattr(name, "leaves"):
+        return [name]
+    registry = registry or Registry.from_options([Path(r) for r in registries])
+    names = [name] if isinstance(name, str) else list(name)
+    return select_models(registry, name=",".join(names))
+
+
+def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] = ".",
+            output_dir: Optional[Union[str, Path]] = None, precisions: Iterable[str] = ("FP32", "FP16"),
+            registries: Iterable = (), download: bool = False, force: bool = False, jobs: int = 1,
+            python: Optional[str] = None, mo: Optional[Union[str, Path]] = None,
+            extra_mo_args: Iterable[str] = (), progress: Union[bool, str, object] = False) -> dict:
+    """Convert models to IR; reuses IR that is up to date.
+
+    ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
+    model is selected, else ``{model: {precision: Path}}``. ``download``: fetch missing inputs
+    first. ``progress``: False, True/"text" or "json". Raises :class:`ConversionError` naming
+    every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
+    """
+    from omz_tools.convert.progress import make_reporter
+    if isinstance(precisions, str):
+        precisions = precisions.split(",")
+    models = _select(name, registries)
+    options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,
+                      precisions=set(precisions), python=python, mo=Path(mo) if mo else None,
+                      extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
+                      registries=[Path(r) for r in registries])
+    reporter = make_reporter("text" if progress is True else progress)
+    try:
+        result = run(models, options, reporter)
+    finally:
+        reporter.close()
+    if result.failures:
+        raise ConversionError("; ".join(f"{m}: {msg}" for m, msg in result.failures.items()))
+    if len(models) == 1:
+        return result.successes[models[0].name]
+    return result.successes
+
+
+def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str, Path]] = None,
+         output_dir: Optional[Union[str, Path]] = None, registries: Iterable = (),
+         compile: Union[bool, str] = False, progress: Union[bool, str] = False, **convert_options):
+    """Download (if needed), convert (if needed) and return one model's IR, like ``from_pretrained``.
+
+    Returns the Path of ``<output_dir>/<subdirectory>/<precision>/<name>.xml``, or with
+    ``compile=True`` (CPU) or ``compile="GPU"`` etc. an ``openvino.CompiledModel``.
+    ``download_dir`` defaults to :func:`default_models_dir`.
+    """
+    from omz_tools.registry import Registry
+    registry = Registry.from_options([Path(r) for r in registries])
+    model = registry.load(name)
+    download_dir = Path(download_dir) if download_dir is not None else default_models_dir()
+
+    if model.is_composite:
+        raise ConversionError(f"{name} is a composite model; load its stages one by one "
+                              f"({', '.join(s.name for s in model.model_stages)}), or use convert()")
+    if precision not in model.precisions:
+        raise ConversionError(f"{name} has no {precision} IR; it converts to {', '.join(sorted(model.precisions))}")
+    from omz_tools.download import download
+    fetched = download([model], output_dir=download_dir, progress=progress)
+    if fetched.failures:
+        raise ConversionError("; ".join(f"{m}: {msg}" for m, msg in fetched.failures.items()))
+    irs = convert(model, download_dir=download_dir, output_dir=output_dir, precisions=[precision],
+                  registries=registries, progress=progress, **convert_options)
+    xml = irs[precision]
+    if not compile:
+        return xml
+    import openvino as ov
+    return ov.Core().compile_model(str(xml), "CPU" if compile is True else str(compile))

@@ -1,0 +1,494 @@
+"""The conversion of one model, and of many in parallel.
+
+Per model (each stage of a composite model): check -> MO (FP32, once) -> FP16 -> verify -> install.
+
+- check: inputs present and verified (the downloader's records; hashing only when they are stale),
+  then skip when every requested IR folder's record matches what this run would produce;
+- MO: one run writing FP32 into ``<conv_dir>/.omz_convert.<name>.tmp/mo``, Caffe models parsed
+  with the upb-backed ``caffe_pb2`` (caffe_parser); output in a log file;
+- FP16: ``openvino.save_model(..., compress_to_fp16=True)`` of the same model (MO's FP16 output
+  byte for byte, without a second MO run), model_info written into rt_info as omz_converter does;
+- verify: ircheck against the registry and model_card;
+- install: each ``<PRECISION>`` folder renamed into place with its record (complete or absent).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from omz_tools.convert import mo as mo_mod
+from omz_tools.convert import records
+from omz_tools.convert.progress import Reporter
+from omz_tools.registry import Model
+
+PHASES = ("check", "mo", "fp16", "verify", "install")
+DEFAULT_PRECISIONS = ("FP32", "FP16")
+
+
+class ModelFailed(Exception):
+    """One model cannot be converted; the message (one paragraph) says why and what to try."""
+
+
+@dataclass
+class Options:
+    download_dir: Path = Path(".")
+    output_dir: Optional[Path] = None  # default: download_dir
+    precisions: Optional[set] = None  # default: FP32 and FP16 (what the model supports)
+    python: Optional[str] = None
+    mo: Optional[Path] = None
+    extra_mo_args: list = field(default_factory=list)
+    dry_run: bool = False
+    jobs: int = 1
+    force: bool = False
+    download: bool = False
+    registries: list = field(default_factory=list)
+    cache_root: Optional[Path] = None  # for the caffe_pb2 module (default ~/.cache/omz_tools)
+    fast_caffe: bool = True  # False: MO's own parser (slow; for comparisons)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output_dir if self.output_dir is not None else self.download_dir)
+
+
+@dataclass
+class Outcome:
+    model: str
+    ok: bool
+    skipped: bool = False
+    message: str = ""
+    irs: dict = field(default_factory=dict)  # precision -> .xml path
+    seconds: float = 0.0
+    phases: dict = field(default_factory=dict)
+    mo_peak_rss: int = 0
+    figures: object = None
+
+
+@dataclass
+class ConvertResult:
+    outcomes: dict = field(default_factory=dict)  # top-level model name -> list of Outcome (stages)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> dict:
+        return {name: "; ".join(o.message for o in outs if not o.ok)
+                for name, outs in self.outcomes.items() if not all(o.ok for o in outs)}
+
+    @property
+    def successes(self) -> dict:
+        return {name: {k: v for o in outs for k, v in o.irs.items()}
+                for name, outs in self.outcomes.items() if all(o.ok for o in outs)}
+
+    @property
+    def skipped(self) -> list:
+        return [name for name, outs in self.outcomes.items() if outs and all(o.ok and o.skipped for o in outs)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+
+# -- memory budget for -j: MO on a Caffe model peaks near 4.5x the caffemodel's size -------------
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def estimate_peak(model: Model) -> int:
+    return 300 * (1 << 20) + int(4.5 * sum(f.size for f in model.files))
+
+
+class MemoryBudget:
+    """Lets a conversion start only while the estimated peaks of running ones fit in free memory;
+    one conversion always may run, however large."""
+
+    def __init__(self, total: Optional[int] = None):
+        self.total = int((total or _available_memory()) * 0.85)
+        self.used = 0
+        self.running = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, amount: int) -> None:
+        with self._cond:
+            while self.running and self.used + amount > self.total:
+                self._cond.wait()
+            self.used += amount
+            self.running += 1
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self.used -= amount
+            self.running -= 1
+            self._cond.notify_all()
+
+
+# -- input check -----------------------------------------------------------------------------------
+
+def missing_inputs(model: Model, download_dir: Path) -> list:
+    """(file name, why) for each input file not present and verified."""
+    from omz_tools.download import verified
+    folder = Path(download_dir) / model.subdirectory
+    unpacked = {str(step.file) for step in model.postprocessing if type(step).__name__ == "UnpackArchive"}
+    problems = []
+    for model_file in model.files:
+        path = folder / model_file.name
+        name = model_file.name.as_posix()
+        if not path.exists():
+            if name in unpacked and _unpacked_record(folder, name, model_file):
+                continue
+            problems.append((name, "absent"))
+        elif not verified(path, model_file, full_check=False):
+            problems.append((name, f"does not match the registry's size/{model_file.checksum.algorithm}"))
+    return problems
+
+
+def _unpacked_record(folder: Path, name: str, model_file) -> bool:
+    try:
+        from omz_tools.download import records as dl_records
+        entry = dl_records.FolderRecord(folder).file(name)
+    except Exception:  # an older downloader without records: treat the archive as missing
+        return False
+    return bool(entry and entry.get("state") == getattr(dl_records, "UNPACKED", "unpacked")
+                and entry.get("hash") == model_file.checksum.value)
+
+
+def fetch_command(model: Model, download_dir: Path, registries) -> str:
+    parts = ["omz-downloader", "--name", model.composite_model_name or model.name, "-o", str(download_dir)]
+    for registry in registries or []:
+        parts += ["--registry", str(registry)]
+    return mo_mod.command_string(parts)
+
+
+# -- one model ------------------------------------------------------------------------------------
+
+class Converter:
+    """Converts models with shared settings; thread-safe (one thread per model with -j)."""
+
+    def __init__(self, options: Options, reporter: Optional[Reporter] = None):
+        import dataclasses
+        # Absolute folders: MO's command (and so the record's key) must not depend on the cwd.
+        options = dataclasses.replace(options, download_dir=Path(options.download_dir).absolute(),
+                                      output_dir=Path(options.out_dir).absolute())
+        self.options = options
+        self.reporter = reporter or Reporter()
+        self._mo: Optional[mo_mod.MOInfo] = None
+        self._mo_error: Optional[str] = None
+        self._parser_dir: Optional[Path] = None
+        self._lock = threading.Lock()
+        self.budget = MemoryBudget()
+
+    # MO is looked up once per run, and only if some model needs it.
+    def mo_info(self) -> mo_mod.MOInfo:
+        with self._lock:
+            if self._mo is None and self._mo_error is None:
+                try:
+                    self._mo = mo_mod.find_mo(self.options.python, self.options.mo)
+                except mo_mod.MOError as exc:
+                    self._mo_error = str(exc)
+            if self._mo_error:
+                raise ModelFailed(self._mo_error)
+            return self._mo
+
+    def caffe_parser_dir(self, build: bool) -> Optional[Path]:
+        if not self.options.fast_caffe:
+            return None
+        from omz_tools.convert import caffe_parser
+        mo = self.mo_info()
+        with self._lock:
+            try:
+                if build:
+                    if self._parser_dir is None:
+                        self._parser_dir = caffe_parser.ensure_parser(mo.mo_dir, mo.mo_version,
+                                                                      self.options.cache_root)
+                    return self._parser_dir
+                return caffe_parser.parser_dir(mo.mo_dir, mo.mo_version, self.options.cache_root)
+            except caffe_parser.CaffeParserError as exc:
+                raise ModelFailed(f"{exc}. The fast Caffe parser cannot be built for Model Optimizer "
+                                  f"{mo.mo_version} in {mo.mo_dir}; check that openvino-dev is intact.") from None
+
+    def precisions_for(self, model: Model) -> list:
+        requested = set(self.options.precisions or DEFAULT_PRECISIONS)
+        return sorted(requested & set(model.precisions), key=lambda p: (p != "FP32", p))
+
+    def paths(self, model: Model) -> dict:
+        conv_dir = self.options.out_dir / model.subdirectory
+        return {
+            "conv_dir": conv_dir,
+            "tmp": conv_dir / f".omz_convert.{model.name}.tmp",
+            "log": conv_dir / f".omz_convert.{model.name}.log",
+            "lock": conv_dir / f".omz_convert.{model.name}.lock",
+        }
+
+    def mo_command(self, model: Model, ir_dir: Path, parser_dir: Optional[Path]) -> list:
+        return mo_mod.mo_arguments(model, download_dir=self.options.download_dir,
+                                   output_dir=self.options.out_dir, ir_dir=ir_dir, mo=self.mo_info(),
+                                   compress_to_fp16=False, extra_args=self.options.extra_mo_args,
+                                   caffe_parser_dir=parser_dir)
+
+    def keys(self, model: Model, precisions: list) -> dict:
+        """The record key each IR folder must hold to be up to date."""
+        conv_dir = self.paths(model)["conv_dir"]
+        # Keyed on the command as if MO wrote the final FP32 folder, without the parser's cache path.
+        cmd = [c for c in self.mo_command(model, conv_dir / "FP32", None)]
+        versions = {**self.mo_info().versions(),
+                    "caffe_parser": "upb-proxy-1" if self.options.fast_caffe and model.framework == "caffe"
+                    else "mo-default"}
+        inputs = records.input_fingerprint(model, self.options.download_dir)
+        return {p: records.conversion_key(model, precision=p, inputs=inputs, mo_command=cmd, versions=versions)
+                for p in precisions}
+
+    def convert(self, model: Model) -> Outcome:
+        """Convert one (leaf) model; never raises for a model problem (the outcome says it)."""
+        start = time.monotonic()
+        outcome = Outcome(model.name, ok=True)
+        precisions = self.precisions_for(model)
+        if model.mo_args is None:
+            self.reporter.skip(model.name, "no conversions defined (the model is already IR)")
+            outcome.skipped = True
+            return outcome
+        if not precisions:
+            self.reporter.skip(model.name, f"none of the requested precisions; it converts to "
+                                           f"{', '.join(sorted(model.precisions))}")
+            outcome.skipped = True
+            return outcome
+        self.reporter.model_begin(model.name, precisions)
+        try:
+            if self.options.dry_run:
+                self._dry_run(model, precisions)
+            else:
+                self._convert(model, precisions, outcome, start)
+        except ModelFailed as exc:
+            outcome.ok = False
+            outcome.message = str(exc)
+            self.reporter.error(model.name, outcome.message)
+        outcome.seconds = time.monotonic() - start
+        self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
+        return outcome
+
+    def _dry_run(self, model: Model, precisions: list) -> None:
+        paths = self.paths(model)
+        parser = self.caffe_parser_dir(build=False) if model.framework == "caffe" else None
+        cmd = self.mo_command(model, paths["tmp"] / "mo", parser)
+        self.reporter.command(model.name, cmd, f"(DRY RUN) Conversion command: {mo_mod.command_string(cmd)}")
+        for precision in precisions:
+            target = paths["conv_dir"] / precision / f"{model.name}.xml"
+            self.reporter.command(
+                model.name, ["openvino.save_model", str(paths["tmp"] / "mo" / f"{model.name}.xml"), str(target),
+                             f"compress_to_fp16={precision.startswith('FP16')}"],
+                f"(DRY RUN) {precision}: openvino.save_model(read_model({paths['tmp'] / 'mo' / model.name}.xml), "
+                f"{target}, compress_to_fp16={precision.startswith('FP16')}), then checked against the model card")
+
+    def _phase(self, model: Model, outcome: Outcome, name: str, detail: str = "") -> None:
+        now = time.monotonic()
+        if outcome.phases.get("_current"):
+            prev, began = outcome.phases.pop("_current")
+            outcome.phases[prev] = outcome.phases.get(prev, 0.0) + now - began
+        if name:
+            outcome.phases["_current"] = (name, now)
+            self.reporter.phase(model.name, name, detail)
+
+    def _convert(self, model: Model, precisions: list, outcome: Outcome, start: float) -> None:
+        options = self.options
+        self._phase(model, outcome, "check")
+        try:
+            self._check_inputs(model)
+            keys = self.keys(model, precisions)
+            paths = self.paths(model)
+            targets = {p: paths["conv_dir"] / p for p in precisions}
+            if not options.force and all(records.up_to_date(targets[p], keys[p], model.name) for p in precisions):
+                outcome.skipped = True
+                outcome.irs = {p: targets[p] / f"{model.name}.xml" for p in precisions}
+                self.reporter.skip(model.name, "IR up to date (inputs, MO command and versions unchanged; "
+                                               "--force converts again)")
+                return
+            from filelock import FileLock
+            paths["conv_dir"].mkdir(parents=True, exist_ok=True)
+            estimate = estimate_peak(model)
+            with FileLock(str(paths["lock"])):
+                # Another process may have converted it while we waited for the lock.
+                if not options.force and all(records.up_to_date(targets[p], keys[p], model.name)
+                                             for p in precisions):
+                    outcome.skipped = True
+                    outcome.irs = {p: targets[p] / f"{model.name}.xml" for p in precisions}
+                    self.reporter.skip(model.name, "IR up to date (converted by another process)")
+                    return
+                self.budget.acquire(estimate)
+                try:
+                    self._produce(model, precisions, keys, paths, targets, outcome)
+                finally:
+                    self.budget.release(estimate)
+        finally:
+            self._phase(model, outcome, "")
+
+    def _check_inputs(self, model: Model) -> None:
+        options = self.options
+        problems = missing_inputs(model, options.download_dir)
+        if problems and options.download:
+            self.reporter.phase(model.name, "download", ", ".join(name for name, _ in problems))
+            from omz_tools.download import download
+            result = download([model], output_dir=options.download_dir)
+            if result.failures:
+                raise ModelFailed(f"downloading its files failed: {'; '.join(result.failures.values())}")
+            problems = missing_inputs(model, options.download_dir)
+        if problems:
+            folder = options.download_dir / model.subdirectory
+            listed = ", ".join(f"{name} ({why})" for name, why in problems)
+            raise ModelFailed(
+                f"input files are missing or not verified in {folder}: {listed}. Conversion needs every "
+                f"file as the registry describes it. Fetch them with: "
+                f"{fetch_command(model, options.download_dir, options.registries)} "
+                f"(or run the converter with --download).")
+
+    def _produce(self, model, precisions, keys, paths, targets, outcome) -> None:
+        tmp, log = paths["tmp"], paths["log"]
+        shutil.rmtree(tmp, ignore_errors=True)  # a stale one from an interrupted run
+        log.unlink(missing_ok=True)
+        try:
+            mo_dir = tmp / "mo"
+            parser = self.caffe_parser_dir(build=True) if model.framework == "caffe" else None
+            cmd = self.mo_command(model, mo_dir, parser)
+            self._phase(model, outcome, "mo", "Model Optimizer, FP32")
+            result = mo_mod.run_logged(cmd, log)
+            outcome.mo_peak_rss = result.peak_rss_bytes
+            xml, bin_ = mo_dir / f"{model.name}.xml", mo_dir / f"{model.name}.bin"
+            if result.returncode != 0 or not (xml.is_file() and bin_.is_file()):
+                tail = mo_mod.log_tail(log)
+                what = (f"exited with code {result.returncode}" if result.returncode
+                        else f"exited with code 0 but wrote no {xml.name}/{bin_.name}")
+                raise ModelFailed(
+                    f"Model Optimizer {what} after {result.seconds:.1f} s; no IR was written (the "
+                    f"{' and '.join(precisions)} folders are unchanged). Full log: {log}. Last lines:\n"
+                    f"{_indent(tail)}\nCommand: {mo_mod.command_string(cmd)}")
+            self._derive_and_verify(model, precisions, mo_dir, tmp, targets, outcome)
+            self._phase(model, outcome, "install")
+            for precision in precisions:
+                records.write(tmp / precision, keys[precision], model.name,
+                              extra={"mo_seconds": round(result.seconds, 3),
+                                     "mo_peak_rss_bytes": result.peak_rss_bytes,
+                                     "figures": _figures_dict(outcome.figures)})
+                install(tmp / precision, targets[precision], tmp)
+                outcome.irs[precision] = targets[precision] / f"{model.name}.xml"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _derive_and_verify(self, model, precisions, mo_dir, tmp, targets, outcome) -> None:
+        from omz_tools.convert import ircheck, rtinfo
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ModelFailed(f"cannot import the OpenVINO runtime in {sys.executable} ({exc}); it writes "
+                              "FP16 and checks the IR. Install openvino==2024.6.0 there.") from None
+        core = ov.Core()
+        self._phase(model, outcome, "fp16", ", ".join(precisions))
+        try:
+            ov_model = core.read_model(str(mo_dir / f"{model.name}.xml"))
+            try:
+                rtinfo.write_model_info(ov_model, model)
+            except rtinfo.RtInfoError as exc:
+                raise ModelFailed(f"{model.config_dir / 'model.yml'}: {exc}; fix the registry entry.") from None
+            for precision in precisions:
+                out_dir = tmp / precision
+                out_dir.mkdir(parents=True, exist_ok=True)
+                rtinfo.set_output_dir(ov_model, targets[precision])
+                ov.save_model(ov_model, str(out_dir / f"{model.name}.xml"),
+                              compress_to_fp16=precision.startswith("FP16"))
+            del ov_model
+        except (RuntimeError, ValueError) as exc:
+            raise ModelFailed(f"reading Model Optimizer's output or saving it as "
+                              f"{', '.join(precisions)} failed: {' '.join(str(exc).split())[:500]}") from None
+        self._phase(model, outcome, "verify")
+        problems_all = []
+        figures = None
+        for precision in precisions:
+            xml = tmp / precision / f"{model.name}.xml"
+            try:
+                # Counts once (on FP32 when converted); names, shapes and an inference on each.
+                figures_p, problems = ircheck.check_ir(model, xml, core, counts=figures is None)
+            except RuntimeError as exc:
+                problems = [f"OpenVINO cannot read or run it: {' '.join(str(exc).split())[:300]}"]
+                figures_p = None
+            figures = figures or figures_p
+            problems_all += [f"{precision}: {p}" for p in problems]
+        outcome.figures = figures
+        if problems_all:
+            raise ModelFailed(
+                f"the converted IR does not match the registry entry ({model.config_dir / 'model.yml'}): "
+                f"{'; '.join(problems_all)}. No IR was installed. Check the model files and "
+                f"model_optimizer_args, or correct model_card if its figures are wrong.")
+
+
+def _figures_dict(figures) -> Optional[dict]:
+    if figures is None:
+        return None
+    return {"inputs": figures.inputs, "outputs": figures.outputs, "params": figures.params,
+            "gflops": round(figures.gflops, 4)}
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()) or "    (the log is empty)"
+
+
+def install(staged: Path, target: Path, scratch: Path) -> None:
+    """Move the ``staged`` IR folder to ``target``: the old folder goes aside first, so ``target``
+    is at every moment either the old complete IR, absent, or the new complete IR."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = scratch / f"old-{target.name}"
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# -- many models ----------------------------------------------------------------------------------
+
+def run(models: list, options: Options, reporter: Optional[Reporter] = None) -> ConvertResult:
+    """Convert ``models`` (top-level models; composites by stage) with ``options.jobs`` in parallel."""
+    converter = Converter(options, reporter)
+    result = ConvertResult()
+    start = time.monotonic()
+
+    def convert_model(model: Model) -> list:
+        return [converter.convert(stage) for stage in model.leaves()]
+
+    try:
+        if options.jobs <= 1 or options.dry_run or len(models) <= 1:
+            for model in models:
+                result.outcomes[model.name] = convert_model(model)
+        else:
+            with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="omz-convert") as pool:
+                futures = {pool.submit(convert_model, m): m for m in models}
+                try:
+                    pending = set(futures)
+                    while pending:
+                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            result.outcomes[futures[future].name] = future.result()
+                except KeyboardInterrupt:
+                    for future in futures:
+                        future.cancel()
+                    mo_mod.terminate_all()
+                    raise
+            result.outcomes = {m.name: result.outcomes[m.name] for m in models if m.name in result.outcomes}
+    except KeyboardInterrupt:
+        mo_mod.terminate_all()
+        result.interrupted = True
+        raise
+    finally:
+        result.seconds = time.monotonic() - start
+    return result

@@ -1,0 +1,245 @@
+"""Finding Model Optimizer, building its command line, running it.
+
+Commands are argument lists (never a shell). The command layout follows openvino-dev's
+omz_converter: ``python -- mo --framework=... --output_dir=... --model_name=... <model args>``,
+with the registry's ``$dl_dir``, ``$conv_dir``, ``$config_dir``, ``$mo_dir``, ``$mo_ext_dir``
+expanded, plus an explicit ``--compress_to_fp16`` (MO 2024 defaults to True).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from omz_tools.registry import Model
+
+# Run with the target Python: where MO lives and which versions it would use. Only package
+# metadata is read (importing openvino would cost a second on every run).
+_PROBE = r"""
+import importlib.metadata as md, importlib.util, json, os, sys
+def version(name):
+    try:
+        return md.version(name)
+    except Exception:
+        return None
+mo_dir = None
+try:
+    spec = importlib.util.find_spec("openvino")
+except Exception:
+    spec = None
+for location in (spec.submodule_search_locations or []) if spec else []:
+    candidate = os.path.join(location, "tools", "mo")
+    if os.path.isfile(os.path.join(candidate, "__init__.py")) or os.path.isdir(candidate):
+        mo_dir = candidate
+        break
+print(json.dumps({"mo_dir": mo_dir, "openvino_dev": version("openvino-dev"),
+                  "openvino": version("openvino"), "protobuf": version("protobuf"),
+                  "python": sys.version.split()[0]}))
+"""
+
+
+class MOError(Exception):
+    """Model Optimizer cannot be found or used; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class MOInfo:
+    python: str
+    cmd_prefix: tuple  # e.g. (python, "--", ".../bin/mo")
+    mo_dir: Path  # the openvino.tools.mo package folder ($mo_dir)
+    mo_version: str
+    openvino_version: str
+    protobuf_version: str
+    python_version: str
+
+    @property
+    def mo_ext_dir(self) -> Path:
+        extensions = self.mo_dir / "extensions"
+        return extensions if extensions.exists() else self.mo_dir
+
+    def versions(self) -> dict:
+        return {"mo": self.mo_version, "openvino": self.openvino_version,
+                "protobuf": self.protobuf_version, "python": self.python_version}
+
+
+def _probe(python: str) -> dict:
+    if Path(python).resolve() == Path(sys.executable).resolve():
+        import contextlib
+        import io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(_PROBE, "<omz_tools mo probe>", "exec"), {})
+        return json.loads(out.getvalue())
+    try:
+        result = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120)
+    except OSError as exc:
+        raise MOError(f"Cannot run the Python interpreter {python} to look for Model Optimizer: "
+                      f"{exc.strerror or exc}. Pass an existing interpreter with -p/--python.") from None
+    if result.returncode != 0:
+        tail = " ".join(result.stderr.strip().splitlines()[-3:])
+        raise MOError(f"The Python interpreter {python} failed while looking for Model Optimizer "
+                      f"(exit code {result.returncode}): {tail}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def find_mo(python: Optional[os.PathLike] = None, mo: Optional[os.PathLike] = None) -> MOInfo:
+    """Locate Model Optimizer for ``python`` (default: this interpreter), as omz_converter does:
+    ``--mo`` if given, else the ``mo`` script beside the interpreter or on PATH."""
+    python = str(python or sys.executable)
+    info = _probe(python)
+    if mo is not None:
+        mo_path = Path(mo)
+        if not mo_path.is_file():
+            raise MOError(f"Model Optimizer not found: --mo {mo_path} does not exist. Pass the path of "
+                          "the 'mo' script (or mo.py) of openvino-dev, or leave --mo out to use the one "
+                          f"installed for {python}.")
+    else:
+        beside = Path(python).parent / "mo"
+        found = beside if beside.is_file() else (Path(shutil.which("mo")) if shutil.which("mo") else None)
+        mo_path = found
+    mo_dir = info.get("mo_dir")
+    if mo_path is not None and str(mo_path).lower().endswith(".py") and mo_dir is None:
+        mo_dir = str(Path(mo_path).resolve().parent)
+    if mo_dir is None or info.get("openvino_dev") is None and mo_path is None:
+        raise MOError(f"Model Optimizer not found: the Python interpreter {python} has no openvino.tools.mo "
+                      "package (openvino-dev). Install it there (pip install openvino-dev==2024.6.0), or "
+                      "pass another interpreter with -p/--python or the MO script with --mo.")
+    if mo_path is not None:
+        prefix = (python, "--", str(Path(mo_path).absolute()))
+    else:
+        prefix = (python, "-m", "openvino.tools.mo")
+    return MOInfo(python=python, cmd_prefix=prefix, mo_dir=Path(mo_dir),
+                  mo_version=info.get("openvino_dev") or "unknown",
+                  openvino_version=info.get("openvino") or "unknown",
+                  protobuf_version=info.get("protobuf") or "unknown",
+                  python_version=info.get("python") or "unknown")
+
+
+def template_variables(model: Model, download_dir: Path, output_dir: Path, mo: MOInfo) -> dict:
+    return {
+        "config_dir": str(model.config_dir),
+        "conv_dir": str(Path(output_dir) / model.subdirectory),
+        "dl_dir": str(Path(download_dir) / model.subdirectory),
+        "mo_dir": str(mo.mo_dir),
+        "mo_ext_dir": str(mo.mo_ext_dir),
+    }
+
+
+def mo_arguments(model: Model, *, download_dir: Path, output_dir: Path, ir_dir: Path, mo: MOInfo,
+                 compress_to_fp16: bool, extra_args: Sequence[str] = (),
+                 caffe_parser_dir: Optional[Path] = None) -> list:
+    """The full MO command for ``model``, writing ``<ir_dir>/<name>.xml|.bin``."""
+    variables = template_variables(model, download_dir, output_dir, mo)
+    args = [string.Template(arg).substitute(variables) for arg in model.mo_args or []]
+    framework = "onnx" if model.conversion_to_onnx_args else model.framework
+    cmd = [*mo.cmd_prefix, f"--framework={framework}", f"--output_dir={ir_dir}", f"--model_name={model.name}"]
+    names = [i.name for i in model.input_info]
+    if names:
+        cmd.append("--input=" + ",".join(names))
+    cmd += args
+    layouts = ",".join(f"{i.name}({i.layout})" for i in model.input_info if i.layout)
+    shapes = ",".join(str(i.shape) for i in model.input_info if i.shape)
+    if layouts:
+        cmd.append(f"--layout={layouts}")
+    if shapes:
+        cmd.append(f"--input_shape={shapes}")
+    cmd.append(f"--compress_to_fp16={compress_to_fp16}")
+    given = list(args) + list(extra_args)
+    if caffe_parser_dir is not None and framework == "caffe" and \
+            not any(a.startswith("--caffe_parser_path") for a in given):
+        cmd.append(f"--caffe_parser_path={caffe_parser_dir}")
+    cmd += list(extra_args)
+    return cmd
+
+
+def command_string(cmd: Sequence[str]) -> str:
+    """A copy-pasteable rendering of an argument list (for logs and --dry_run)."""
+    import shlex
+    return " ".join(shlex.quote(str(part)) for part in cmd)
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    seconds: float
+    peak_rss_bytes: int  # the child's own peak resident set (ru_maxrss)
+    log: Path
+
+
+_active: set = set()  # running MO processes, killed on Ctrl+C with -j
+_active_lock = threading.Lock()
+
+
+def terminate_all() -> None:
+    """Kill every running MO (their threads, blocked in wait4, then return)."""
+    with _active_lock:
+        procs = list(_active)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_logged(cmd: Sequence[str], log: Path, env: Optional[dict] = None) -> RunResult:
+    """Run ``cmd`` with stdout+stderr appended to ``log``; report its peak RSS (from wait4)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ if env is None else env)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    start = time.monotonic()
+    with open(log, "ab") as stream:
+        stream.write(f"$ {command_string(cmd)}\n".encode())
+        stream.flush()
+        try:
+            proc = subprocess.Popen(list(cmd), stdout=stream, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        except OSError as exc:
+            stream.write(f"cannot start: {exc}\n".encode())
+            return RunResult(127, 0.0, 0, log)
+        with _active_lock:
+            _active.add(proc)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except ChildProcessError:  # reaped elsewhere (killed on interrupt)
+            return RunResult(-9, time.monotonic() - start, 0, log)
+        except BaseException:
+            # Interrupted (Ctrl+C) or any other error: do not leave MO running on its own.
+            _kill_group(proc)
+            raise
+        finally:
+            with _active_lock:
+                _active.discard(proc)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return RunResult(proc.returncode, time.monotonic() - start, peak, log)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

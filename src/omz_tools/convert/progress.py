@@ -1,0 +1,180 @@
+"""Conversion progress: plain lines, a live status line on a terminal, or JSON events.
+
+JSON events follow the downloader's style (one object per line on stdout, ``$type`` first):
+``model_conversion_begin``, ``model_conversion_phase`` (check, mo, fp16, verify, install),
+``model_conversion_command`` (--dry_run), ``model_conversion_skip``, ``model_conversion_error``,
+``model_conversion_end`` and a final ``conversion_summary``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+
+def failed_lines(result) -> list:
+    return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
+
+
+class Reporter:
+    """Silent reporter; the base of the others (the Python API's default)."""
+
+    def model_begin(self, model: str, precisions: list) -> None: ...
+    def phase(self, model: str, phase: str, detail: str = "") -> None: ...
+    def command(self, model: str, cmd: list, text: str) -> None: ...
+    def skip(self, model: str, reason: str) -> None: ...
+    def error(self, model: str, message: str) -> None: ...
+    def model_end(self, model: str, ok: bool, seconds: float, phases: dict) -> None: ...
+    def summary(self, result) -> None: ...
+    def close(self) -> None: ...
+
+
+class JsonReporter(Reporter):
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def emit(self, type_: str, **fields) -> None:
+        line = json.dumps({"$type": type_, **fields})
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def model_begin(self, model, precisions):
+        self.emit("model_conversion_begin", model=model, precisions=precisions)
+
+    def phase(self, model, phase, detail=""):
+        self.emit("model_conversion_phase", model=model, phase=phase, detail=detail)
+
+    def command(self, model, cmd, text):
+        self.emit("model_conversion_command", model=model, command=[str(c) for c in cmd])
+
+    def skip(self, model, reason):
+        self.emit("model_conversion_skip", model=model, reason=reason)
+
+    def error(self, model, message):
+        self.emit("model_conversion_error", model=model, message=message)
+
+    def model_end(self, model, ok, seconds, phases):
+        self.emit("model_conversion_end", model=model, successful=ok, seconds=round(seconds, 3),
+                  phases={k: round(v, 3) for k, v in phases.items()})
+
+    def summary(self, result):
+        self.emit("conversion_summary", successful=sorted(result.successes),
+                  skipped=sorted(result.skipped), failed=[{"model": m, "message": msg}
+                                                          for m, msg in result.failures.items()],
+                  seconds=round(result.seconds, 3))
+        if result.failures:  # for people reading a CI log; stdout stays pure JSON
+            sys.stderr.write("\n".join(failed_lines(result)) + "\n")
+
+
+class TextReporter(Reporter):
+    """A line per phase begun (with the model's elapsed time), per skip, error and model done."""
+
+    def __init__(self, stream=None, err=None):
+        self.stream = stream or sys.stdout
+        self.err = err or sys.stderr
+        self._lock = threading.Lock()
+        self._began: dict = {}
+
+    def _out(self, text: str, err: bool = False) -> None:
+        stream = self.err if err else self.stream
+        with self._lock:
+            stream.write(text + "\n")
+            stream.flush()
+
+    def _elapsed(self, model: str) -> float:
+        return time.monotonic() - self._began.get(model, time.monotonic())
+
+    def model_begin(self, model, precisions):
+        self._began[model] = time.monotonic()
+        self._out(f"========== {model}: converting to {', '.join(precisions)}")
+
+    def phase(self, model, phase, detail=""):
+        self._out(f"[{model}] {self._elapsed(model):6.1f} s  {phase}{': ' + detail if detail else ''}")
+
+    def command(self, model, cmd, text):
+        self._out(text)
+
+    def skip(self, model, reason):
+        self._out(f"Skipped {model}: {reason}")
+
+    def error(self, model, message):
+        self._out(f"Error: {model}: {message}", err=True)
+
+    def model_end(self, model, ok, seconds, phases):
+        if ok and phases:
+            times = ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
+            self._out(f"[{model}] {seconds:6.1f} s  done ({times})")
+
+    def summary(self, result):
+        self._out(f"Done: {len(result.successes)} model(s) converted or up to date "
+                  f"({len(result.skipped)} skipped as up to date), {len(result.failures)} failed; "
+                  f"{result.seconds:.1f} s")
+        if result.failures:
+            self._out("\n".join(failed_lines(result)), err=True)
+
+
+class TtyReporter(TextReporter):
+    """TextReporter plus a status line, redrawn every second, with each active model's phase and time."""
+
+    def __init__(self, stream=None, err=None):
+        super().__init__(stream, err)
+        self._active: dict = {}
+        self._status_shown = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+        self._thread.start()
+
+    def _clear(self) -> None:
+        if self._status_shown:
+            self.stream.write("\r\x1b[K")
+            self._status_shown = False
+
+    def _out(self, text: str, err: bool = False) -> None:
+        with self._lock:
+            self._clear()
+            (self.err if err else self.stream).write(text + "\n")
+            self._draw()
+
+    def _draw(self) -> None:
+        if not self._active:
+            return
+        now = time.monotonic()
+        parts = [f"{m}: {p} {now - self._began.get(m, now):.0f} s" for m, p in self._active.items()]
+        self.stream.write("\r\x1b[K" + " | ".join(parts)[:200])
+        self.stream.flush()
+        self._status_shown = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._draw()
+
+    def phase(self, model, phase, detail=""):
+        self._active[model] = phase
+        super().phase(model, phase, detail)
+
+    def model_end(self, model, ok, seconds, phases):
+        self._active.pop(model, None)
+        super().model_end(model, ok, seconds, phases)
+
+    def close(self):
+        self._stop.set()
+        with self._lock:
+            self._clear()
+            self.stream.flush()
+
+
+def make_reporter(progress_format) -> Reporter:
+    if progress_format in (None, False, "none"):
+        return Reporter()
+    if isinstance(progress_format, Reporter):
+        return progress_format
+    if progress_format == "json":
+        return JsonReporter()
+    if sys.stdout.isatty():
+        return TtyReporter()
+    return TextReporter()
