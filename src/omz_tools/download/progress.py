@@ -173,11 +173,11 @@ class TextReporter(Reporter):
 
     def summary(self, result):
         done = result.count("downloaded") + result.count("resumed")
+        if any(item["served_by"] != "original" for item in served(result)):  # mirrors or a cache
+            self._out(served_line(result))
         self._out(f"Done: {len(result.successes)} model(s) ready, {len(result.failures)} failed; "
                   f"{done} file(s) downloaded ({human_size(result.bytes_downloaded)}), "
                   f"{result.count('present')} already present; {result.seconds:.1f} s")
-        if served_line(result):
-            self._out(served_line(result))
         if result.failures:
             self._out("\n".join(failed_lines(result)), err=True)
 
