@@ -32,7 +32,7 @@ def test_json_events_have_omz_downloader_types_and_fields(tmp_path, server):
     evs = events(proc.stdout)  # every stdout line is one JSON object
     for event in evs:
         if event["$type"] in OMZ_FIELDS:
-            assert set(event) - {"$type"} == OMZ_FIELDS[event["$type"]], event
+            assert set(event) - {"$type"} >= OMZ_FIELDS[event["$type"]], event
     types = [e["$type"] for e in evs]
     assert types[0] == "model_download_begin" and evs[0] == {"$type": "model_download_begin", "model": "m1",
                                                              "num_files": 2}
@@ -164,7 +164,8 @@ def test_text_output_is_plain_lines_when_not_a_terminal(tmp_path, server):
     proc = run_downloader("--registry", reg, "--name", "m1", "-o", out)
     assert proc.returncode == 0
     assert "\r" not in proc.stdout and "\x1b[" not in proc.stdout
-    assert "Verified m1/a.bin" in proc.stdout and proc.stdout.rstrip().splitlines()[-1].startswith("Done:")
+    assert "Verified m1/a.bin" in proc.stdout
+    assert any(line.startswith("Done: 1 model(s) ready, 0 failed") for line in proc.stdout.splitlines())
 
 
 def test_default_output_dir_is_the_current_folder(tmp_path, server):

@@ -86,3 +86,18 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
         raise KeyboardInterrupt() from None
     reporter.summary(result)
     return result
+
+
+# ``omz_tools.download`` is both this package and (lazily, in omz_tools/__init__.py) this function.
+# Importing any submodule binds the package as the ``download`` attribute of omz_tools, so make the
+# package itself callable: ``omz_tools.download([...])`` then works whichever object it resolves to.
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs) -> DownloadResult:
+        return download(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

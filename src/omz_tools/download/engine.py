@@ -105,12 +105,17 @@ def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
                 continue
             done = _postprocessing_done(model, folder)
             job.postprocess = bool(model.postprocessing) and not done
+            unpacked = {step.file.as_posix() for step in model.postprocessing if not hasattr(step, "pattern")}
+            if model.postprocessing and done:
+                outputs = records.FolderRecord(folder).model(model.name).get("outputs", [])
+                job.paths += [folder / name for name in outputs]
             for model_file in model.files:
                 parts = model_file.name.parts
                 if len(parts) == 2 and parts[0] in KNOWN_PRECISIONS and parts[0] not in requested:
                     continue
                 task = FileTask(model.name, model_file, folder / model_file.name,
-                                sources_for(model, model_file), postprocessed_ok=done)
+                                sources_for(model, model_file), postprocessed_ok=done,
+                                consumed=done and model_file.name.as_posix() in unpacked)
                 job.tasks.append(task)
             job.remaining = len(job.tasks)
     return jobs
@@ -178,7 +183,10 @@ class Engine:
         self.reporter.file_begin(task.model, task.name, task.model_file.size)
         with job.lock:
             failed_already = bool(job.failures)
-        if failed_already:  # do not fetch the rest of a model that already failed
+        if task.consumed:
+            outcome = FileOutcome(task, True, "present")
+            self.reporter.skip(task.model, task.name, "unpacked by postprocessing earlier")
+        elif failed_already:  # do not fetch the rest of a model that already failed
             outcome = FileOutcome(task, False, "cancelled", message="skipped: another file of the model failed")
             self.reporter.skip(task.model, task.name, outcome.message)
         else:
@@ -198,7 +206,8 @@ class Engine:
             self._result.files.append(outcome)
         with job.lock:
             if outcome.ok:
-                job.paths.append(task.target)
+                if not task.consumed:
+                    job.paths.append(task.target)
             elif outcome.action != "cancelled":
                 job.failures.append(f"{task.name}: {outcome.message}" if not outcome.message.startswith(
                     task.target.name) else outcome.message)

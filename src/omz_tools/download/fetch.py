@@ -105,7 +105,7 @@ class Fetcher:
         else:
             message = " ".join(f"[{i}] {text}" for i, text in enumerate(failures, 1))
             message = f"every source failed: {message}"
-        return FileOutcome(task, False, "failed", message=message)
+        return FileOutcome(task, False, "failed", message=message, transferred=task.received)
 
     def _fetch_from(self, task: FileTask, source, failures: list) -> Optional[FileOutcome]:
         from omz_tools.download import transport  # imports requests: only when something is fetched
@@ -248,6 +248,7 @@ class Fetcher:
                                "registry describes; check the URL and the registry entry.")))
                 writer.put(chunk)
                 received += len(chunk)
+                task.received += len(chunk)
                 now = time.monotonic()
                 if now - last_report >= PROGRESS_INTERVAL:
                     last_report = now
@@ -287,7 +288,7 @@ class Fetcher:
         records.remove_part(target)
         records.record_file(target, task.model_file.checksum.algorithm, digest)
         return FileOutcome(task, True, action, source=source.url, served_by=source.label,
-                           transferred=received)
+                           transferred=task.received)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -85,7 +85,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list:
     names = []
     for info in zf.infolist():
         why = _unsafe_name(info.filename)
-        mode = info.external_attr >> 16
+        mode = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix type recorded (e.g. made on Windows)
         if why is None and mode:
             if stat.S_ISLNK(mode):
                 why = "a symbolic link"

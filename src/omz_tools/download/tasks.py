@@ -37,6 +37,9 @@ class FileTask:
     sources: list = field(default_factory=list)
     # True when the model's postprocessing is recorded as done, so a file it rewrote counts.
     postprocessed_ok: bool = False
+    # An archive that unpack_archive already consumed (recorded): nothing to fetch.
+    consumed: bool = False
+    received: int = 0  # bytes received over the network for it, over all attempts
 
     @property
     def name(self) -> str:
