@@ -100,6 +100,9 @@ class Fetcher:
                 if self.store is not None:
                     self.store.put(task)
                 return outcome
+            if source is not task.sources[-1] and failures:  # say why a mirror was passed over
+                self.reporter.note(task.model, task.name,
+                                   f"{source.label} failed, trying the next source: {failures[-1]}")
         if len(failures) == 1:
             message = failures[0]
         else:
