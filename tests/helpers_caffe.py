@@ -285,3 +285,79 @@ def file_digest(path: Path) -> tuple:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             hasher.update(chunk)
     return Path(path).stat().st_size, hasher.hexdigest()
+
+
+# -- test registries ------------------------------------------------------------------------------
+
+def conv_fc_gflops(prototxt_text: str, cache_root: Path) -> float:
+    """2 x multiply-adds of the Convolution and InnerProduct layers (what ircheck estimates)."""
+    from google.protobuf import text_format
+    caffe_pb2 = caffe_pb2_module(cache_root)
+    net = caffe_pb2._NetParameterMessage()
+    text_format.Merge(prototxt_text, net)
+    blobs = random_blobs(net, np.random.default_rng(0))
+    shapes = _output_shapes(net)
+    macs = 0
+    for layer in net.layer:
+        if layer.type == "Convolution":
+            out = shapes[layer.top[0], layer.name]
+            macs += int(np.prod(out)) * int(np.prod(blobs[layer.name][0].shape[1:]))
+        elif layer.type == "InnerProduct":
+            macs += int(np.prod(blobs[layer.name][0].shape))
+    return 2 * macs / 1e9
+
+
+def _output_shapes(net) -> dict:
+    """(top, layer name) -> output shape, for Convolution layers (same rules as random_blobs)."""
+    shapes, result = {}, {}
+    for layer in net.layer:
+        bottoms = [shapes[b] for b in layer.bottom]
+        if layer.type == "Input":
+            for top, shape in zip(layer.top, layer.input_param.shape):
+                shapes[top] = list(shape.dim)
+            continue
+        if layer.type == "Convolution":
+            p = layer.convolution_param
+            n, c, h, w = bottoms[0]
+            k, s, pad = _first(p.kernel_size, 1), _first(p.stride, 1), _first(p.pad, 0)
+            out = [n, p.num_output, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1]
+            result[layer.top[0], layer.name] = out
+        elif layer.type == "Pooling":
+            p = layer.pooling_param
+            n, c, h, w = bottoms[0]
+            out = [n, c, 1, 1] if p.global_pooling else [
+                n, c, _pooled(h, p.kernel_size, p.stride or 1, p.pad), _pooled(w, p.kernel_size, p.stride or 1, p.pad)]
+        elif layer.type == "InnerProduct":
+            out = [bottoms[0][0], layer.inner_product_param.num_output]
+        elif layer.type == "Axpy":
+            out = bottoms[1]
+        else:
+            out = bottoms[0]
+        for top in layer.top:
+            shapes[top] = list(out)
+    return result
+
+
+def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list, outputs: dict,
+                    mean: bool = True, card_extra: str = "", extra_mo_args: list = (),
+                    top_extra: str = "") -> Path:
+    """A caffe model entry like se-resnet-101's. ``files``: (file name, size, sha256, url)."""
+    folder = registry / "public" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    file_lines = "".join(f"  - name: {f}\n    size: {size}\n    sha256: {digest}\n    source: {url}\n"
+                         for f, size, digest, url in files)
+    proto = next(f for f, *_ in files if f.endswith(".prototxt"))
+    weights = next(f for f, *_ in files if f.endswith(".caffemodel"))
+    args = [f"--input_shape={input_shape}".replace(" ", ""), "--input=data"]
+    if mean:
+        args.append("--mean_values=data[104.0,117.0,123.0]")
+    args += ["--output=prob", f"--input_model=$dl_dir/{weights}", f"--input_proto=$dl_dir/{proto}", *extra_mo_args]
+    arg_lines = "".join(f"  - {a}\n" for a in args)
+    out_lines = "".join(f"    - name: {o}\n      shape: {shape}\n      kind: probabilities\n"
+                        for o, shape in outputs.items())
+    (folder / "model.yml").write_text(
+        f"description: test model {name}\ntask_type: classification\nfiles:\n{file_lines}"
+        f"model_optimizer_args:\n{arg_lines}framework: caffe\nlicense: https://example.com/license\n{top_extra}"
+        f"model_card:\n  inputs:\n    - name: data\n      shape: {input_shape}\n"
+        f"  outputs:\n{out_lines}{card_extra}", encoding="utf-8")
+    return folder / "model.yml"

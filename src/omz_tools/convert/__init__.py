@@ -105,3 +105,18 @@ def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str
         return xml
     import openvino as ov
     return ov.Core().compile_model(str(xml), "CPU" if compile is True else str(compile))
+
+
+# ``omz_tools.convert`` is both this package and (lazily, in omz_tools/__init__.py) the function.
+# Importing any submodule binds the package as omz_tools' ``convert`` attribute, so the package is
+# made callable too: ``omz_tools.convert(...)`` works whichever object it resolves to.
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs) -> dict:
+        return convert(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -34,7 +34,12 @@ DEFAULT_PRECISIONS = ("FP32", "FP16")
 
 
 class ModelFailed(Exception):
-    """One model cannot be converted; the message (one paragraph) says why and what to try."""
+    """One model cannot be converted; the message (one paragraph) says why and what to try.
+    ``detail``: supporting lines shown after it (e.g. the tail of Model Optimizer's log)."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass
@@ -275,7 +280,7 @@ class Converter:
         except ModelFailed as exc:
             outcome.ok = False
             outcome.message = str(exc)
-            self.reporter.error(model.name, outcome.message)
+            self.reporter.error(model.name, outcome.message, exc.detail)
         outcome.seconds = time.monotonic() - start
         self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
         return outcome
@@ -370,10 +375,13 @@ class Converter:
                 tail = mo_mod.log_tail(log)
                 what = (f"exited with code {result.returncode}" if result.returncode
                         else f"exited with code 0 but wrote no {xml.name}/{bin_.name}")
+                errors = [line.strip() for line in tail.splitlines() if "[ ERROR ]" in line]
+                reason = f" Its last error: {errors[-1]}." if errors else ""
                 raise ModelFailed(
                     f"Model Optimizer {what} after {result.seconds:.1f} s; no IR was written (the "
-                    f"{' and '.join(precisions)} folders are unchanged). Full log: {log}. Last lines:\n"
-                    f"{_indent(tail)}\nCommand: {mo_mod.command_string(cmd)}")
+                    f"{' and '.join(precisions)} folders are unchanged).{reason} Full log: {log} (it starts "
+                    f"with the command); check the model files and model_optimizer_args/--add_mo_arg.",
+                    detail=f"Last lines of the log:\n{_indent(tail)}")
             self._derive_and_verify(model, precisions, mo_dir, tmp, targets, outcome)
             self._phase(model, outcome, "install")
             for precision in precisions:
@@ -436,7 +444,7 @@ def _figures_dict(figures) -> Optional[dict]:
     if figures is None:
         return None
     return {"inputs": figures.inputs, "outputs": figures.outputs, "params": figures.params,
-            "gflops": round(figures.gflops, 4)}
+            "gflops": round(figures.gflops, 6)}
 
 
 def _indent(text: str) -> str:

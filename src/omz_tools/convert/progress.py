@@ -25,7 +25,7 @@ class Reporter:
     def phase(self, model: str, phase: str, detail: str = "") -> None: ...
     def command(self, model: str, cmd: list, text: str) -> None: ...
     def skip(self, model: str, reason: str) -> None: ...
-    def error(self, model: str, message: str) -> None: ...
+    def error(self, model: str, message: str, detail: str = "") -> None: ...
     def model_end(self, model: str, ok: bool, seconds: float, phases: dict) -> None: ...
     def summary(self, result) -> None: ...
     def close(self) -> None: ...
@@ -54,8 +54,8 @@ class JsonReporter(Reporter):
     def skip(self, model, reason):
         self.emit("model_conversion_skip", model=model, reason=reason)
 
-    def error(self, model, message):
-        self.emit("model_conversion_error", model=model, message=message)
+    def error(self, model, message, detail=""):
+        self.emit("model_conversion_error", model=model, message=message, detail=detail)
 
     def model_end(self, model, ok, seconds, phases):
         self.emit("model_conversion_end", model=model, successful=ok, seconds=round(seconds, 3),
@@ -101,8 +101,8 @@ class TextReporter(Reporter):
     def skip(self, model, reason):
         self._out(f"Skipped {model}: {reason}")
 
-    def error(self, model, message):
-        self._out(f"Error: {model}: {message}", err=True)
+    def error(self, model, message, detail=""):
+        self._out(f"Error: {model}: {message}" + (f"\n{detail}" if detail else ""), err=True)
 
     def model_end(self, model, ok, seconds, phases):
         if ok and phases:

@@ -1,0 +1,276 @@
+"""End to end on a small SE-ResNet (the layer types of SE-ResNet-101, converted in seconds):
+files served over loopback HTTP, fetched by omz-downloader through a test registry, converted by
+omz-converter with the real Model Optimizer, and the IR checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import command
+from helpers_caffe import (
+    SMALL_CLASSES, SMALL_INPUT_SHAPE, conv_fc_gflops, file_digest, small_se_resnet_prototxt, write_caffemodel,
+    write_model_yml,
+)
+
+NAME = "small-se-resnet"
+MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+
+def _env(base_env: dict, cache: Path) -> dict:
+    env = dict(base_env)
+    env["XDG_CACHE_HOME"] = str(cache)  # the caffe_pb2 module cache stays inside the test's folder
+    return env
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMZ_REGISTRY", "OMZ_MIRROR", "OMZ_OFFLINE")}
+    env["CI"] = "true"
+    return env
+
+
+def converter(args, env, cwd=None, **kwargs):
+    return subprocess.run([command("omz-converter"), *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=cwd, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, make_httpserver):
+    """Served files, a registry with two entries (with and without --mean_values), downloaded
+    with omz-downloader, and converted once to FP32+FP16 with omz-converter."""
+    root = tmp_path_factory.mktemp("small")
+    cache = root / "cache"
+    src = root / "src"
+    src.mkdir()
+    prototxt_text = small_se_resnet_prototxt()
+    (src / f"{NAME}.prototxt").write_text(prototxt_text)
+    write_caffemodel(src / f"{NAME}.prototxt", src / f"{NAME}.caffemodel", cache, seed=1)
+    server = make_httpserver
+    files = []
+    for file in (f"{NAME}.prototxt", f"{NAME}.caffemodel"):
+        server.expect_request(f"/files/{file}").respond_with_data((src / file).read_bytes(),
+                                                                  content_type="application/octet-stream")
+        files.append((file, *file_digest(src / file), server.url_for(f"/files/{file}")))
+    registry = root / "registry"
+    gflops = conv_fc_gflops(prototxt_text, cache)
+    card = f"  mparams: 0.006\n  gflops: {gflops:.6f}\n"
+    info = "model_info:\n  model_type: classification\n  labels: [a, b]\n"
+    write_model_yml(registry, NAME, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]},
+                    card_extra=card, top_extra=info)
+    write_model_yml(registry, NAME + "-nomean", files, input_shape=SMALL_INPUT_SHAPE,
+                    outputs={"prob": [1, SMALL_CLASSES]}, mean=False, card_extra=card)
+    write_model_yml(registry, NAME + "-badcard", files, input_shape=SMALL_INPUT_SHAPE,
+                    outputs={"prob": [1, SMALL_CLASSES]}, card_extra="  mparams: 0.5\n")
+    env = _env(_clean_env(), cache)
+    dl = root / "dl"
+    fetched = subprocess.run([command("omz-downloader"), "--name", f"{NAME}*", "--registry", str(registry),
+                              "-o", str(dl)], capture_output=True, text=True, env=env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    out = root / "out"
+    result = converter(["--name", NAME, "--registry", registry, "-d", dl, "-o", out], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ns = SimpleNamespace(root=root, registry=registry, dl=dl, out=out, env=env, result=result, src=src,
+                         conv_dir=out / "public" / NAME, cache=cache, gflops=gflops)
+    return ns
+
+
+def read(xml):
+    import openvino as ov
+    return ov.Core().read_model(str(xml))
+
+
+def infer(xml, x):
+    import openvino as ov
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    return compiled({"data": x})[compiled.output(0)]
+
+
+def test_ir_written_per_precision_with_record_and_no_leftovers(small):
+    for precision in ("FP32", "FP16"):
+        folder = small.conv_dir / precision
+        assert sorted(p.name for p in folder.iterdir()) == [".omz_converted.json", f"{NAME}.bin", f"{NAME}.xml"]
+        record = json.loads((folder / ".omz_converted.json").read_text())
+        assert record["key"]["precision"] == precision
+        assert {"mo", "openvino", "protobuf", "omz_tools"} <= set(record["key"]["versions"])
+        assert any(a.startswith("--input_model=") for a in record["key"]["mo_command"])
+        assert [i["name"] for i in record["key"]["inputs"]] == [f"{NAME}.prototxt", f"{NAME}.caffemodel"]
+    assert not list(small.conv_dir.glob("*.tmp"))
+    out = small.result.stdout
+    for phase in ("check", "mo: Model Optimizer, FP32", "fp16: FP32, FP16", "verify", "install"):
+        assert f"  {phase}" in out
+    assert "--caffe_parser_path=" in (small.conv_dir / f".omz_convert.{NAME}.log").read_text()
+
+
+def test_ir_matches_registry_and_card(small):
+    for precision in ("FP32", "FP16"):
+        model = read(small.conv_dir / precision / f"{NAME}.xml")
+        assert [(p.get_any_name(), list(p.get_shape())) for p in model.inputs] == [("data", SMALL_INPUT_SHAPE)]
+        assert [(p.get_any_name(), list(p.get_shape())) for p in model.outputs] == [("prob", [1, SMALL_CLASSES])]
+        x = np.random.default_rng(3).uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
+        prob = infer(small.conv_dir / precision / f"{NAME}.xml", x)
+        assert prob.min() >= 0 and abs(prob.sum() - 1) < 1e-3
+    figures = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())["figures"]
+    assert round(figures["params"] / 1e6, 3) == 0.006
+    assert figures["gflops"] == pytest.approx(small.gflops, rel=1e-3)
+
+
+def test_model_info_written_into_rt_info(small):
+    for precision in ("FP32", "FP16"):
+        model = read(small.conv_dir / precision / f"{NAME}.xml")
+        assert model.get_rt_info(["model_info", "model_type"]).astype(str) == "classification"
+        assert model.get_rt_info(["conversion_parameters", "output_dir"]).astype(str) == \
+            str(small.conv_dir / precision)
+
+
+def test_fp16_bin_equals_mo_fp16_output(small, tmp_path):
+    record = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())
+    cmd = [a for a in record["key"]["mo_command"] if not a.startswith(("--output_dir=", "--compress_to_fp16="))]
+    from omz_tools.convert.caffe_parser import ensure_parser
+    from omz_tools.convert.mo import find_mo
+    info = find_mo()
+    parser = ensure_parser(info.mo_dir, info.mo_version, small.cache / "omz_tools")
+    run = subprocess.run([*cmd, f"--output_dir={tmp_path}", "--compress_to_fp16=True",
+                          f"--caffe_parser_path={parser}"], capture_output=True, text=True, env=small.env)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / f"{NAME}.bin").read_bytes() == (small.conv_dir / "FP16" / f"{NAME}.bin").read_bytes()
+
+
+def test_fast_parser_gives_the_ir_of_mo_default_parser(small, tmp_path):
+    """MO's own (pure-Python protobuf) Caffe path writes the same FP32 weights, byte for byte."""
+    record = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())
+    cmd = [a for a in record["key"]["mo_command"] if not a.startswith("--output_dir=")]
+    env = dict(small.env, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")  # MO's old module needs it
+    run = subprocess.run([*cmd, f"--output_dir={tmp_path}"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / f"{NAME}.bin").read_bytes() == (small.conv_dir / "FP32" / f"{NAME}.bin").read_bytes()
+
+
+def test_second_run_is_skipped_json_events(small):
+    stamps = {p: (small.conv_dir / p / f"{NAME}.bin").stat().st_mtime_ns for p in ("FP32", "FP16")}
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small.out,
+                        "--progress_format", "json"], small.env)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["$type"] for e in events] == ["model_conversion_begin", "model_conversion_phase",
+                                            "model_conversion_skip", "model_conversion_end", "conversion_summary"]
+    assert events[1]["phase"] == "check" and "up to date" in events[2]["reason"]
+    assert events[-1]["successful"] == [NAME] and events[-1]["skipped"] == [NAME] and events[-1]["failed"] == []
+    assert stamps == {p: (small.conv_dir / p / f"{NAME}.bin").stat().st_mtime_ns for p in ("FP32", "FP16")}
+
+
+def test_failing_mo_keeps_the_previous_ir_and_shows_the_log(small):
+    before = (small.conv_dir / "FP32" / f"{NAME}.bin").read_bytes()
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small.out,
+                        "--add_mo_arg=--output=no_such_layer"], small.env)
+    assert result.returncode == 1
+    log = small.conv_dir / f".omz_convert.{NAME}.log"
+    assert f"{NAME}: Model Optimizer exited with code" in result.stderr
+    assert f"Full log: {log}" in result.stderr and "no_such_layer" in result.stderr
+    failed = result.stderr.splitlines()[-2:]
+    assert failed[0] == "FAILED:" and failed[1].startswith(f"{NAME}: Model Optimizer exited with code")
+    assert "Its last error: [ ERROR ]" in failed[1] and "No node with name no_such_layer" in failed[1]
+    assert "Last lines of the log:" in result.stderr  # the tail, shown once, before the FAILED list
+    assert "Traceback" not in result.stderr.split("Last lines of the log:")[0]
+    assert (small.conv_dir / "FP32" / f"{NAME}.bin").read_bytes() == before
+    assert not list(small.conv_dir.glob("*.tmp"))
+
+
+def test_failing_mo_leaves_no_ir_folder(small, tmp_path):
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path,
+                        "--add_mo_arg=--output=no_such_layer"], small.env)
+    assert result.returncode == 1 and "FAILED:" in result.stderr
+    conv_dir = tmp_path / "public" / NAME
+    assert sorted(p.name for p in conv_dir.iterdir() if not p.name.endswith((".log", ".lock"))) == []
+
+
+def test_card_mismatch_fails_naming_the_figure(small, tmp_path):
+    result = converter(["--name", NAME + "-badcard", "--registry", small.registry, "-d", small.dl, "-o", tmp_path,
+                        "--precisions", "FP32"], small.env)
+    assert result.returncode == 1
+    assert "FP32: parameter count is 0.006 M (Constant elements of the IR), expected 0.500 M " \
+           "(model_card.mparams)" in result.stderr
+    assert "No IR was installed" in result.stderr
+    assert not (tmp_path / "public" / (NAME + "-badcard") / "FP32").exists()
+
+
+def test_parallel_jobs_and_mean_values_baked_in(small, tmp_path):
+    """-j 2 converts two models at once; the IR with --mean_values on x equals the one without on x - mean."""
+    result = converter(["--name", f"{NAME},{NAME}-nomean", "--registry", small.registry, "-d", small.dl, "-o",
+                        tmp_path, "--precisions", "FP32", "-j", "2"], small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (NAME, NAME + "-nomean"):
+        assert f"[{name}]" in result.stdout and f".omz_convert.{name}.log" in \
+            [p.name for p in (tmp_path / "public" / name).iterdir()]
+    x = np.random.default_rng(7).uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
+    with_mean = infer(tmp_path / "public" / NAME / "FP32" / f"{NAME}.xml", x)
+    without = infer(tmp_path / "public" / (NAME + "-nomean") / "FP32" / f"{NAME}-nomean.xml",
+                    x - MEAN.reshape(1, 3, 1, 1))
+    np.testing.assert_allclose(with_mean, without, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(with_mean, infer(tmp_path / "public" / (NAME + "-nomean") / "FP32" /
+                                            f"{NAME}-nomean.xml", x), rtol=1e-4, atol=1e-6)
+
+
+def test_force_converts_again(small):
+    before = (small.conv_dir / "FP16" / f"{NAME}.bin").stat().st_mtime_ns
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small.out,
+                        "--force", "--precisions", "FP16"], small.env)
+    assert result.returncode == 0, result.stderr
+    assert "mo: Model Optimizer" in result.stdout
+    assert (small.conv_dir / "FP16" / f"{NAME}.bin").stat().st_mtime_ns != before
+
+
+def test_download_flag_fetches_missing_inputs(small, tmp_path, httpserver):
+    for file in (f"{NAME}.prototxt", f"{NAME}.caffemodel"):
+        httpserver.expect_request(f"/files/{file}").respond_with_data((small.src / file).read_bytes())
+    args = ["--name", NAME, "--registry", small.registry, "-d", tmp_path / "dl", "--precisions", "FP16"]
+    missing = converter(args, small.env)
+    assert missing.returncode == 1 and "--download" in missing.stderr
+    result = converter([*args, "--download"], small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "dl" / "public" / NAME / "FP16" / f"{NAME}.xml").is_file()  # -o defaults to -d
+
+
+def test_python_api_convert_and_load_reuse_the_ir(small, monkeypatch):
+    import omz_tools
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small.cache))
+    irs = omz_tools.convert(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry])
+    assert irs == {p: small.conv_dir / p / f"{NAME}.xml" for p in ("FP32", "FP16")}
+    xml = omz_tools.load(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry])
+    assert xml == small.conv_dir / "FP16" / f"{NAME}.xml"
+    compiled = omz_tools.load(NAME, "FP32", download_dir=small.dl, output_dir=small.out,
+                              registries=[small.registry], compile="CPU")
+    x = np.zeros(SMALL_INPUT_SHAPE, dtype=np.float32)
+    assert compiled({"data": x})[compiled.output(0)].shape == (1, SMALL_CLASSES)
+    from omz_tools.convert import ConversionError
+    with pytest.raises(ConversionError, match=r"badcard: .*parameter count is 0\.006 M"):
+        omz_tools.convert(NAME + "-badcard", download_dir=small.dl, output_dir=small.out,
+                          registries=[small.registry], precisions=["FP32"])
+
+
+def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path):
+    proc = subprocess.Popen([command("omz-converter"), "--name", NAME, "--registry", str(small.registry), "-d",
+                             str(small.dl), "-o", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=small.env)
+    for line in proc.stdout:  # wait until Model Optimizer runs
+        if "mo: Model Optimizer" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    conv_dir = tmp_path / "public" / NAME
+    assert not (conv_dir / "FP32").exists() and not list(conv_dir.glob("*.tmp"))
+    # No MO left running for this output folder.
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(conv_dir) not in ps

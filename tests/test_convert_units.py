@@ -1,0 +1,273 @@
+"""Converter pieces without a full conversion: the upb caffe_pb2 builder, MO command building,
+records, IR figure checks, and CLI errors that stop before Model Optimizer runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from conftest import command
+from helpers_caffe import small_se_resnet_prototxt, write_caffemodel, write_model_yml, file_digest
+from omz_tools.convert import caffe_parser, ircheck, records
+from omz_tools.convert.engine import Converter, Options
+from omz_tools.convert.mo import find_mo, mo_arguments
+from omz_tools.registry import Registry
+from omz_tools.registry.schema import parse_model
+
+
+@pytest.fixture(scope="module")
+def mo_info():
+    return find_mo()
+
+
+def test_descriptor_is_mo_caffe_schema(mo_info):
+    serialized = caffe_parser.extract_descriptor(caffe_parser.mo_caffe_pb2_path(mo_info.mo_dir))
+    name, package, messages = caffe_parser.descriptor_summary(serialized)
+    assert (name, package) == ("mo_caffe.proto", "mo_caffe")
+    assert {"NetParameter", "LayerParameter", "BlobProto"} <= set(messages)
+
+
+def test_mo_own_module_is_refused_by_upb_ours_is_not(mo_info, tmp_path):
+    """Why the module is built at all: protobuf >= 4 (upb) refuses MO's old generated code."""
+    proto_dir = mo_info.mo_dir / "front" / "caffe" / "proto"
+    theirs = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(proto_dir)!r}); "
+                             "import caffe_pb2"], capture_output=True, text=True)
+    from google.protobuf.internal import api_implementation
+    if api_implementation.Type() == "upb":
+        assert theirs.returncode != 0 and "Descriptors cannot be created directly" in theirs.stderr
+    folder = caffe_parser.ensure_parser(mo_info.mo_dir, mo_info.mo_version, tmp_path)
+    ours = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(folder)!r}); "
+                           "import caffe_pb2; from google.protobuf.internal import api_implementation as a; "
+                           "print(a.Type(), caffe_pb2.NetParameter.DESCRIPTOR.full_name)"],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.split()[1] == "mo_caffe.NetParameter"
+
+
+def test_module_reads_prototxt_and_mmap(mo_info, tmp_path):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(small_se_resnet_prototxt())
+    caffemodel = write_caffemodel(prototxt, tmp_path / "net.caffemodel", tmp_path / "cache")
+    folder = caffe_parser.ensure_parser(mo_info.mo_dir, mo_info.mo_version, tmp_path / "cache")
+    # Exactly what MO's loader does: text_format.Merge into NetParameter(), MergeFromString(mmap).
+    script = f"""
+import mmap, sys
+sys.path.insert(0, {str(folder)!r})
+import caffe_pb2
+from google.protobuf import text_format
+proto = caffe_pb2.NetParameter()
+text_format.Merge(open({str(prototxt)!r}).read(), proto)
+model = caffe_pb2.NetParameter()
+with open({str(caffemodel)!r}, "rb") as f:
+    model.MergeFromString(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+conv = [l for l in model.layer if l.name == "conv1/7x7_s2"][0]
+print(proto.name, len(proto.layer), len(model.layer), list(conv.blobs[0].shape.dim), len(conv.blobs[0].data))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    name, n_proto, n_model, *rest = out.stdout.strip().split(maxsplit=3)
+    assert name == "SE-ResNet-small" and n_proto == n_model
+    assert rest[0].startswith("[16, 3, 7, 7]") and rest[0].endswith(str(16 * 3 * 7 * 7))
+
+
+def test_parser_module_is_cached_per_mo_version(mo_info, tmp_path):
+    first = caffe_parser.ensure_parser(mo_info.mo_dir, mo_info.mo_version, tmp_path)
+    mtime = (first / "caffe_pb2.py").stat().st_mtime_ns
+    assert caffe_parser.ensure_parser(mo_info.mo_dir, mo_info.mo_version, tmp_path) == first
+    assert (first / "caffe_pb2.py").stat().st_mtime_ns == mtime
+    assert caffe_parser.parser_dir(mo_info.mo_dir, "2099.1.0", tmp_path) != first
+    assert [p.name for p in first.iterdir()] == ["caffe_pb2.py"]  # nothing else on MO's sys.path
+
+
+def _model(tmp_path, mo_args, input_info=None, framework="caffe"):
+    data = {"description": "d", "task_type": "classification", "framework": framework, "license": "l",
+            "files": [], "model_optimizer_args": mo_args}
+    if input_info:
+        data["input_info"] = input_info
+    return parse_model(data, name="m", subdirectory=PurePosixPath("public/m"), registry_root=tmp_path,
+                       config=tmp_path / "public/m/model.yml")
+
+
+def test_mo_command_expands_variables_like_omz_converter(mo_info, tmp_path):
+    model = _model(tmp_path, ["--input_model=$dl_dir/m.caffemodel", "--x=$conv_dir/a", "--y=$config_dir/b",
+                              "--z=$mo_dir/c", "--w=${mo_ext_dir}/d"])
+    cmd = mo_arguments(model, download_dir=Path("/dl"), output_dir=Path("/out"), ir_dir=Path("/out/tmp"),
+                       mo=mo_info, compress_to_fp16=False, extra_args=["--extra=1"],
+                       caffe_parser_dir=Path("/cache/p"))
+    assert cmd[:3] == list(mo_info.cmd_prefix)
+    assert cmd[3:] == [
+        "--framework=caffe", "--output_dir=/out/tmp", "--model_name=m",
+        "--input_model=/dl/public/m/m.caffemodel", "--x=/out/public/m/a", f"--y={tmp_path}/public/m/b",
+        f"--z={mo_info.mo_dir}/c", f"--w={mo_info.mo_ext_dir}/d",
+        "--compress_to_fp16=False", "--caffe_parser_path=/cache/p", "--extra=1"]
+
+
+def test_mo_command_input_info_and_own_parser_path(mo_info, tmp_path):
+    model = _model(tmp_path, ["--scale=1"], input_info=[
+        {"name": "a", "shape": [1, 3, 8, 8], "layout": "NCHW"}, {"name": "b", "shape": [1, 4]}])
+    cmd = mo_arguments(model, download_dir=Path("/dl"), output_dir=Path("/o"), ir_dir=Path("/o/i"),
+                       mo=mo_info, compress_to_fp16=True, extra_args=["--caffe_parser_path=/mine"],
+                       caffe_parser_dir=Path("/cache/p"))
+    assert "--input=a,b" in cmd and "--layout=a(NCHW)" in cmd
+    assert "--input_shape=[1, 3, 8, 8],[1, 4]" in cmd and "--compress_to_fp16=True" in cmd
+    assert [c for c in cmd if c.startswith("--caffe_parser_path")] == ["--caffe_parser_path=/mine"]
+    onnx = _model(tmp_path, ["--a=1"], framework="onnx")
+    cmd = mo_arguments(onnx, download_dir=Path("/dl"), output_dir=Path("/o"), ir_dir=Path("/o/i"), mo=mo_info,
+                       compress_to_fp16=False, caffe_parser_dir=Path("/cache/p"))
+    assert not any(c.startswith("--caffe_parser_path") for c in cmd) and "--framework=onnx" in cmd
+
+
+def test_record_up_to_date_rules(tmp_path):
+    ir = tmp_path / "FP32"
+    ir.mkdir()
+    (ir / "m.xml").write_text("<net/>")
+    (ir / "m.bin").write_bytes(b"\0" * 8)
+    key = {"recipe": 1, "inputs": [{"name": "a", "stat": {"size": 1, "mtime_ns": 5}}], "mo_command": ["mo"]}
+    assert not records.up_to_date(ir, key, "m")  # no record yet
+    records.write(ir, key, "m")
+    assert records.up_to_date(ir, key, "m")
+    assert not records.up_to_date(ir, {**key, "mo_command": ["mo", "--x"]}, "m")
+    changed_input = {**key, "inputs": [{"name": "a", "stat": {"size": 1, "mtime_ns": 6}}]}
+    assert not records.up_to_date(ir, changed_input, "m")
+    (ir / "m.bin").write_bytes(b"\1" * 9)  # the IR itself touched since
+    assert not records.up_to_date(ir, key, "m")
+    records.write(ir, key, "m")
+    (ir / "m.xml").unlink()
+    assert not records.up_to_date(ir, key, "m")
+
+
+def test_key_changes_when_an_input_changes(tmp_path):
+    registry = tmp_path / "reg"
+    dl = tmp_path / "dl"
+    folder = dl / "public" / "k"
+    folder.mkdir(parents=True)
+    (folder / "k.prototxt").write_text("name: 'k'")
+    (folder / "k.caffemodel").write_bytes(b"x")
+    files = [(f, *file_digest(folder / f), "http://127.0.0.1:9/" + f) for f in ("k.prototxt", "k.caffemodel")]
+    write_model_yml(registry, "k", files, input_shape=[1, 3, 8, 8], outputs={"prob": [1, 2]})
+    model = Registry([registry]).load("k")
+    converter = Converter(Options(download_dir=dl))
+    before = converter.keys(model, ["FP32"])["FP32"]
+    assert converter.keys(model, ["FP32"])["FP32"] == before
+    import os
+    os.utime(folder / "k.caffemodel", ns=(1, 1))
+    assert converter.keys(model, ["FP32"])["FP32"] != before
+    json.dumps(before)  # a record key is plain JSON
+
+
+class _Card:
+    def __init__(self, card, input_info=()):
+        self.model_card = card
+        self.input_info = list(input_info)
+
+
+CARD = {"inputs": [{"name": "data", "shape": [1, 3, 224, 224]}],
+        "outputs": [{"name": "prob", "shape": [1, 1000], "kind": "probabilities"}],
+        "mparams": 49.274, "gflops": 15.239}
+
+
+def _figures(**overrides):
+    values = dict(inputs={"data": [1, 3, 224, 224]}, outputs={"prob": [1, 1000]}, params=49_274_271,
+                  gflops=15.1499)
+    values.update(overrides)
+    return ircheck.Figures(**values)
+
+
+def test_figures_matching_the_card_pass():
+    assert ircheck.check_figures(_Card(CARD), _figures()) == []
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"params": 49_275_600}, "parameter count is 49.276 M (Constant elements of the IR), expected 49.274 M "
+                             "(model_card.mparams)"),
+    ({"gflops": 14.9}, "GFLOPs estimate is 14.900 (2 x Convolution/MatMul multiply-adds), expected 15.239 "
+                       "+/- 2% (model_card.gflops)"),
+    ({"outputs": {"fc": [1, 1000]}}, "output 'prob' is missing (the IR has fc)"),
+    ({"inputs": {"data": [1, 3, 227, 227]}}, "input 'data' has shape [1, 3, 227, 227], expected [1, 3, 224, 224]"),
+])
+def test_each_figure_mismatch_is_named(overrides, expected):
+    assert ircheck.check_figures(_Card(CARD), _figures(**overrides)) == [expected]
+
+
+def test_gflops_tolerance_is_two_percent():
+    assert ircheck.check_figures(_Card(CARD), _figures(gflops=15.239 * 0.981)) == []
+    assert ircheck.check_figures(_Card(CARD), _figures(gflops=15.239 * 0.979)) != []
+
+
+# -- CLI errors before any conversion ------------------------------------------------------------
+
+def _registry_with_small(tmp_path):
+    registry = tmp_path / "reg"
+    files = [("small.prototxt", 7466, "a" * 64, "http://127.0.0.1:9/p"),
+             ("small.caffemodel", 28346, "b" * 64, "http://127.0.0.1:9/c")]
+    write_model_yml(registry, "small", files, input_shape=[1, 3, 64, 64], outputs={"prob": [1, 10]})
+    return registry
+
+
+def _run(args, env, cwd):
+    return subprocess.run([command("omz-converter"), *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_missing_inputs_name_files_and_the_fetch_command(tmp_path, clean_env):
+    registry = _registry_with_small(tmp_path)
+    result = _run(["--name", "small", "--registry", str(registry), "-d", str(tmp_path / "dl")], clean_env, tmp_path)
+    assert result.returncode == 1
+    assert "small.prototxt (absent), small.caffemodel (absent)" in result.stderr
+    assert f"omz-downloader --name small -o {tmp_path / 'dl'} --registry {registry}" in result.stderr
+    assert "FAILED:\nsmall: input files are missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "dl" / "public" / "small" / "FP32").exists()
+
+
+def test_mo_missing_fails_each_model_with_one_message(tmp_path, clean_env):
+    registry = _registry_with_small(tmp_path)
+    folder = tmp_path / "dl" / "public" / "small"
+    folder.mkdir(parents=True)
+    (folder / "small.prototxt").write_text("x" * 7466)
+    (folder / "small.caffemodel").write_bytes(b"y" * 28346)
+    # Wrong hashes: the input check fails first, naming both files.
+    result = _run(["--name", "small", "--registry", str(registry), "-d", str(tmp_path / "dl")], clean_env, tmp_path)
+    assert result.returncode == 1 and "does not match the registry's size/sha256" in result.stderr
+    # With matching files, a --mo that does not exist is reported as such.
+    files = [(f, *file_digest(folder / f), "http://127.0.0.1:9/" + f) for f in ("small.prototxt", "small.caffemodel")]
+    write_model_yml(registry, "small", files, input_shape=[1, 3, 64, 64], outputs={"prob": [1, 10]})
+    result = _run(["--name", "small", "--registry", str(registry), "-d", str(tmp_path / "dl"),
+                   "--mo", str(tmp_path / "no" / "mo.py")], clean_env, tmp_path)
+    assert result.returncode == 1
+    assert f"Model Optimizer not found: --mo {tmp_path / 'no' / 'mo.py'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], 'must be a positive integer or "auto"'),
+    (["--precisions", "FP64"], "unknown precision(s) FP64"),
+    (["--progress_format", "xml"], "'xml' is not one of"),
+])
+def test_usage_errors_exit_2(tmp_path, clean_env, args, message):
+    result = _run(["--name", "se-resnet-101", *args], clean_env, tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path, clean_env):
+    result = _run(["--name", "se-resnet-101", "-d", str(tmp_path / "dl"), "-o", str(tmp_path / "out"),
+                   "--dry_run", "--add_mo_arg=--log_level=ERROR"], clean_env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    mo_line = next(line for line in lines if line.startswith("(DRY RUN) Conversion command: "))
+    dl = tmp_path / "dl" / "public" / "se-resnet-101"
+    tmp = tmp_path / "out" / "public" / "se-resnet-101" / ".omz_convert.se-resnet-101.tmp"
+    info = find_mo()
+    expected = [*info.cmd_prefix, "--framework=caffe", f"--output_dir={tmp / 'mo'}", "--model_name=se-resnet-101",
+                "--input_shape=[1,3,224,224]", "--input=data", "--mean_values=data[104.0,117.0,123.0]",
+                "--output=prob", f"--input_model={dl}/se-resnet-101.caffemodel",
+                f"--input_proto={dl}/se-resnet-101.prototxt", "--compress_to_fp16=False",
+                f"--caffe_parser_path={caffe_parser.parser_dir(info.mo_dir, info.mo_version)}",
+                "--log_level=ERROR"]
+    import shlex
+    assert shlex.split(mo_line[len("(DRY RUN) Conversion command: "):]) == expected
+    assert any("FP16: openvino.save_model" in line and "compress_to_fp16=True" in line for line in lines)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "dl").exists()
