@@ -28,7 +28,7 @@ def test_connection_dropped_resumes_within_the_run(tmp_path, server, blob):
     assert _target(out).read_bytes() == blob
     reqs = server.requests_for("/m1/m.bin")
     assert [r.status for r in reqs] == [200, 206]
-    assert reqs[1].headers["Range"] == f"bytes={2 * MiB}-"  # what reached the disk is kept
+    assert reqs[1].headers["Range"] == f"bytes={2 * MiB + 100}-"  # every byte that arrived is kept
     assert reqs[1].headers["If-Range"] == server.resources["/m1/m.bin"].etag
     types = [e["$type"] for e in events(proc.stdout)]
     assert "model_file_download_retry" in types and "model_file_download_resume" in types
@@ -43,12 +43,12 @@ def test_connection_dropped_resumes_across_runs(tmp_path, server, blob):
     assert "FAILED:" in first.stderr and "m1:" in first.stderr and "kept m.bin.part" in first.stderr
     assert not _target(out).exists()
     part = _target(out).with_name("m.bin.part")
-    assert part.stat().st_size == MiB
+    assert part.stat().st_size == MiB + 10
     second = run_downloader("--registry", reg, "--name", "m1", "-o", out)
     assert second.returncode == 0, second.stderr
     assert _target(out).read_bytes() == blob
     last = server.requests_for("/m1/m.bin")[-1]
-    assert last.headers["Range"] == f"bytes={MiB}-" and last.status == 206
+    assert last.headers["Range"] == f"bytes={MiB + 10}-" and last.status == 206
     assert not part.exists()
 
 

@@ -186,8 +186,6 @@ class Fetcher:
             response.close()
 
     def _receive(self, task: FileTask, source, opened, offset: int) -> FileOutcome:
-        import requests
-
         from omz_tools.download import transport
 
         target, part = task.target, records.part_path(task.target)
@@ -226,37 +224,43 @@ class Fetcher:
         self.reporter.file_transfer(task.model, task.name, size, start, url)
 
         writer = StreamWriter(part, start, hasher)
+        read_into = transport.body_reader(response)
         received = 0
         last_report = 0.0
         try:
-            for chunk in response.iter_content(CHUNK_SIZE):
+            while True:
                 if self.cancel.is_set():
                     raise Interrupted()
-                if not received and start == 0 and looks_like_html(chunk, content_type):
+                buffer = writer.buffer()
+                length = read_into(buffer)
+                if not length:
+                    writer.give_back(buffer)
+                    break
+                if not received and start == 0 and looks_like_html(bytes(buffer[:1024]), content_type):
                     writer.abort()
                     records.remove_part(target)
                     raise PermanentError(mismatch_message(
-                        target=target, url=url, expected_size=size, actual_size=opened.total or len(chunk),
+                        target=target, url=url, expected_size=size, actual_size=opened.total or length,
                         algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
                         action="Nothing was written to the output folder.", html=True))
-                if writer.size + len(chunk) > size:
+                if writer.size + length > size:
                     writer.abort()
                     records.remove_part(target)
                     raise PermanentError(mismatch_message(
-                        target=target, url=url, expected_size=size, actual_size=writer.size + len(chunk),
+                        target=target, url=url, expected_size=size, actual_size=writer.size + length,
                         algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
                         action="Stopped reading and deleted the partial file for safety.",
                         cause=(f"The body is longer than the registry's {size} bytes (at least "
-                               f"{writer.size + len(chunk)} bytes arrived), so it is not the file the "
+                               f"{writer.size + length} bytes arrived), so it is not the file the "
                                "registry describes; check the URL and the registry entry.")))
-                writer.put(chunk)
-                received += len(chunk)
-                task.received += len(chunk)
+                writer.put_buffer(buffer, length)
+                received += length
+                task.received += length
                 now = time.monotonic()
                 if now - last_report >= PROGRESS_INTERVAL:
                     last_report = now
                     self.reporter.file_progress(task.model, task.name, writer.size, size)
-        except requests.exceptions.RequestException as exc:
+        except transport.body_errors() as exc:
             writer.abort()
             if writer.size == 0:
                 records.remove_part(target)
