@@ -257,3 +257,27 @@ def test_same_output_folder_and_cache_from_threads(tmp_path, origin, clean_env):
     for model in ("a", "b"):
         assert hashlib.sha256((tmp_path / "out" / "public" / model / "shared.bin").read_bytes()).hexdigest() \
             == digest(blob)
+
+
+def test_a_hit_removes_a_part_left_by_an_interrupted_run(tmp_path, origin, clean_env):
+    reg, data = two_file_model(tmp_path, origin)
+    cache = tmp_path / "cache"
+    assert downloader("--registry", reg, "--name", "m", "-o", tmp_path / "out1", "--cache_dir", cache,
+                      env=clean_env).returncode == 0
+    model_dir = tmp_path / "out2" / "public" / "m"
+    model_dir.mkdir(parents=True)
+    (model_dir / "w.bin.part").write_bytes(data["w.bin"][:1000])
+    proc = downloader("--registry", reg, "--name", "m", "-o", tmp_path / "out2", "--cache_dir", cache,
+                      "--offline", env=clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert tree(tmp_path / "out2") == ["public/m/net.txt", "public/m/w.bin"]
+
+
+def test_offline_files_that_cannot_be_fetched_need_no_space(tmp_path, origin, clean_env, monkeypatch):
+    import omz_tools
+    from omz_tools.download import space
+
+    reg, _ = two_file_model(tmp_path, origin)
+    monkeypatch.setattr(space, "free_bytes", lambda _path: 0)
+    result = omz_tools.download("m", tmp_path / "out", registries=[reg], offline=True)
+    assert not result.ok and "not available offline" in result.failures["m"]  # not "no space"

@@ -47,6 +47,7 @@ class CacheStore:
             self.reporter.note(task.model, task.name, damaged)
         if placed is None:
             return False
+        records.remove_part(task.target)  # a .part left by an interrupted run is not needed now
         records.record_file(task.target, checksum.algorithm, checksum.value)
         return True
 

@@ -74,6 +74,8 @@ class RunOptions:
                         cached = entry_path.stat().st_size == size
                     except OSError:
                         pass
+                if self.offline and not (present or cached):
+                    continue  # offline, it will not be fetched: it fails, it takes no space
                 planned.append(PlannedFile(size, present=present, cached=cached))
         return check_space(planned, Path(output_dir), self.cache.root if self.cache else None, free=free)
 
