@@ -168,7 +168,7 @@ class ContentCache:
     """One cache folder. Thread-safe and process-safe; holds no open files between calls."""
 
     def __init__(self, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # messages and served_by name it unambiguously
         self.lock_timeout = lock_timeout
         try:
             for sub in (self.root / OMZ_FORMAT_DIR / "staging", self.root / "locks"):
