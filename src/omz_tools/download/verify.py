@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that hashlib releases the GIL and syscalls stay few
-QUEUE_CHUNKS = 8  # buffers per file: at most 8 MiB wait between the socket and the disk
+QUEUE_CHUNKS = 4  # buffers per file: at most 4 MiB in flight between the socket and the disk
 
 
 def human_size(size: int) -> str:
@@ -49,12 +49,13 @@ def looks_like_html(head: bytes, content_type: str = "") -> bool:
 
 
 class StreamWriter:
-    """Hashes and writes chunks on its own thread while the caller keeps receiving.
+    """Hashes and writes chunks on two threads of its own while the caller keeps receiving.
 
     The caller (the socket reader) takes a 1 MiB buffer from a small pool (``buffer``), fills it
-    and hands it over (``put_buffer``); this thread updates the hash (hashlib releases the GIL),
-    writes it and gives the buffer back. Receiving thus overlaps hashing and writing, and the
-    pool means no fresh 1 MiB allocation (page faults, zeroing) per chunk. ``finish`` fsyncs.
+    and hands it over (``put_buffer``). One thread updates the hash (hashlib releases the GIL on
+    big buffers), another writes the same buffer to the file; the buffer returns to the pool when
+    both are done with it. So receiving, hashing and writing all overlap, and the pool means no
+    fresh 1 MiB allocation (page faults, zeroing) per chunk. ``finish`` fsyncs.
     """
 
     WRITEBACK_EVERY = 16 * CHUNK_SIZE
@@ -64,7 +65,6 @@ class StreamWriter:
         self.hasher = hasher
         self.size = offset
         self.error: Optional[BaseException] = None
-        self._full: "queue.Queue" = queue.Queue()
         self._free: "queue.Queue" = queue.Queue()
         for _ in range(QUEUE_CHUNKS):
             self._free.put(bytearray(CHUNK_SIZE))
@@ -74,18 +74,26 @@ class StreamWriter:
         os.lseek(self._fd, offset, os.SEEK_SET)
         self._written = offset
         self._synced = offset
-        self._thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._queues = (queue.Queue(), queue.Queue())
+        self._threads = (
+            threading.Thread(target=self._run, args=(self._queues[0], self._hash), daemon=True,
+                             name=f"hash {path.name}"),
+            threading.Thread(target=self._run, args=(self._queues[1], self._write), daemon=True,
+                             name=f"write {path.name}"))
+        for thread in self._threads:
+            thread.start()
 
-    def _write_all(self, view) -> None:
+    def _hash(self, view) -> None:
+        self.hasher.update(view)
+
+    def _write(self, view) -> None:
         while len(view):
             done = os.write(self._fd, view)
             view = view[done:]
             self._written += done
-
-    def _start_writeback(self) -> None:
-        # Ask the kernel to start writing what we wrote so far, without waiting, so the final
-        # fsync finds little left to do (pages being written back stay in the page cache).
+        # Ask the kernel to start writing back what we wrote, without waiting, so the final
+        # fsync finds little left to do (pages under writeback stay in the page cache).
         if self._written - self._synced >= self.WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
             try:
                 os.posix_fadvise(self._fd, self._synced, self._written - self._synced,
@@ -94,31 +102,29 @@ class StreamWriter:
                 pass
             self._synced = self._written
 
-    def _run(self) -> None:
-        try:
-            while True:
-                item = self._full.get()
-                if item is None:
-                    break
-                data, length = item
-                view = memoryview(data)[:length]
-                self.hasher.update(view)
-                self._write_all(view)
-                if isinstance(data, bytearray):
-                    self._free.put(data)
-                self._start_writeback()
-        except BaseException as exc:  # e.g. ENOSPC: reported on the caller's thread
-            self.error = exc
-            self._free.put(bytearray(CHUNK_SIZE))  # never leave the caller waiting for a buffer
-            while True:
-                item = self._full.get()
-                if item is None:
-                    break
-                if isinstance(item[0], bytearray):
-                    self._free.put(item[0])
+    def _release(self, item: list) -> None:
+        with self._lock:
+            item[2] -= 1
+            last = item[2] == 0
+        if last and isinstance(item[0], bytearray):
+            self._free.put(item[0])
+
+    def _run(self, items: "queue.Queue", work) -> None:
+        failed = False
+        while True:
+            item = items.get()
+            if item is None:
+                return
+            if not failed:
+                try:
+                    work(memoryview(item[0])[:item[1]])
+                except BaseException as exc:  # e.g. ENOSPC: reported on the caller's thread
+                    self.error = self.error or exc
+                    failed = True
+            self._release(item)  # keep the pool flowing even after a failure
 
     def buffer(self) -> bytearray:
-        """A free 1 MiB buffer to receive into (waits while the writer is behind)."""
+        """A free 1 MiB buffer to receive into (waits while hashing or writing is behind)."""
         if self.error is not None:
             raise self.error
         return self._free.get()
@@ -131,15 +137,19 @@ class StreamWriter:
         if self.error is not None:
             raise self.error
         self.size += length
-        self._full.put((data, length))
+        item = [data, length, 2]
+        for items in self._queues:
+            items.put(item)
 
     def put(self, chunk: bytes) -> None:
         self.put_buffer(chunk, len(chunk))
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._full.put(None)
-            self._thread.join()
+        for items, thread in zip(self._queues, self._threads):
+            if thread.is_alive():
+                items.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def _close(self) -> None:
         if not self._closed:
