@@ -200,3 +200,33 @@ def test_print_all_and_reruns_import_neither_requests_nor_openvino(tmp_path, ser
     code, first = modules("--name", "m1", "-o", str(out))
     assert code == 0 and "requests" in first and "openvino" not in first and "numpy" not in first
     assert modules("--name", "m1", "-o", str(out)) == (0, [])  # everything present: no HTTP stack
+
+
+def test_progress_bars_on_a_terminal(tmp_path, server):
+    import pty
+    reg, out = one_model(tmp_path, server, {"a.bin": os.urandom(2 * MiB), "b.txt": b"b"})
+    env = dict(os.environ, CI="true", COLUMNS="100")
+    from helpers_http import downloader_cmd
+    for _ in range(2):  # downloading, then everything skipped
+        primary, secondary = pty.openpty()
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))  # 100 columns
+        proc = subprocess.Popen([downloader_cmd(), "--registry", str(reg), "--name", "m1", "-o", str(out)],
+                                stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            output += data
+        os.close(primary)
+        assert proc.wait() == 0, output.decode(errors="replace")
+        text = output.decode(errors="replace")
+        assert "total" in text and "Done: 1 model(s) ready" in text
+    assert (out / "public" / "m1" / "a.bin").stat().st_size == 2 * MiB

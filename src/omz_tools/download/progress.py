@@ -190,6 +190,7 @@ class TqdmReporter(TextReporter):
         from tqdm import tqdm
         self._tqdm = tqdm
         self._bars: dict = {}
+        self._sizes: dict = {}
         self._total = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
                            desc="total", position=0, leave=True, dynamic_ncols=True)
 
@@ -200,8 +201,15 @@ class TqdmReporter(TextReporter):
     def model_begin(self, model, num_files):
         pass  # the bars say enough
 
+    def file_begin(self, model, file, size):
+        self._sizes[(model, file)] = size
+
     def file_transfer(self, model, file, size, offset, url):
         with self._lock:
+            old = self._bars.pop((model, file), None)
+            if old:  # a retry: replace its bar, and take back what the total counted for it
+                old[0].close()
+                self._total.update(-old[1])
             bar = self._tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                              desc=file if len(file) <= 30 else "..." + file[-27:], leave=False,
                              dynamic_ncols=True)
@@ -226,7 +234,7 @@ class TqdmReporter(TextReporter):
 
     def skip(self, model, file, reason):
         with self._lock:
-            self._total.update(0)
+            self._total.update(self._sizes.get((model, file), 0))  # counts as done
         super().skip(model, file, reason)
 
     def summary(self, result):
