@@ -88,3 +88,26 @@ def test_verified_file_without_any_record_is_hashed(tmp_path):
     assert verified(path, model_file)
     assert (tmp_path / ".omz_verified.json").exists()
     assert not verified(tmp_path / "missing.bin", model_file)
+
+
+def test_composite_model_stages_are_fetched_and_reported_under_the_composite(tmp_path, server):
+    import yaml
+    registry = tmp_path / "reg"
+    stages = {"comp-enc": b"encoder", "comp-dec": b"decoder"}
+    write_registry(registry, {f"public/comp/{stage}": {"files": [
+        {"name": f"{stage}.onnx", "data": data, "source": server.add(f"/{stage}.onnx", data)}]}
+        for stage, data in stages.items()})
+    (registry / "public" / "comp" / "composite-model.yml").write_text(yaml.safe_dump({
+        "description": "two stages", "framework": "onnx", "license": "none", "task_type": "classification",
+        "stages_order": list(stages)}))
+    out = tmp_path / "out"
+    result = omz_tools.download("comp", output_dir=out, registries=[registry])
+    assert result.ok, result.failures
+    assert sorted(p.name for p in result.successes["comp"]) == ["comp-dec.onnx", "comp-enc.onnx"]
+    assert (out / "public" / "comp" / "comp-enc" / "comp-enc.onnx").read_bytes() == b"encoder"
+
+    server.resources.pop("/comp-dec.onnx")
+    (out / "public" / "comp" / "comp-dec" / "comp-dec.onnx").unlink()
+    result = omz_tools.download("comp", output_dir=out, registries=[registry], num_attempts=1)
+    assert list(result.failures) == ["comp"] and "stage comp-dec" in result.failures["comp"]
+    assert result.successes == {}
