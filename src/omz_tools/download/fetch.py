@@ -121,7 +121,7 @@ class Fetcher:
             except RestartError as exc:
                 records.remove_part(task.target)
                 if last:
-                    failures.append(f"{exc} (gave up after {attempts} attempts)")
+                    failures.append(f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
                     return None
                 self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
             except VerificationError as exc:
@@ -133,7 +133,11 @@ class Fetcher:
                 self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
             except TransientError as exc:
                 if last:
-                    failures.append(f"{exc} (gave up after {attempts} attempts)")
+                    advice = ("run the command again to continue from the kept partial file"
+                              if records.part_path(task.target).exists() else
+                              "check the network, proxy settings and the server, then run the command again")
+                    failures.append(f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''}; {advice}, or raise "
+                                    "--num_attempts)")
                     return None
                 delay = transport.backoff_delay(attempt, exc.retry_after)
                 self.reporter.retry(task.model, task.name, attempt + 2, delay, str(exc))
