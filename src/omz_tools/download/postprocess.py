@@ -7,8 +7,6 @@ import hashlib
 import os
 import re
 import stat
-import tarfile
-import zipfile
 from pathlib import Path, PurePosixPath
 
 from omz_tools.download import records
@@ -81,7 +79,7 @@ def _refuse(archive: Path, member: str, why: str) -> PostprocessError:
         "registry's maintainers.")
 
 
-def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list:
+def _zip_members(archive: Path, zf) -> list:
     names = []
     for info in zf.infolist():
         why = _unsafe_name(info.filename)
@@ -97,7 +95,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list:
     return names
 
 
-def _tar_members(archive: Path, tf: tarfile.TarFile) -> list:
+def _tar_members(archive: Path, tf) -> list:
     members = tf.getmembers()
     for member in members:
         why = _unsafe_name(member.name)
@@ -115,6 +113,9 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list:
 
 def unpack_archive(folder: Path, step) -> list:
     """Extract next to the archive, then remove it (as OMZ does). Returns the extracted file names."""
+    import tarfile  # only when a model has archives: keeps start-up short
+    import zipfile
+
     archive = folder / step.file
     dest = archive.parent
     try:

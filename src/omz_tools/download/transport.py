@@ -6,8 +6,6 @@ requests is imported here only, and this module only when something must be fetc
 
 from __future__ import annotations
 
-import email.utils
-import html
 import os
 import random
 import re
@@ -68,6 +66,7 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_RETRY_AFTER)
+    import email.utils
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -145,6 +144,8 @@ def _drive_confirmation(response, source: Source):
     if "text/html" not in content_type:
         return None
     text = response.content[:1 << 20].decode("utf-8", "replace")  # a page, not the file: small
+    import html
+
     form = re.search(r'<form[^>]*id="download-form"[^>]*action="([^"]+)"[^>]*>(.*?)</form>', text, re.S)
     if form:
         params = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"',
