@@ -271,3 +271,14 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path, clean_env):
     assert shlex.split(mo_line[len("(DRY RUN) Conversion command: "):]) == expected
     assert any("FP16: openvino.save_model" in line and "compress_to_fp16=True" in line for line in lines)
     assert not (tmp_path / "out").exists() and not (tmp_path / "dl").exists()
+
+
+def test_steps_not_implemented_fail_clearly(tmp_path, clean_env):
+    folder = tmp_path / "reg" / "public" / "pt"
+    folder.mkdir(parents=True)
+    (folder / "model.yml").write_text(
+        "description: d\ntask_type: classification\nframework: pytorch\nlicense: l\nfiles: []\n"
+        "conversion_to_onnx_args: [--model-name=x]\nmodel_optimizer_args: [--input_model=$conv_dir/pt.onnx]\n")
+    result = _run(["--name", "pt", "--registry", str(tmp_path / "reg"), "--dry_run"], clean_env, tmp_path)
+    assert result.returncode == 1
+    assert "pt: models of framework 'pytorch' are converted to ONNX first (pytorch_to_onnx.py)" in result.stderr

@@ -86,6 +86,9 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         sys.exit(EXIT_INTERRUPTED)
     if not dry_run:
         reporter.summary(result)
+    elif result.failures:
+        from omz_tools.convert.progress import failed_lines
+        click.echo("\n".join(failed_lines(result)), err=True)
     reporter.close()
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 

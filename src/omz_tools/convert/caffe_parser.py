@@ -31,6 +31,15 @@ class CaffeParserError(Exception):
     """MO's Caffe schema could not be found or read; the message is for the user."""
 
 
+def supports_protobuf(version: str) -> bool:
+    """Whether a protobuf version has the builder API the generated module uses (3.20+)."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return True  # unknown: try; MO's error would say what went wrong
+    return (major, minor) >= (3, 20)
+
+
 def mo_caffe_pb2_path(mo_dir: Path) -> Path:
     return Path(mo_dir) / "front" / "caffe" / "proto" / "caffe_pb2.py"
 

@@ -89,7 +89,8 @@ class ConvertResult:
 
     @property
     def successes(self) -> dict:
-        return {name: {k: v for o in outs for k, v in o.irs.items()}
+        """model -> {precision: .xml}; for a composite model, model -> {stage: {precision: .xml}}."""
+        return {name: (outs[0].irs if len(outs) == 1 and outs[0].model == name else {o.model: o.irs for o in outs})
                 for name, outs in self.outcomes.items() if all(o.ok for o in outs)}
 
     @property
@@ -214,6 +215,8 @@ class Converter:
             return None
         from omz_tools.convert import caffe_parser
         mo = self.mo_info()
+        if not caffe_parser.supports_protobuf(mo.protobuf_version):
+            return None  # the module needs protobuf >= 3.20 in MO's Python; MO's own parser then
         with self._lock:
             try:
                 if build:
@@ -273,6 +276,9 @@ class Converter:
             return outcome
         self.reporter.model_begin(model.name, precisions)
         try:
+            unsupported = self._unsupported(model)
+            if unsupported:
+                raise ModelFailed(unsupported)
             if self.options.dry_run:
                 self._dry_run(model, precisions)
             else:
@@ -284,6 +290,18 @@ class Converter:
         outcome.seconds = time.monotonic() - start
         self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
         return outcome
+
+    @staticmethod
+    def _unsupported(model: Model) -> str:
+        # Steps omz_converter has that this converter does not implement yet: say so, never guess.
+        if model.conversion_to_onnx_args:
+            return (f"models of framework '{model.framework}' are converted to ONNX first "
+                    f"({model.converter_to_onnx}); this converter does not do that step yet. Use openvino-dev's "
+                    f"omz_converter for this model.")
+        if (model.config_dir / "pre-convert.py").exists():
+            return (f"the model has a pre-convert script ({model.config_dir / 'pre-convert.py'}), which this "
+                    f"converter does not run yet. Use openvino-dev's omz_converter for this model.")
+        return ""
 
     def _dry_run(self, model: Model, precisions: list) -> None:
         paths = self.paths(model)

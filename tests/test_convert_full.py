@@ -1,0 +1,83 @@
+"""The full-size SE-ResNet-101: the real prototxt, a 198 MB caffemodel with random weights, the
+built-in registry entry (its model_optimizer_args and model_card) with that file's size and hash.
+Converted once per session (about a minute); the tests share the result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, SE_RESNET_PROTOTXT, command
+from helpers_caffe import file_digest, write_caffemodel
+
+NAME = "se-resnet-101"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory, make_httpserver):
+    if not SE_RESNET_PROTOTXT.exists():
+        pytest.skip(f"needs the real SE-ResNet-101 prototxt at {SE_RESNET_PROTOTXT} (../shared is absent)")
+    root = tmp_path_factory.mktemp("full")
+    cache = root / "cache"
+    src = root / "src"
+    src.mkdir()
+    caffemodel = write_caffemodel(SE_RESNET_PROTOTXT, src / f"{NAME}.caffemodel", cache, seed=101)
+    served = {f"{NAME}.prototxt": SE_RESNET_PROTOTXT, f"{NAME}.caffemodel": caffemodel}
+    entry = yaml.safe_load((REPO_ROOT / "models" / "public" / NAME / "model.yml").read_text())
+    for file in entry["files"]:
+        path = served[file["name"]]
+        make_httpserver.expect_request(f"/full/{file['name']}").respond_with_data(path.read_bytes())
+        file["size"], file["sha256"] = file_digest(path)
+        file["source"] = make_httpserver.url_for(f"/full/{file['name']}")
+    folder = root / "registry" / "public" / NAME
+    folder.mkdir(parents=True)
+    (folder / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    env = {"CI": "true", "XDG_CACHE_HOME": str(cache), "PATH": "/usr/bin:/bin"}
+    dl = root / "dl"
+    fetched = subprocess.run([command("omz-downloader"), "--name", NAME, "--registry", str(root / "registry"),
+                              "-o", str(dl)], capture_output=True, text=True, env=env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    caffemodel.unlink()  # 198 MB less on disk; the downloaded copy is what gets converted
+    result = subprocess.run([command("omz-converter"), "--name", NAME, "--registry", str(root / "registry"),
+                             "-d", str(dl), "-o", str(root / "out")], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"root": root, "env": env, "conv_dir": root / "out" / "public" / NAME, "result": result,
+            "registry": root / "registry", "dl": dl, "card": entry["model_card"]}
+
+
+def test_card_figures_of_the_full_model(full):
+    record = json.loads((full["conv_dir"] / "FP32" / ".omz_converted.json").read_text())
+    figures = record["figures"]
+    assert figures["inputs"] == {"data": [1, 3, 224, 224]} and figures["outputs"] == {"prob": [1, 1000]}
+    assert round(figures["params"] / 1e6, 3) == full["card"]["mparams"] == 49.274
+    assert figures["gflops"] == pytest.approx(15.15, abs=0.01)  # vs the card's 15.239: within 2%
+    assert abs(figures["gflops"] - full["card"]["gflops"]) <= 0.02 * full["card"]["gflops"]
+    assert "--caffe_parser_path=" in (full["conv_dir"] / f".omz_convert.{NAME}.log").read_text()
+
+
+def test_both_precisions_infer_probabilities(full):
+    import openvino as ov
+    core = ov.Core()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 224, 224)).astype(np.float32)
+    results = {}
+    for precision in ("FP32", "FP16"):
+        compiled = core.compile_model(str(full["conv_dir"] / precision / f"{NAME}.xml"), "CPU")
+        prob = compiled({"data": x})[compiled.output(0)]
+        assert prob.shape == (1, 1000) and prob.min() >= 0 and abs(prob.sum() - 1) < 1e-3
+        results[precision] = prob
+    fp16_bytes = (full["conv_dir"] / "FP16" / f"{NAME}.bin").stat().st_size
+    fp32_bytes = (full["conv_dir"] / "FP32" / f"{NAME}.bin").stat().st_size
+    assert fp16_bytes < 0.51 * fp32_bytes  # weights really compressed
+
+
+def test_rerun_is_skipped(full):
+    result = subprocess.run([command("omz-converter"), "--name", NAME, "--registry", str(full["registry"]),
+                             "-d", str(full["dl"]), "-o", str(full["root"] / "out")], capture_output=True,
+                            text=True, env=full["env"])
+    assert result.returncode == 0 and f"Skipped {NAME}: IR up to date" in result.stdout
