@@ -21,6 +21,10 @@ class PermanentError(DownloadError):
     """Retrying this source cannot help (404, 403, a body longer than the registry says, HTML...)."""
 
 
+class LocalWriteError(PermanentError):
+    """Writing the .part failed (disk full, permissions): the network is not to blame."""
+
+
 class RestartError(TransientError):
     """The kept .part cannot be continued (bad Content-Range, 416); retry from byte 0 at once."""
 

@@ -123,10 +123,26 @@ class StreamWriter:
                     failed = True
             self._release(item)  # keep the pool flowing even after a failure
 
+    def _raise(self) -> None:
+        from omz_tools.download.errors import LocalWriteError
+        exc = self.error
+        if isinstance(exc, OSError):
+            free = ""
+            try:
+                stat = os.statvfs(self.path.parent)
+                free = f" ({human_size(stat.f_bavail * stat.f_frsize)} free there)"
+            except OSError:
+                pass
+            raise LocalWriteError(
+                f"cannot write {self.path} after {self._written} bytes: {exc.strerror or exc}{free}. "
+                f"Kept what was written, to resume from there; free some space (or fix the folder's "
+                f"permissions) and run the command again, or choose another --output_dir.") from None
+        raise exc
+
     def buffer(self) -> bytearray:
         """A free 1 MiB buffer to receive into (waits while hashing or writing is behind)."""
         if self.error is not None:
-            raise self.error
+            self._raise()
         return self._free.get()
 
     def give_back(self, data: bytearray) -> None:
@@ -135,7 +151,7 @@ class StreamWriter:
     def put_buffer(self, data, length: int) -> None:
         """Hand over ``data[:length]`` (a buffer from ``buffer()``, or bytes)."""
         if self.error is not None:
-            raise self.error
+            self._raise()
         self.size += length
         item = [data, length, 2]
         for items in self._queues:
@@ -161,9 +177,13 @@ class StreamWriter:
         self._stop()
         try:
             if self.error is not None:
-                raise self.error
+                self._raise()
             if sync:
-                os.fsync(self._fd)
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self.error = exc
+                    self._raise()
         finally:
             self._close()
         return self.hasher.hexdigest()

@@ -1,0 +1,57 @@
+"""Writing the .part on a real, too small filesystem (a 2 MiB tmpfs): a clear local error that
+blames the disk, not the network, and keeps what was written."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+
+from omz_tools.download.errors import LocalWriteError
+from omz_tools.download.verify import StreamWriter
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not permitted'})")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full_is_a_local_write_error(small_fs):
+    part = small_fs / "big.bin.part"
+    writer = StreamWriter(part, 0, hashlib.sha256())
+    with pytest.raises(LocalWriteError) as caught:
+        for _ in range(4):
+            buffer = writer.buffer()
+            buffer[:] = b"\1" * len(buffer)
+            writer.put_buffer(buffer, len(buffer))
+        writer.finish()
+    writer.abort()
+    message = str(caught.value)
+    assert str(part) in message and "No space left on device" in message
+    assert "free some space" in message and "Kept what was written" in message
+    assert 0 < part.stat().st_size <= 2 * MiB
+
+
+def test_stream_writer_hashes_and_writes_everything(tmp_path):
+    import os
+    data = os.urandom(3 * MiB + 5)
+    part = tmp_path / "x.part"
+    part.write_bytes(data[:100])  # a kept prefix
+    writer = StreamWriter(part, 100, hashlib.sha256(data[:100]))
+    for start in range(100, len(data), MiB):
+        chunk = data[start:start + MiB]
+        buffer = writer.buffer()
+        buffer[:len(chunk)] = chunk
+        writer.put_buffer(buffer, len(chunk))
+    assert writer.finish() == hashlib.sha256(data).hexdigest()
+    assert part.read_bytes() == data
