@@ -32,6 +32,7 @@ READ_TIMEOUT = 60.0  # between two reads, not for the whole body
 USER_AGENT = "omz-tools-downloader"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 MAX_RETRY_AFTER = 120.0
+READ_PIECE = 256 * 1024
 _RE_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -226,11 +227,23 @@ def body_reader(response):
     fp = getattr(raw, "_fp", None)
     encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
     if fp is not None and hasattr(fp, "readinto") and not encoded:
+        pending: list = []  # an error that came after some bytes: raised on the next call
+
         def read_into(buffer) -> int:
+            if pending:
+                raise pending.pop()
             view = memoryview(buffer)
             filled = 0
             while filled < len(view):
-                got = fp.readinto(view[filled:])
+                try:
+                    # Bounded pieces: if a timeout or reset interrupts a piece, http.client loses
+                    # what that piece had received; the pieces before it are kept for resume.
+                    got = fp.readinto(view[filled:filled + READ_PIECE])
+                except body_errors() as exc:
+                    if not filled:
+                        raise
+                    pending.append(exc)  # hand over what did arrive first: it is kept for resume
+                    break
                 if not got:
                     break
                 filled += got
