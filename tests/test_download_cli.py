@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from helpers_http import Fault, events, one_model, run_downloader, server, sha256, write_registry  # noqa: F401
+from helpers_http import Fault, events, one_model, run_downloader, server, write_registry  # noqa: F401
 
 MiB = 1 << 20
 OMZ_FIELDS = {

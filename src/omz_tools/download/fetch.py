@@ -11,11 +11,10 @@ from typing import Callable, Optional
 
 from omz_tools.download import records
 from omz_tools.download.errors import (
-    DownloadError, Interrupted, PermanentError, RestartError, TransientError, VerificationError,
+    Interrupted, PermanentError, RestartError, TransientError, VerificationError,
 )
 from omz_tools.download.tasks import FileOutcome, FileTask
-from omz_tools.download.verify import CHUNK_SIZE, StreamWriter, hash_file, human_size, looks_like_html, \
-    mismatch_message
+from omz_tools.download.verify import StreamWriter, hash_file, looks_like_html, mismatch_message
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress events per second per file
 
@@ -314,10 +313,3 @@ def _fsync_dir(folder: Path) -> None:
     finally:
         os.close(fd)
 
-
-def describe_failure(outcome: FileOutcome) -> str:
-    return f"{outcome.task.name}: {outcome.message}" if not outcome.message.startswith(
-        outcome.task.target.name) else outcome.message
-
-
-__all__ = ["FileTask", "FileOutcome", "Fetcher", "DownloadError", "human_size"]
