@@ -111,32 +111,51 @@ def _tar_members(archive: Path, tf) -> list:
     return members
 
 
+def _move_tree(staging: Path, dest: Path) -> None:
+    """Move every extracted file into place by atomic rename: no half-written file at a final path."""
+    for root, dirs, files in os.walk(staging):
+        target_root = dest / Path(root).relative_to(staging)
+        target_root.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            os.replace(Path(root) / name, target_root / name)
+
+
 def unpack_archive(folder: Path, step) -> list:
-    """Extract next to the archive, then remove it (as OMZ does). Returns the extracted file names."""
+    """Extract next to the archive, then remove it (as OMZ does). Returns the extracted file names.
+
+    Members are extracted into a hidden staging folder beside the archive first and renamed into
+    place afterwards, so an interrupted run leaves no half-extracted file at a final path.
+    """
+    import shutil
     import tarfile  # only when a model has archives: keeps start-up short
     import zipfile
 
     archive = folder / step.file
     dest = archive.parent
+    staging = dest / f".{archive.name}.unpacking"
+    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
     try:
         if step.format == "zip":
             with zipfile.ZipFile(archive) as zf:
                 names = _zip_members(archive, zf)
-                zf.extractall(dest)
+                zf.extractall(staging)
             outputs = [n for n in names if not n.endswith("/")]
         else:
             with tarfile.open(archive, _TAR_MODES[step.format]) as tf:
                 members = _tar_members(archive, tf)
                 if hasattr(tarfile, "data_filter"):
-                    tf.extractall(dest, members=members, filter="data")
+                    tf.extractall(staging, members=members, filter="data")
                 else:  # Python < 3.12 without the backported filters: members were checked above
-                    tf.extractall(dest, members=members)
+                    tf.extractall(staging, members=members)
             outputs = [m.name for m in members if m.isreg()]
+        _move_tree(staging, dest)
     except PostprocessError:
         raise
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise PostprocessError(f"unpack_archive: cannot unpack {archive} as {step.format} ({exc}); "
                                "the archive was kept") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()
     rel = dest.relative_to(folder)
     return [(rel / n.replace("\\", "/").strip("/")).as_posix() for n in outputs]
