@@ -91,7 +91,16 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
 
 
 def main() -> None:
-    cli(prog_name="omz-downloader")
+    # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1; ours is 130 anywhere.
+    try:
+        cli.main(prog_name="omz-downloader", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_OK)
 
 
 if __name__ == "__main__":
