@@ -268,7 +268,9 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path, clean_env):
                 f"--caffe_parser_path={caffe_parser.parser_dir(info.mo_dir, info.mo_version)}",
                 "--log_level=ERROR"]
     import shlex
-    assert shlex.split(mo_line[len("(DRY RUN) Conversion command: "):]) == expected
+    got = shlex.split(mo_line[len("(DRY RUN) Conversion command: "):])
+    assert Path(got[0]).resolve() == Path(expected[0]).resolve()  # python vs python3: the same interpreter
+    assert got[1:] == expected[1:]
     assert any("FP16: openvino.save_model" in line and "compress_to_fp16=True" in line for line in lines)
     assert not (tmp_path / "out").exists() and not (tmp_path / "dl").exists()
 
@@ -282,3 +284,29 @@ def test_steps_not_implemented_fail_clearly(tmp_path, clean_env):
     result = _run(["--name", "pt", "--registry", str(tmp_path / "reg"), "--dry_run"], clean_env, tmp_path)
     assert result.returncode == 1
     assert "pt: models of framework 'pytorch' are converted to ONNX first (pytorch_to_onnx.py)" in result.stderr
+
+
+def test_terminal_status_line_and_json_events():
+    import io
+    from omz_tools.convert.progress import JsonReporter, TtyReporter
+    stream = io.StringIO()
+    tty = TtyReporter(stream=stream, err=stream)
+    try:
+        tty.model_begin("m", ["FP32", "FP16"])
+        tty.phase("m", "mo", "Model Optimizer, FP32")
+        with tty._lock:
+            tty._draw()  # what the ticker thread does every second
+        tty.model_end("m", True, 1.5, {"check": 0.1, "mo": 1.4})
+    finally:
+        tty.close()
+    text = stream.getvalue()
+    assert "[m]    0.0 s  mo: Model Optimizer, FP32\n" in text
+    assert "\r\x1b[Km: mo 0 s" in text  # the live status line, erased before the next plain line
+    assert "done (check 0.1 s, mo 1.4 s)" in text
+    stream = io.StringIO()
+    json_reporter = JsonReporter(stream)
+    json_reporter.phase("m", "fp16", "FP32, FP16")
+    json_reporter.error("m", "why", "tail")
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
+        {"$type": "model_conversion_phase", "model": "m", "phase": "fp16", "detail": "FP32, FP16"},
+        {"$type": "model_conversion_error", "model": "m", "message": "why", "detail": "tail"}]
