@@ -36,3 +36,13 @@ def test_http_proxy_from_the_environment_is_used(tmp_path, server):
     assert proc.returncode == 0, proc.stderr
     assert (out / "public" / "m1" / "w.bin").read_bytes() == data
     assert server.log[-1].path == url
+
+
+def test_html_sniffing_looks_at_the_body_not_only_the_header():
+    from omz_tools.download.verify import looks_like_html
+    assert looks_like_html(b"\n  <!DOCTYPE html><html>")
+    assert looks_like_html(b"<div>quota</div><html>")
+    assert looks_like_html(b"<p>Sign in</p>", "text/html; charset=utf-8")
+    assert not looks_like_html(b"name: \"SE-ResNet-101\"\nlayer {", "text/html")  # a mislabelled prototxt
+    assert not looks_like_html(b"<?xml version=\"1.0\"?>\n<net name=\"x\">", "text/html")  # an IR .xml
+    assert not looks_like_html(b"\x08\x01\x12\x00binary weights")

@@ -282,12 +282,14 @@ class Fetcher:
             raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes; "
                                  f"kept {part.name} to resume from there")
         if digest != checksum.value:
+            with open(part, "rb") as stream:
+                head = stream.read(1024)  # to say whether it was a web page
             records.remove_part(target)
             raise VerificationError(mismatch_message(
                 target=target, url=url, expected_size=size, actual_size=writer.size,
                 algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=digest,
                 action="Deleted the downloaded data for safety; nothing was written at "
-                       f"{target}.", resumed=start > 0, html=looks_like_html(b"", content_type)),
+                       f"{target}.", resumed=start > 0, html=looks_like_html(head, content_type)),
                 resumed=start > 0)
         return self._commit(task, source, "resumed" if start else "downloaded", received, digest)
 

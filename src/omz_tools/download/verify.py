@@ -40,12 +40,17 @@ def hash_file(path: Path, algorithm: str, limit: Optional[int] = None, hasher=No
 
 
 def looks_like_html(head: bytes, content_type: str = "") -> bool:
-    """True when a body that should be a model file is a web page (login, error, quota page...)."""
-    if "text/html" in (content_type or "").lower():
+    """True when a body that should be a model file is a web page (login, error, quota page...).
+
+    Decided by the first bytes; a text/html Content-Type only tips the balance for a body that
+    starts with a tag (servers label unknown files oddly, so the header alone proves nothing).
+    """
+    start = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
+            start.startswith(b"<") and b"<html" in start):
         return True
-    start = head[:1024].lstrip().lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
-        start.startswith(b"<") and b"<html" in start)
+    return ("text/html" in (content_type or "").lower() and start.startswith(b"<")
+            and not start.startswith(b"<?xml"))
 
 
 class StreamWriter:
