@@ -154,9 +154,12 @@ def test_precisions_select_ir_files(tmp_path, server):
     proc = run_downloader("--registry", registry, "--name", "ir", "-o", out, "--precisions", "FP16")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.xml")) == ["intel/ir/FP16/ir.xml"]
-    proc = run_downloader("--registry", registry, "--name", "ir", "-o", out, "--precisions", "INT8".replace(
-        "INT8", "FP16-INT8"))
-    assert proc.returncode == 0 and "not available in FP16-INT8" in proc.stdout
+    proc = run_downloader("--registry", registry, "--name", "ir", "-o", out, "--precisions", "FP16-INT8")
+    assert proc.returncode == 0 and "Skipped ir: ir is not available in FP16-INT8" in proc.stdout
+    proc = run_downloader("--registry", registry, "--name", "ir", "-o", out, "--precisions", "FP16-INT8",
+                          "--progress_format", "json")
+    skip = [e for e in events(proc.stdout) if e["$type"] == "model_download_skip"]
+    assert skip and skip[0]["model"] == "ir" and "FP16-INT8" in skip[0]["reason"]
 
 
 def test_text_output_is_plain_lines_when_not_a_terminal(tmp_path, server):

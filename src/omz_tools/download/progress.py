@@ -21,7 +21,8 @@ class Reporter:
     def file_progress(self, model: str, file: str, done: int, size: int) -> None: ...
     # served_by (issue 4): "original", "mirror <base URL>" or "cache <dir>"; "" when not fetched.
     def file_end(self, model: str, file: str, ok: bool, action: str = "", served_by: str = "") -> None: ...
-    def skip(self, model: str, file: str, reason: str) -> None: ...
+    # file None: the whole model is skipped (e.g. not available in the requested precisions).
+    def skip(self, model: str, file, reason: str) -> None: ...
     def retry(self, model: str, file: str, attempt: int, delay: float, message: str) -> None: ...
     def note(self, model: str, file: str, message: str) -> None: ...
     def error(self, model: str, file, message: str) -> None: ...
@@ -83,7 +84,10 @@ class JsonReporter(Reporter):
         self.emit("model_file_download_end", model=model, model_file=file, successful=ok, **extra)
 
     def skip(self, model, file, reason):
-        self.emit("model_file_download_skip", model=model, model_file=file, reason=reason)
+        if file is None:
+            self.emit("model_download_skip", model=model, reason=reason)
+        else:
+            self.emit("model_file_download_skip", model=model, model_file=file, reason=reason)
 
     def retry(self, model, file, attempt, delay, message):
         self.emit("model_file_download_retry", model=model, model_file=file, attempt=attempt,
@@ -156,7 +160,7 @@ class TextReporter(Reporter):
             self._out(f"Verified {model}/{file} ({action}{source}, {seconds:.1f} s)")
 
     def skip(self, model, file, reason):
-        self._out(f"Skipped {model}/{file}: {reason}")
+        self._out(f"Skipped {model}/{file}: {reason}" if file is not None else f"Skipped {model}: {reason}")
 
     def retry(self, model, file, attempt, delay, message):
         self._out(f"Retrying {model}/{file} (attempt {attempt}) in {delay:.1f} s: {message}", err=True)
