@@ -153,11 +153,13 @@ class Engine:
             self.reporter.postprocessing_begin(job.model.name)
             try:
                 outputs = postprocess.run(job.model, job.folder)
-            except postprocess.PostprocessError as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed step fails this model, not the run
                 ok = False
-                job.failures.append(str(exc))
+                message = str(exc) if isinstance(exc, postprocess.PostprocessError) else (
+                    f"postprocessing failed: {type(exc).__name__}: {exc}")
+                job.failures.append(message)
                 records.FolderRecord(job.folder).set_model(job.model.name, None)
-                self.reporter.error(job.model.name, None, str(exc))
+                self.reporter.error(job.model.name, None, message)
             else:
                 records.FolderRecord(job.folder).set_model(
                     job.model.name, {"postprocessing": postprocess.fingerprint(job.model), "outputs": outputs})
