@@ -211,8 +211,12 @@ def test_parallel_jobs_and_mean_values_baked_in(small, tmp_path):
                         tmp_path, "--precisions", "FP32", "-j", "2"], small.env)
     assert result.returncode == 0, result.stdout + result.stderr
     for name in (NAME, NAME + "-nomean"):
-        assert f"[{name}]" in result.stdout and f".omz_convert.{name}.log" in \
-            [p.name for p in (tmp_path / "public" / name).iterdir()]
+        assert f".omz_convert.{name}.log" in [p.name for p in (tmp_path / "public" / name).iterdir()]
+    # Each model's lines come out together (held back while both convert at once).
+    owners = [line.split()[1].rstrip(":") if line.startswith("==========") else line.split()[0].strip("[]")
+              for line in result.stdout.splitlines() if line.startswith(("==========", "["))]
+    assert sorted(set(owners)) == [NAME, NAME + "-nomean"]
+    assert owners == sorted(owners, key=lambda o: owners.index(o))  # contiguous blocks
     x = np.random.default_rng(7).uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
     with_mean = infer(tmp_path / "public" / NAME / "FP32" / f"{NAME}.xml", x)
     without = infer(tmp_path / "public" / (NAME + "-nomean") / "FP32" / f"{NAME}-nomean.xml",

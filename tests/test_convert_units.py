@@ -310,3 +310,21 @@ def test_terminal_status_line_and_json_events():
     assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
         {"$type": "model_conversion_phase", "model": "m", "phase": "fp16", "detail": "FP32, FP16"},
         {"$type": "model_conversion_error", "model": "m", "message": "why", "detail": "tail"}]
+
+
+def test_grouped_text_output_keeps_each_model_together():
+    import io
+    from omz_tools.convert.progress import TextReporter
+    stream = io.StringIO()
+    reporter = TextReporter(stream=stream, err=stream, group=True)
+    reporter.model_begin("a", ["FP32"])
+    reporter.model_begin("b", ["FP32"])
+    reporter.phase("a", "mo")
+    reporter.phase("b", "mo")
+    reporter.error("b", "broke")
+    reporter.model_end("b", False, 1.0, {})
+    reporter.phase("a", "verify")
+    reporter.model_end("a", True, 2.0, {"mo": 2.0})
+    models = [line.split()[1].strip("[]:") if line.startswith(("==", "Error")) else line.split()[0].strip("[]")
+              for line in stream.getvalue().splitlines()]
+    assert models == ["b", "b", "b", "a", "a", "a", "a"]

@@ -77,7 +77,7 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
                       force=force, download=download, registries=list(registries))
-    reporter = make_reporter(progress_format)
+    reporter = make_reporter(progress_format, jobs)
     try:
         result = run(models, options, reporter)
     except KeyboardInterrupt:

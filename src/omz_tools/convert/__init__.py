@@ -63,7 +63,7 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
                       precisions=set(precisions), python=python, mo=Path(mo) if mo else None,
                       extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
                       registries=[Path(r) for r in registries])
-    reporter = make_reporter("text" if progress is True else progress)
+    reporter = make_reporter("text" if progress is True else progress, jobs)
     try:
         result = run(models, options, reporter)
     finally:

@@ -71,13 +71,32 @@ class JsonReporter(Reporter):
 
 
 class TextReporter(Reporter):
-    """A line per phase begun (with the model's elapsed time), per skip, error and model done."""
+    """A line per phase begun (with the model's elapsed time), per skip, error and model done.
 
-    def __init__(self, stream=None, err=None):
+    ``group`` (for -j): a model's lines are held back and written together when it ends, so the
+    output of models converted at once does not interleave (as omz_converter's -j does)."""
+
+    def __init__(self, stream=None, err=None, group: bool = False):
         self.stream = stream or sys.stdout
         self.err = err or sys.stderr
+        self.group = group
         self._lock = threading.Lock()
         self._began: dict = {}
+        self._held: dict = {}  # model -> [(text, err)] while grouping
+
+    def _line(self, model: str, text: str, err: bool = False) -> None:
+        with self._lock:
+            held = self._held.get(model)
+            if held is not None:
+                held.append((text, err))
+                return
+        self._out(text, err)
+
+    def _release(self, model: str) -> None:
+        with self._lock:
+            held = self._held.pop(model, [])
+        for text, err in held:
+            self._out(text, err)
 
     def _out(self, text: str, err: bool = False) -> None:
         stream = self.err if err else self.stream
@@ -90,24 +109,28 @@ class TextReporter(Reporter):
 
     def model_begin(self, model, precisions):
         self._began[model] = time.monotonic()
-        self._out(f"========== {model}: converting to {', '.join(precisions)}")
+        if self.group:
+            with self._lock:
+                self._held[model] = []
+        self._line(model, f"========== {model}: converting to {', '.join(precisions)}")
 
     def phase(self, model, phase, detail=""):
-        self._out(f"[{model}] {self._elapsed(model):6.1f} s  {phase}{': ' + detail if detail else ''}")
+        self._line(model, f"[{model}] {self._elapsed(model):6.1f} s  {phase}{': ' + detail if detail else ''}")
 
     def command(self, model, cmd, text):
-        self._out(text)
+        self._line(model, text)
 
     def skip(self, model, reason):
-        self._out(f"Skipped {model}: {reason}")
+        self._line(model, f"Skipped {model}: {reason}")
 
     def error(self, model, message, detail=""):
-        self._out(f"Error: {model}: {message}" + (f"\n{detail}" if detail else ""), err=True)
+        self._line(model, f"Error: {model}: {message}" + (f"\n{detail}" if detail else ""), err=True)
 
     def model_end(self, model, ok, seconds, phases):
         if ok and phases:
             times = ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
-            self._out(f"[{model}] {seconds:6.1f} s  done ({times})")
+            self._line(model, f"[{model}] {seconds:6.1f} s  done ({times})")
+        self._release(model)
 
     def summary(self, result):
         self._out(f"Done: {len(result.successes)} model(s) converted or up to date "
@@ -120,8 +143,8 @@ class TextReporter(Reporter):
 class TtyReporter(TextReporter):
     """TextReporter plus a status line, redrawn every second, with each active model's phase and time."""
 
-    def __init__(self, stream=None, err=None):
-        super().__init__(stream, err)
+    def __init__(self, stream=None, err=None, group: bool = False):
+        super().__init__(stream, err, group)
         self._active: dict = {}
         self._status_shown = False
         self._stop = threading.Event()
@@ -168,7 +191,8 @@ class TtyReporter(TextReporter):
             self.stream.flush()
 
 
-def make_reporter(progress_format) -> Reporter:
+def make_reporter(progress_format, jobs: int = 1) -> Reporter:
+    """JSON events, a live status line on a terminal, else plain lines (grouped per model with -j)."""
     if progress_format in (None, False, "none"):
         return Reporter()
     if isinstance(progress_format, Reporter):
@@ -176,5 +200,5 @@ def make_reporter(progress_format) -> Reporter:
     if progress_format == "json":
         return JsonReporter()
     if sys.stdout.isatty():
-        return TtyReporter()
-    return TextReporter()
+        return TtyReporter(group=jobs > 1)
+    return TextReporter(group=jobs > 1)
