@@ -153,7 +153,6 @@ def test_key_changes_when_an_input_changes(tmp_path):
     converter = Converter(Options(download_dir=dl))
     before = converter.keys(model, ["FP32"])["FP32"]
     assert converter.keys(model, ["FP32"])["FP32"] == before
-    import os
     os.utime(folder / "k.caffemodel", ns=(1, 1))
     assert converter.keys(model, ["FP32"])["FP32"] != before
     json.dumps(before)  # a record key is plain JSON
@@ -328,3 +327,16 @@ def test_grouped_text_output_keeps_each_model_together():
     models = [line.split()[1].strip("[]:") if line.startswith(("==", "Error")) else line.split()[0].strip("[]")
               for line in stream.getvalue().splitlines()]
     assert models == ["b", "b", "b", "a", "a", "a", "a"]
+
+
+def test_python_without_openvino_dev_is_reported(tmp_path):
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    if not base.exists() or Path(sys.prefix) == Path(sys.base_prefix):
+        pytest.skip("needs this venv's base interpreter")
+    if subprocess.run([str(base), "-c", "import openvino.tools.mo"], capture_output=True).returncode == 0:
+        pytest.skip("the base interpreter has openvino-dev too")
+    from omz_tools.convert.mo import MOError
+    with pytest.raises(MOError, match=f"the Python interpreter {base} has no openvino.tools.mo package"):
+        find_mo(base)
+    # The venv's interpreter is recognised as this one even though it is a symlink to the base one.
+    assert find_mo(Path(sys.executable)).mo_dir == find_mo().mo_dir

@@ -72,8 +72,20 @@ class MOInfo:
                 "protobuf": self.protobuf_version, "python": self.python_version}
 
 
+def _is_this_interpreter(python: str) -> bool:
+    # Not Path.resolve(): a venv's python is a symlink to the base interpreter, yet another environment.
+    this = Path(sys.executable).absolute()
+    other = Path(python).absolute()
+    if other == this:
+        return True
+    try:
+        return other.parent == this.parent and os.path.samefile(other, this)
+    except OSError:
+        return False
+
+
 def _probe(python: str) -> dict:
-    if Path(python).resolve() == Path(sys.executable).resolve():
+    if _is_this_interpreter(python):
         import contextlib
         import io
         out = io.StringIO()
@@ -93,9 +105,12 @@ def _probe(python: str) -> dict:
 
 
 def find_mo(python: Optional[os.PathLike] = None, mo: Optional[os.PathLike] = None) -> MOInfo:
-    """Locate Model Optimizer for ``python`` (default: this interpreter), as omz_converter does:
-    ``--mo`` if given, else the ``mo`` script beside the interpreter or on PATH."""
+    """Locate Model Optimizer for ``python`` (default: this interpreter): ``--mo`` if given, else
+    the ``mo`` script beside the interpreter, else ``python -m openvino.tools.mo``. (omz_converter
+    takes the ``mo`` on PATH, which may belong to another environment than ``-p``.)"""
     python = str(python or sys.executable)
+    if os.sep not in python:  # a bare name such as "python3": the one on PATH
+        python = shutil.which(python) or python
     info = _probe(python)
     if mo is not None:
         mo_path = Path(mo)
@@ -104,20 +119,18 @@ def find_mo(python: Optional[os.PathLike] = None, mo: Optional[os.PathLike] = No
                           "the 'mo' script (or mo.py) of openvino-dev, or leave --mo out to use the one "
                           f"installed for {python}.")
     else:
+        # The 'mo' of that interpreter's environment; else `python -m openvino.tools.mo`.
         beside = Path(python).parent / "mo"
-        found = beside if beside.is_file() else (Path(shutil.which("mo")) if shutil.which("mo") else None)
-        mo_path = found
+        mo_path = beside if beside.is_file() else None
     mo_dir = info.get("mo_dir")
     if mo_path is not None and str(mo_path).lower().endswith(".py") and mo_dir is None:
-        mo_dir = str(Path(mo_path).resolve().parent)
-    if mo_dir is None or info.get("openvino_dev") is None and mo_path is None:
+        mo_dir = str(Path(mo_path).resolve().parent)  # a source checkout's mo.py
+    if mo_dir is None:
         raise MOError(f"Model Optimizer not found: the Python interpreter {python} has no openvino.tools.mo "
                       "package (openvino-dev). Install it there (pip install openvino-dev==2024.6.0), or "
                       "pass another interpreter with -p/--python or the MO script with --mo.")
-    if mo_path is not None:
-        prefix = (python, "--", str(Path(mo_path).absolute()))
-    else:
-        prefix = (python, "-m", "openvino.tools.mo")
+    prefix = (python, "--", str(Path(mo_path).absolute())) if mo_path is not None else \
+        (python, "-m", "openvino.tools.mo")
     return MOInfo(python=python, cmd_prefix=prefix, mo_dir=Path(mo_dir),
                   mo_version=info.get("openvino_dev") or "unknown",
                   openvino_version=info.get("openvino") or "unknown",
