@@ -4,6 +4,7 @@ records, IR figure checks, and CLI errors that stop before Model Optimizer runs.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
