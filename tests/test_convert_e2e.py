@@ -263,20 +263,24 @@ def test_python_api_convert_and_load_reuse_the_ir(small, monkeypatch):
                           registries=[small.registry], precisions=["FP32"])
 
 
-def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path):
-    proc = subprocess.Popen([command("omz-converter"), "--name", NAME, "--registry", str(small.registry), "-d",
-                             str(small.dl), "-o", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=small.env)
-    for line in proc.stdout:  # wait until Model Optimizer runs
-        if "mo: Model Optimizer" in line:
-            break
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path, jobs):
+    names = [NAME] if jobs == 1 else [NAME, NAME + "-nomean"]
+    proc = subprocess.Popen([command("omz-converter"), "--name", ",".join(names), "--registry", str(small.registry),
+                             "-d", str(small.dl), "-o", str(tmp_path), "-j", str(jobs)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=small.env)
+    logs = [tmp_path / "public" / n / f".omz_convert.{n}.log" for n in names]
+    while not all(log.exists() for log in logs) and proc.poll() is None:  # until every MO has started
+        time.sleep(0.1)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate()
     assert proc.returncode == 130, err
-    assert "Interrupted" in err
-    conv_dir = tmp_path / "public" / NAME
-    assert not (conv_dir / "FP32").exists() and not list(conv_dir.glob("*.tmp"))
-    # No MO left running for this output folder.
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(conv_dir) not in ps
+    assert err.strip() == "Interrupted: Model Optimizer was stopped; IR folders are as before this run."
+    for name in names:
+        assert f"[{name}]" in out and f"{name}]" in out  # lines held for -j are still shown
+        conv_dir = tmp_path / "public" / name
+        assert not (conv_dir / "FP32").exists() and not list(conv_dir.glob("*.tmp"))
+        # No MO left running for this output folder.
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert str(conv_dir) not in ps

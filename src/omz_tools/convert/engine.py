@@ -42,6 +42,10 @@ class ModelFailed(Exception):
         self.detail = detail
 
 
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl+C with -j): stop quietly, the interrupt itself is reported."""
+
+
 @dataclass
 class Options:
     download_dir: Path = Path(".")
@@ -197,6 +201,7 @@ class Converter:
         self._parser_dir: Optional[Path] = None
         self._lock = threading.Lock()
         self.budget = MemoryBudget()
+        self.cancelled = threading.Event()
 
     # MO is looked up once per run, and only if some model needs it.
     def mo_info(self) -> mo_mod.MOInfo:
@@ -264,6 +269,8 @@ class Converter:
         """Convert one (leaf) model; never raises for a model problem (the outcome says it)."""
         start = time.monotonic()
         outcome = Outcome(model.name, ok=True)
+        if self.cancelled.is_set():
+            return Outcome(model.name, ok=False, message="interrupted")
         precisions = self.precisions_for(model)
         if model.mo_args is None:
             self.reporter.skip(model.name, "no conversions defined (the model is already IR)")
@@ -287,6 +294,10 @@ class Converter:
             outcome.ok = False
             outcome.message = str(exc)
             self.reporter.error(model.name, outcome.message, exc.detail)
+        except Cancelled:
+            outcome.ok = False
+            outcome.message = "interrupted"
+            return outcome
         outcome.seconds = time.monotonic() - start
         self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
         return outcome
@@ -387,6 +398,8 @@ class Converter:
             cmd = self.mo_command(model, mo_dir, parser)
             self._phase(model, outcome, "mo", "Model Optimizer, FP32")
             result = mo_mod.run_logged(cmd, log)
+            if self.cancelled.is_set():
+                raise Cancelled()
             outcome.mo_peak_rss = result.peak_rss_bytes
             xml, bin_ = mo_dir / f"{model.name}.xml", mo_dir / f"{model.name}.bin"
             if result.returncode != 0 or not (xml.is_file() and bin_.is_file()):
@@ -506,6 +519,7 @@ def run(models: list, options: Options, reporter: Optional[Reporter] = None) -> 
                         for future in done:
                             result.outcomes[futures[future].name] = future.result()
                 except KeyboardInterrupt:
+                    converter.cancelled.set()
                     for future in futures:
                         future.cancel()
                     mo_mod.terminate_all()

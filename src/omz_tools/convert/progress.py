@@ -132,6 +132,10 @@ class TextReporter(Reporter):
             self._line(model, f"[{model}] {seconds:6.1f} s  done ({times})")
         self._release(model)
 
+    def close(self):
+        for model in list(self._held):  # interrupted: show what the unfinished models got to
+            self._release(model)
+
     def summary(self, result):
         self._out(f"Done: {len(result.successes)} model(s) converted or up to date "
                   f"({len(result.skipped)} skipped as up to date), {len(result.failures)} failed; "
@@ -187,8 +191,10 @@ class TtyReporter(TextReporter):
     def close(self):
         self._stop.set()
         with self._lock:
+            self._active.clear()
             self._clear()
             self.stream.flush()
+        super().close()
 
 
 def make_reporter(progress_format, jobs: int = 1) -> Reporter:
