@@ -1,7 +1,13 @@
-"""nginx from apt, started by a test on a free 127.0.0.1 port with a temp config and root.
+"""nginx from apt, started on a free 127.0.0.1 port with its config, logs and temp folders in a work
+folder, serving a root folder (a mirror, or the original source).
 
-Real Range / If-Range / ETag behaviour, as a production static server gives it. Skips the test
-with a clear reason when nginx is not installed (CI installs it: apt-get install -y nginx-light).
+Real Range / If-Range / ETag behaviour, as a production static server gives it. Every answered
+request is in its access log: ``requests()`` (method, path, status) counts them, ``transfers()``
+(path, status, bytes sent, Range header) shows what each GET moved. An optional ``limit_rate``
+(nginx syntax, per connection, e.g. "2m") slows transfers so that processes overlap.
+
+Tests use the fixtures (they skip with a clear reason when nginx is not installed; CI installs it:
+apt-get install -y nginx-light); benchmarks/ use ``NginxServer`` directly.
 """
 
 from __future__ import annotations
@@ -13,68 +19,109 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 import pytest
 
-_LOG = re.compile(r'"GET (?P<path>\S+) [^"]*" (?P<status>\d{3}) (?P<bytes>\d+) "(?P<range>[^"]*)"')
+NOT_INSTALLED = "nginx is not installed (apt-get install -y nginx-light; .ci/run installs it)"
+_LOG_FORMAT = "'\"$request\" $status $body_bytes_sent \"$http_range\"'"
+_LOG_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) (?P<sent>\d+) '
+                       r'"(?P<range>[^"]*)"')
 
 
-def find_nginx():
+class Request(NamedTuple):
+    method: str
+    path: str
+    status: int
+    sent: int  # body bytes sent
+    range: str  # the request's Range header ("" without one)
+
+
+def find_nginx() -> Optional[str]:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
                                           if os.path.exists(p)), None)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class NginxServer:
-    def __init__(self, root: Path, work: Path, binary: str):
+    """nginx serving ``root`` on 127.0.0.1; ``work`` (an existing folder) holds its own files."""
+
+    def __init__(self, root: Path, work: Path, binary: Optional[str] = None, limit_rate: str = ""):
+        binary = binary or find_nginx()
+        if binary is None:
+            raise RuntimeError(NOT_INSTALLED)
         self.root, self.work = root, work
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = _free_port()
         self.access_log = work / "access.log"
-        temps = "\n".join(f"  {k}_temp_path {work}/{k};" for k in ("client_body", "proxy", "fastcgi",
-                                                                   "uwsgi", "scgi"))
+        user = "user root;" if os.geteuid() == 0 else ""  # workers must read pytest's 0700 tmp_path
+        temps = "\n".join(f"  {kind}_temp_path {work}/{kind};" for kind in
+                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         (work / "nginx.conf").write_text(f"""
-{"user root;" if os.geteuid() == 0 else ""}
+{user}
 worker_processes 1;
 daemon off;
 pid {work}/nginx.pid;
 error_log {work}/error.log;
 events {{ worker_connections 64; }}
 http {{
-  log_format ranges '"$request" $status $body_bytes_sent "$http_range"';
-  access_log {self.access_log} ranges;
+  log_format requests {_LOG_FORMAT};
+  access_log {self.access_log} requests;
 {temps}
   default_type application/octet-stream;
   sendfile on;
   server {{
     listen 127.0.0.1:{self.port};
     root {root};
+    location / {{ {f"limit_rate {limit_rate};" if limit_rate else ""} }}
   }}
 }}
 """)
         self.process = subprocess.Popen([binary, "-c", str(work / "nginx.conf"), "-p", str(work)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + 10
         while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"nginx did not start: {self.process.stderr.read().decode(errors='replace')}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
+                return
             except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read().decode(errors="replace") if self.process.poll() is not None else ""
+                if time.monotonic() > deadline:
                     self.stop()
-                    pytest.fail(f"nginx did not start on 127.0.0.1:{self.port}: {err}")
-                time.sleep(0.05)
+                    pytest.fail(f"nginx did not listen on 127.0.0.1:{self.port}")
+                time.sleep(0.02)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
 
-    def requests(self) -> list:
-        """(path, status, bytes sent, Range header) per request answered so far."""
+    def url_for(self, path: str) -> str:
+        """The URL of ``path`` (relative to the root)."""
+        return f"{self.url}/{path.lstrip('/')}"
+
+    def log(self) -> list:
+        """[Request] of every request answered so far."""
         if not self.access_log.exists():
             return []
-        return [(m["path"], int(m["status"]), int(m["bytes"]), m["range"])
-                for m in map(_LOG.search, self.access_log.read_text().splitlines()) if m]
+        return [Request(m["method"], m["path"], int(m["status"]), int(m["sent"]), m["range"])
+                for m in map(_LOG_LINE.search, self.access_log.read_text().splitlines()) if m]
+
+    def requests(self) -> list:
+        """[(method, path, status)] of every request answered so far."""
+        return [(r.method, r.path, r.status) for r in self.log()]
+
+    def transfers(self) -> list:
+        """[(path, status, bytes sent, Range header)] of every GET answered so far (HEADs left out)."""
+        return [(r.path, r.status, r.sent, r.range) for r in self.log() if r.method == "GET"]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -83,16 +130,37 @@ http {{
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+        self.process.stderr.close()
 
 
 @pytest.fixture
-def nginx(tmp_path):
+def nginx_factory(tmp_path):
+    """make(name, limit_rate="") -> an nginx serving tmp_path/<name> (created empty); all stop at the end."""
     binary = find_nginx()
     if binary is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx-light); needed for real Range/If-Range")
-    root, work = tmp_path / "nginx-root", tmp_path / "nginx-work"
-    root.mkdir()
-    work.mkdir()
-    server = NginxServer(root, work, binary)
-    yield server
-    server.stop()
+        pytest.skip(NOT_INSTALLED)
+    servers = []
+
+    def make(name: str, limit_rate: str = "") -> NginxServer:
+        root, work = tmp_path / name, tmp_path / f"{name}.nginx"
+        root.mkdir()
+        work.mkdir()
+        servers.append(NginxServer(root, work, binary, limit_rate))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def nginx_mirror(nginx_factory):
+    """nginx serving tmp_path/mirror (fill it as an output folder: public/<model>/<file>)."""
+    return nginx_factory("mirror")
+
+
+@pytest.fixture
+def nginx(nginx_factory):
+    """nginx serving tmp_path/nginx-root."""
+    return nginx_factory("nginx-root")

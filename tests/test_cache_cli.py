@@ -16,7 +16,7 @@ from helpers_cache import (
     digest, downloader, downloader_popen, events, omz_downloader, omz_package_copy, serve, served_by,
     tree, write_model,
 )
-from helpers_mirror import nginx_factory, nginx_mirror  # noqa: F401
+from helpers_nginx import nginx_factory, nginx_mirror  # noqa: F401
 from omz_tools.download.cache import ContentCache
 
 KiB, MiB = 1024, 1 << 20

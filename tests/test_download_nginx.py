@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO_ROOT
 from helpers_http import events, run_downloader, sha256, write_registry
-from helpers_nginx import nginx  # noqa: F401
+from helpers_nginx import nginx, nginx_factory  # noqa: F401
 from omz_tools.download import verified
 from omz_tools.registry import Registry
 
@@ -23,7 +23,7 @@ def _setup(tmp_path, nginx, data):
     (nginx.root / "m.bin").write_bytes(data)
     registry = tmp_path / "reg"
     write_registry(registry, {"public/m1": {"files": [{"name": "m.bin", "data": data,
-                                                       "source": nginx.url("m.bin")}]}})
+                                                       "source": nginx.url_for("m.bin")}]}})
     return registry, tmp_path / "out" / "public" / "m1" / "m.bin"
 
 
@@ -37,13 +37,13 @@ def _leave_part(target, url, prefix, validator, data):
 def test_resume_with_if_range_gets_206_for_the_rest(tmp_path, nginx):
     data = os.urandom(3 * MiB + 17)
     registry, target = _setup(tmp_path, nginx, data)
-    etag = requests.head(nginx.url("m.bin"), timeout=5).headers["ETag"]
-    _leave_part(target, nginx.url("m.bin"), data[:MiB], etag, data)  # as a killed run leaves it
+    etag = requests.head(nginx.url_for("m.bin"), timeout=5).headers["ETag"]
+    _leave_part(target, nginx.url_for("m.bin"), data[:MiB], etag, data)  # as a killed run leaves it
     proc = run_downloader("--registry", registry, "--name", "m1", "-o", tmp_path / "out",
                           "--progress_format", "json")
     assert proc.returncode == 0, proc.stderr
     assert target.read_bytes() == data
-    assert [(status, sent, rng) for path, status, sent, rng in nginx.requests() if path == "/m.bin"] == [
+    assert [(status, sent, rng) for path, status, sent, rng in nginx.transfers() if path == "/m.bin"] == [
         (206, len(data) - MiB, f"bytes={MiB}-")]
     resumes = [e for e in events(proc.stdout) if e["$type"] == "model_file_download_resume"]
     assert resumes and resumes[0]["offset"] == MiB
@@ -52,13 +52,13 @@ def test_resume_with_if_range_gets_206_for_the_rest(tmp_path, nginx):
 def test_changed_file_is_sent_whole_and_the_download_restarts(tmp_path, nginx):
     old, new = os.urandom(2 * MiB), os.urandom(2 * MiB + 5)
     (nginx.root / "m.bin").write_bytes(old)
-    old_etag = requests.head(nginx.url("m.bin"), timeout=5).headers["ETag"]
+    old_etag = requests.head(nginx.url_for("m.bin"), timeout=5).headers["ETag"]
     registry, target = _setup(tmp_path, nginx, new)  # the file changed upstream (new ETag)
-    _leave_part(target, nginx.url("m.bin"), old[:MiB], old_etag, new)
+    _leave_part(target, nginx.url_for("m.bin"), old[:MiB], old_etag, new)
     proc = run_downloader("--registry", registry, "--name", "m1", "-o", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert target.read_bytes() == new
-    assert [(status, sent) for path, status, sent, rng in nginx.requests()] == [(200, len(new))]
+    assert [(status, sent) for path, status, sent, rng in nginx.transfers()] == [(200, len(new))]
     assert "starting over" in proc.stderr
 
 
@@ -68,12 +68,12 @@ def test_parallel_download_and_rerun_without_requests(tmp_path, nginx):
         (nginx.root / name).write_bytes(data)
     registry = tmp_path / "reg"
     write_registry(registry, {"public/m1": {"files": [
-        {"name": name, "data": data, "source": nginx.url(name)} for name, data in blobs.items()]}})
+        {"name": name, "data": data, "source": nginx.url_for(name)} for name, data in blobs.items()]}})
     out = tmp_path / "out"
     assert run_downloader("--registry", registry, "--name", "m1", "-o", out, "-j", "3").returncode == 0
-    assert len(nginx.requests()) == 3
+    assert len(nginx.transfers()) == 3
     assert run_downloader("--registry", registry, "--name", "m1", "-o", out, "-j", "3").returncode == 0
-    assert len(nginx.requests()) == 3
+    assert len(nginx.transfers()) == 3
     for name, data in blobs.items():
         assert (out / "public" / "m1" / name).read_bytes() == data
 
@@ -87,10 +87,10 @@ def test_end_to_end_real_se_resnet_prototxt_and_a_generated_caffemodel(tmp_path,
     (folder / "SE-ResNet-101.caffemodel").write_bytes(caffemodel)
     for file in entry["files"]:
         if file["name"].endswith(".prototxt"):
-            file["source"] = nginx.url("public/se-resnet-101/SE-ResNet-101.prototxt")
+            file["source"] = nginx.url_for("public/se-resnet-101/SE-ResNet-101.prototxt")
         else:
             file.update(size=len(caffemodel), sha256=hashlib.sha256(caffemodel).hexdigest(),
-                        source=nginx.url("public/se-resnet-101/SE-ResNet-101.caffemodel"))
+                        source=nginx.url_for("public/se-resnet-101/SE-ResNet-101.caffemodel"))
     registry = tmp_path / "reg"
     (registry / "public" / "se-resnet-101").mkdir(parents=True)
     (registry / "public" / "se-resnet-101" / "model.yml").write_text(yaml.safe_dump(entry))

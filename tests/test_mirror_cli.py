@@ -7,7 +7,7 @@ import os
 import shutil
 
 from helpers_cache import digest, downloader, events, serve, served_by, tree, write_model
-from helpers_mirror import nginx_factory, nginx_mirror  # noqa: F401
+from helpers_nginx import nginx_factory, nginx_mirror  # noqa: F401
 
 KiB = 1024
 
