@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,3 +43,21 @@ def clean_env(monkeypatch):
     env = dict(os.environ)
     env["CI"] = "true"  # keeps openvino-dev's telemetry quiet
     return env
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path) -> Path:
+    """A real 2 MiB filesystem (a tmpfs at tmp_path/small), unmounted at the end.
+
+    Mounting needs root and mount permission (CAP_SYS_ADMIN); the test skips without them.
+    """
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a 2 MiB tmpfs here (needs root and mount permission): "
+                    f"{result.stderr.strip() or f'mount exited {result.returncode}'}")
+    yield mount_point
+    if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)  # busy: detach it now, freed when closed
