@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+import _bench
 
 TARGET_RATIO = 0.2
 BIN = Path(sys.executable).parent
@@ -27,15 +26,6 @@ BIN = Path(sys.executable).parent
 def tool(name: str) -> str | None:
     path = BIN / name
     return str(path) if path.exists() else shutil.which(name)
-
-
-def time_once(argv: list, env: dict) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stderr.decode(errors='replace')}")
-    return elapsed
 
 
 def main() -> None:
@@ -61,19 +51,19 @@ def main() -> None:
     ]
     commands = [argv for _, a, b in pairs for argv in (a, b)]
     for argv in commands:  # warm-up: .pyc files, page cache
-        time_once(argv, env)
+        _bench.wall_time(argv, env)
     times: dict = {tuple(argv): [] for argv in commands}
     for _ in range(args.repeat):
         for argv in commands:
-            times[tuple(argv)].append(time_once(argv, env))
+            times[tuple(argv)].append(_bench.wall_time(argv, env))
 
     def show(argv: list) -> str:
         return " ".join([Path(argv[0]).name, *argv[1:]])
 
+    medians = _bench.medians(times)
     rows = []
     for label, our_argv, their_argv in pairs:
-        our_median = statistics.median(times[tuple(our_argv)])
-        their_median = statistics.median(times[tuple(their_argv)])
+        our_median, their_median = medians[tuple(our_argv)], medians[tuple(their_argv)]
         rows.append((label, show(our_argv), our_median, show(their_argv), their_median, our_median / their_median))
 
     print(f"Start-up times, median of {args.repeat} runs each (Python {sys.version.split()[0]}, {sys.platform})")
