@@ -23,12 +23,17 @@ def _send(h, status, body, content_type, headers=()):
     return status
 
 
-def _registry(tmp_path, data):
+def _download(tmp_path, server, data, *args):
+    """omz-downloader on a registry with one Google Drive file (content ``data``), Drive being the
+    stand-in at server's /uc; (the finished process, where the file goes)."""
     registry = tmp_path / "reg"
     write_registry(registry, {"public/gd": {"files": [
         {"name": "w.bin", "size": len(data), "sha256": sha256(data),
          "source": {"$type": "google_drive", "id": "FILEID"}}]}})
-    return registry
+    out = tmp_path / "out"
+    proc = run_downloader("--registry", registry, "--name", "gd", "-o", out, *args,
+                          env=dict(os.environ, OMZ_GOOGLE_DRIVE_URL=server.url("/uc")))
+    return proc, out / "public" / "gd" / "w.bin"
 
 
 def test_cookie_confirm_page(tmp_path, server):
@@ -42,11 +47,9 @@ def test_cookie_confirm_page(tmp_path, server):
         return _send(h, 200, WARNING, "text/html", [("Set-Cookie", "download_warning_123=T0K3N; Path=/")])
 
     server.routes["/uc"] = drive
-    env = dict(os.environ, OMZ_GOOGLE_DRIVE_URL=server.url("/uc"))
-    out = tmp_path / "out"
-    proc = run_downloader("--registry", _registry(tmp_path, data), "--name", "gd", "-o", out, env=env)
+    proc, target = _download(tmp_path, server, data)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "public" / "gd" / "w.bin").read_bytes() == data
+    assert target.read_bytes() == data
     assert len(server.requests_for("/uc")) == 2
 
 
@@ -64,22 +67,16 @@ def test_form_confirm_page(tmp_path, server):
         return _send(h, 200, data, "application/octet-stream")
 
     server.routes["/download"] = usercontent
-    env = dict(os.environ, OMZ_GOOGLE_DRIVE_URL=server.url("/uc"))
-    out = tmp_path / "out"
-    proc = run_downloader("--registry", _registry(tmp_path, data), "--name", "gd", "-o", out, env=env)
+    proc, target = _download(tmp_path, server, data)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "public" / "gd" / "w.bin").read_bytes() == data
+    assert target.read_bytes() == data
 
 
 def test_quota_page_is_an_html_error(tmp_path, server):
     page = b"<!DOCTYPE html><html><title>Quota exceeded</title><body>Too many users</body></html>"
     server.routes["/uc"] = lambda h: _send(h, 200, page, "text/html")
-    env = dict(os.environ, OMZ_GOOGLE_DRIVE_URL=server.url("/uc"))
-    out = tmp_path / "out"
-    data = os.urandom(1000)
-    proc = run_downloader("--registry", _registry(tmp_path, data), "--name", "gd", "-o", out,
-                          "--progress_format", "json", env=env)
+    proc, target = _download(tmp_path, server, os.urandom(1000), "--progress_format", "json")
     assert proc.returncode == 1
     summary = events(proc.stdout)[-1]
     assert "HTML page instead of the file" in summary["failed"][0]["message"]
-    assert not (out / "public" / "gd" / "w.bin").exists()
+    assert not target.exists()
