@@ -85,15 +85,17 @@ def work_folder(name: str, keep: bool):
 
 
 @contextlib.contextmanager
-def nginx(root: Path, work: Path):
-    """A loopback nginx serving ``root`` (its own files in ``work``/nginx), stopped at the end."""
+def served_ir_model(work: Path, model: str, xml_size: int, bin_size: int):
+    """make_ir_model's files under work/served, served by a loopback nginx (its own files in
+    work/nginx) until the end: yields (files, the NginxServer)."""
     from helpers_nginx import NOT_INSTALLED, NginxServer, find_nginx
     if find_nginx() is None:
         sys.exit(NOT_INSTALLED)
+    files = make_ir_model(work / "served", model, xml_size, bin_size)
     (work / "nginx").mkdir()
-    server = NginxServer(root, work / "nginx")
+    server = NginxServer(work / "served", work / "nginx")
     try:
-        yield server
+        yield files, server
     finally:
         server.stop()
 

@@ -24,9 +24,7 @@ MODEL = "bench-cache-model"
 def main() -> None:
     args = _bench.size_arguments(__doc__.splitlines()[0])
     with _bench.work_folder("cache", args.keep) as work:
-        served = work / "served"
-        files = _bench.make_ir_model(served, MODEL, 200_000, args.size_mb << 20)
-        with _bench.nginx(served, work) as nginx:
+        with _bench.served_ir_model(work, MODEL, 200_000, args.size_mb << 20) as (files, nginx):
             # openvino-dev's downloader: a copy of its package with our entry in its models/.
             copy = _bench.openvino_dev_copy(work)
             entry = _bench.model_yml(MODEL, files, nginx.url, "cache benchmark")

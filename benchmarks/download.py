@@ -26,9 +26,7 @@ def main() -> None:
     from omz_tools.download.verify import hash_file  # streams: keeps this process small
 
     with _bench.work_folder("download", args.keep) as work:
-        served = work / "served"
-        files = _bench.make_ir_model(served, MODEL, 100_000, args.size_mb << 20)
-        with _bench.nginx(served, work) as nginx:
+        with _bench.served_ir_model(work, MODEL, 100_000, args.size_mb << 20) as (files, nginx):
             base = nginx.url
             copy = _bench.openvino_dev_copy(work)
             for registry, sha256 in ((copy / "omz_tools" / "models", False), (work / "registry", False),
