@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records
+from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
 from omz_tools.download.errors import (
     Interrupted, PermanentError, RestartError, TransientError, VerificationError,
 )
@@ -54,20 +55,24 @@ class Fetcher:
     # -- files already present ------------------------------------------------------------------
 
     def _present(self, task: FileTask) -> bool:
-        """True if target already holds the verified file; a wrong file there is deleted."""
+        """True if target already holds the verified file; a wrong file there is deleted.
+
+        Called with the file's destination lock held (see :meth:`fetch`), so another process
+        sharing the output folder cannot be renaming its verified copy into place meanwhile."""
         from omz_tools.download.verify import check_file
         target = task.target
-        if not target.exists():
+        try:
+            size = os.stat(target).st_size
+        except FileNotFoundError:
             return False
         if check_file(target, task.model_file, self.check_all, allow_postprocessed=task.postprocessed_ok):
             return True
         checksum = task.model_file.checksum
-        size = target.stat().st_size
         self.reporter.note(task.model, task.name,
                            f"{target} was present but is not the expected file ({size} bytes, expected "
                            f"{task.model_file.size} bytes with {checksum.algorithm} {checksum.value}); "
                            "deleted it and fetching it again")
-        target.unlink()
+        target.unlink(missing_ok=True)
         records.forget_file(target)
         return False
 
@@ -77,6 +82,29 @@ class Fetcher:
         if self.cancel.is_set():
             raise Interrupted()
         task.target.parent.mkdir(parents=True, exist_ok=True)
+        # Issue 4: processes (and threads) sharing an output folder, with or without a cache, take
+        # the destination's lock around check-present / resume / transfer / rename / record, so
+        # one of them fetches the file and the others then find it verified. Lock order: this
+        # destination lock first, then the cache's per-hash lock (store.hold), then the folder
+        # record's lock (records.py, held only for one read-modify-write); never the reverse.
+        existed = os.path.lexists(task.target)  # before waiting for any lock
+        try:
+            with PathLock(lock_path_for(task.target), cancel=self.cancel, cancelled=Interrupted):
+                return self._fetch_locked(task, existed)
+        except LockTimeout as exc:
+            return FileOutcome(task, False, "failed", message=str(exc))
+
+    def _fetch_locked(self, task: FileTask, existed: bool) -> FileOutcome:
+        if self.store is not None and not existed:
+            # Absent when we started: if it is there now, a process sharing this output folder and
+            # the cache put it there while we waited, and the cache holds it too (a link to it):
+            # take it from the cache, as if we had waited for the per-hash lock only.
+            with self.store.hold(task):
+                if self.store.lookup(task):
+                    return self._from_cache(task)
+                if self._present(task):  # put there by a process without the cache
+                    return FileOutcome(task, True, "present")
+                return self._fetch_sources(task)
         if self._present(task):
             return FileOutcome(task, True, "present")
         if self.store is None:
@@ -84,9 +112,11 @@ class Fetcher:
         # Issue 4: one process/thread per content hash fetches; the others wait, then hit the cache.
         with self.store.hold(task):
             if self.store.lookup(task):
-                return FileOutcome(task, True, "present", source=self.store.label,
-                                   served_by=self.store.label)
+                return self._from_cache(task)
             return self._fetch_sources(task)
+
+    def _from_cache(self, task: FileTask) -> FileOutcome:
+        return FileOutcome(task, True, "present", source=self.store.label, served_by=self.store.label)
 
     def _fetch_sources(self, task: FileTask) -> FileOutcome:
         if not task.sources:  # offline: no candidate at all, and no connection is made

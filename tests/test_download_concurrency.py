@@ -1,0 +1,140 @@
+"""Many downloader processes on one output folder (with and without a cache): each file is
+fetched once, every output verifies, and no lock or temporary file is left."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers_http import Fault, downloader_cmd, one_model, server  # noqa: F401
+
+MiB = 1 << 20
+PROCESSES = 4
+
+
+def _env() -> dict:
+    env = dict(os.environ, CI="true", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env.pop("OMZ_REGISTRY", None)
+    return env
+
+
+def _start(reg: Path, out: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([downloader_cmd(), "--registry", str(reg), "--name", "m1", "-o", str(out),
+                             *map(str, extra)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+
+
+def _run_all(commands: list) -> list:
+    """Start every process first, then wait for them all: (returncode, stdout, stderr) each."""
+    procs = [_start(*command) for command in commands]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        results.append((proc.returncode, stdout, stderr))
+    return results
+
+
+def _check_folder(folder: Path, blobs: dict) -> None:
+    """Every file verified; beside them only the record: no .part, .part.json, lock or temp file."""
+    for name, blob in blobs.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == hashlib.sha256(blob).hexdigest()
+    left = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert left == sorted([*blobs, ".omz_verified.json"]), left
+
+
+@pytest.fixture
+def shared(tmp_path, server):
+    """A model of two files, the big one served slowly at its end on the first request only, so
+    the first process to fetch it is still at it when the others look for it."""
+    blobs = {"m.bin": os.urandom(4 * MiB), "m.xml": os.urandom(100_000)}
+    reg, out = one_model(tmp_path, server, blobs)
+    server.queue_fault("/m1/m.bin", Fault("trickle", after=4 * MiB - 32 * 1024, delay=0.01))
+    return blobs, reg, out
+
+
+def test_processes_sharing_an_output_folder_without_a_cache_fetch_each_file_once(shared, server):
+    blobs, reg, out = shared
+    results = _run_all([(reg, out)] * PROCESSES)
+    assert [r[0] for r in results] == [0] * PROCESSES, results
+    for name in blobs:
+        assert len(server.requests_for(f"/m1/{name}")) == 1, (name, server.log)
+    _check_folder(out / "public" / "m1", blobs)
+    # The record lists both files: a rerun trusts them without hashing or fetching again.
+    record = json.loads((out / "public" / "m1" / ".omz_verified.json").read_text())
+    assert sorted(record["files"]) == sorted(blobs)
+    rerun = _run_all([(reg, out)])
+    assert rerun[0][0] == 0 and len(server.log) == 2
+
+
+def test_processes_sharing_a_cache_and_an_output_folder_fetch_each_file_once(shared, server, tmp_path):
+    blobs, reg, out = shared
+    cache = tmp_path / "cache"
+    # Two on the shared output folder, two on folders of their own: all on one cache.
+    results = _run_all([(reg, out, "--cache_dir", cache)] * 2 +
+                       [(reg, tmp_path / f"out{i}", "--cache_dir", cache) for i in (2, 3)])
+    assert [r[0] for r in results] == [0] * PROCESSES, results
+    for name in blobs:
+        assert len(server.requests_for(f"/m1/{name}")) == 1, (name, server.log)
+    for folder in (out, tmp_path / "out2", tmp_path / "out3"):
+        _check_folder(folder / "public" / "m1", blobs)
+    assert not list((cache / "1" / "staging").iterdir())
+
+
+def test_a_damaged_file_at_the_final_path_is_replaced_once_by_processes_sharing_the_folder(shared, server):
+    blobs, reg, out = shared
+    folder = out / "public" / "m1"
+    folder.mkdir(parents=True)
+    (folder / "m.bin").write_bytes(b"\0" * len(blobs["m.bin"]))  # right size, wrong bytes
+    (folder / "m.xml").write_bytes(blobs["m.xml"])  # right: hashed once, then trusted
+    results = _run_all([(reg, out)] * PROCESSES)
+    assert [r[0] for r in results] == [0] * PROCESSES, results
+    assert len(server.requests_for("/m1/m.bin")) == 1 and not server.requests_for("/m1/m.xml")
+    notes = [r[1] + r[2] for r in results if "was present but is not the expected file" in r[1] + r[2]]
+    assert len(notes) == 1, results  # one process deleted the wrong file; the others found it fixed
+    _check_folder(folder, blobs)
+
+
+def test_a_lock_file_left_by_a_killed_process_is_taken_over_and_removed(shared, server):
+    blobs, reg, out = shared
+    folder = out / "public" / "m1"
+    folder.mkdir(parents=True)
+    (folder / ".m.bin.lock").write_bytes(b"")  # what a SIGKILLed run leaves (its lock is gone)
+    results = _run_all([(reg, out)])
+    assert results[0][0] == 0, results
+    _check_folder(folder, blobs)
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time
+    from omz_tools.download.locks import PathLock
+    with PathLock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(3600)
+""")
+
+
+def test_path_lock_of_a_sigkilled_holder_is_free_at_once_and_removed_after_use(tmp_path):
+    from omz_tools.download.locks import LockTimeout, PathLock
+
+    path = tmp_path / ".m.bin.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockTimeout) as info:  # held by a live process
+            PathLock(path, timeout=0).acquire()
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert path.exists()  # the file stays after a kill; the lock does not
+    with PathLock(path, timeout=0):
+        assert path.exists()
+    assert not path.exists()
