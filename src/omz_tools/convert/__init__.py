@@ -5,7 +5,8 @@
 >>> xml = omz_tools.load("se-resnet-101")                        # download + convert, FP16 IR path
 >>> compiled = omz_tools.load("se-resnet-101", compile="CPU")     # an openvino.CompiledModel
 
-Modules: ``mo`` (finding and running Model Optimizer), ``caffe_parser`` (the upb caffe_pb2),
+Modules: ``mo`` (finding and running Model Optimizer), ``caffe_parser`` (the upb caffe_pb2), ``inputs``,
+``budget`` (memory for -j),
 ``records`` (what produced an IR; skip when unchanged), ``ircheck`` (IR vs registry and model
 card), ``rtinfo``, ``progress``, ``engine`` (the pipeline). Importing this package does not
 import openvino; converting does.
@@ -17,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from omz_tools.convert.engine import ConvertResult, ModelFailed, Options, run
+from omz_tools.convert.engine import ConvertResult, Options, run
 
 __all__ = ["convert", "load", "ConversionError", "ConvertResult", "Options", "run", "default_models_dir"]
 

@@ -26,6 +26,8 @@ from typing import Optional
 
 from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import records
+from omz_tools.convert.budget import MemoryBudget, estimate_peak
+from omz_tools.convert.inputs import fetch_command, missing_inputs
 from omz_tools.convert.progress import Reporter
 from omz_tools.registry import Model
 
@@ -104,84 +106,6 @@ class ConvertResult:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.interrupted
-
-
-# -- memory budget for -j: MO on a Caffe model peaks near 4.5x the caffemodel's size -------------
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as stream:
-            for line in stream:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 << 30
-
-
-def estimate_peak(model: Model) -> int:
-    return 300 * (1 << 20) + int(4.5 * sum(f.size for f in model.files))
-
-
-class MemoryBudget:
-    """Lets a conversion start only while the estimated peaks of running ones fit in free memory;
-    one conversion always may run, however large."""
-
-    def __init__(self, total: Optional[int] = None):
-        self.total = int((total or _available_memory()) * 0.85)
-        self.used = 0
-        self.running = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, amount: int) -> None:
-        with self._cond:
-            while self.running and self.used + amount > self.total:
-                self._cond.wait()
-            self.used += amount
-            self.running += 1
-
-    def release(self, amount: int) -> None:
-        with self._cond:
-            self.used -= amount
-            self.running -= 1
-            self._cond.notify_all()
-
-
-# -- input check -----------------------------------------------------------------------------------
-
-def missing_inputs(model: Model, download_dir: Path) -> list:
-    """(file name, why) for each input file not present and verified."""
-    from omz_tools.download import verified
-    folder = Path(download_dir) / model.subdirectory
-    unpacked = {str(step.file) for step in model.postprocessing if type(step).__name__ == "UnpackArchive"}
-    problems = []
-    for model_file in model.files:
-        path = folder / model_file.name
-        name = model_file.name.as_posix()
-        if not path.exists():
-            if name in unpacked and _unpacked_record(folder, name, model_file):
-                continue
-            problems.append((name, "absent"))
-        elif not verified(path, model_file, full_check=False):
-            problems.append((name, f"does not match the registry's size/{model_file.checksum.algorithm}"))
-    return problems
-
-
-def _unpacked_record(folder: Path, name: str, model_file) -> bool:
-    try:
-        from omz_tools.download import records as dl_records
-        entry = dl_records.FolderRecord(folder).file(name)
-    except Exception:  # an older downloader without records: treat the archive as missing
-        return False
-    return bool(entry and entry.get("state") == getattr(dl_records, "UNPACKED", "unpacked")
-                and entry.get("hash") == model_file.checksum.value)
-
-
-def fetch_command(model: Model, download_dir: Path, registries) -> str:
-    parts = ["omz-downloader", "--name", model.composite_model_name or model.name, "-o", str(download_dir)]
-    for registry in registries or []:
-        parts += ["--registry", str(registry)]
-    return mo_mod.command_string(parts)
 
 
 # -- one model ------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""Are a model's input files present and verified? (The downloader's records, hashing if stale.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omz_tools.convert.mo import command_string
+from omz_tools.registry import Model
+
+
+def missing_inputs(model: Model, download_dir: Path) -> list:
+    """(file name, why) for each input file not present and verified."""
+    from omz_tools.download import verified
+    folder = Path(download_dir) / model.subdirectory
+    unpacked = {str(step.file) for step in model.postprocessing if type(step).__name__ == "UnpackArchive"}
+    problems = []
+    for model_file in model.files:
+        path = folder / model_file.name
+        name = model_file.name.as_posix()
+        if not path.exists():
+            if name in unpacked and _unpacked_record(folder, name, model_file):
+                continue
+            problems.append((name, "absent"))
+        elif not verified(path, model_file, full_check=False):
+            problems.append((name, f"does not match the registry's size/{model_file.checksum.algorithm}"))
+    return problems
+
+
+def _unpacked_record(folder: Path, name: str, model_file) -> bool:
+    try:
+        from omz_tools.download import records as dl_records
+        entry = dl_records.FolderRecord(folder).file(name)
+    except Exception:  # an older downloader without records: treat the archive as missing
+        return False
+    return bool(entry and entry.get("state") == getattr(dl_records, "UNPACKED", "unpacked")
+                and entry.get("hash") == model_file.checksum.value)
+
+
+def fetch_command(model: Model, download_dir: Path, registries) -> str:
+    parts = ["omz-downloader", "--name", model.composite_model_name or model.name, "-o", str(download_dir)]
+    for registry in registries or []:
+        parts += ["--registry", str(registry)]
+    return command_string(parts)
