@@ -1,5 +1,6 @@
 """Many downloader processes on one output folder (with and without a cache): each file is
-fetched once, every output verifies, and no lock or temporary file is left."""
+fetched once, every output verifies, no lock or temporary file is left, and the folder record
+keeps every entry."""
 
 from __future__ import annotations
 
@@ -138,3 +139,32 @@ def test_path_lock_of_a_sigkilled_holder_is_free_at_once_and_removed_after_use(t
     with PathLock(path, timeout=0):
         assert path.exists()
     assert not path.exists()
+
+
+RECORD_WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from omz_tools.download import records
+    folder, who, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    sys.stdin.readline()  # start together
+    for i in range(count):
+        path = folder / f"{who}-{i}.bin"
+        path.write_bytes(b"x")
+        records.record_file(path, "sha256", "0" * 64)
+""")
+
+
+def test_processes_updating_one_folder_record_keep_every_entry(tmp_path):
+    folder, writers, count = tmp_path / "m", 6, 40
+    folder.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RECORD_WRITER, str(folder), f"p{w}", str(count)],
+                              stdin=subprocess.PIPE, text=True) for w in range(writers)]
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        proc.stdin.close()
+        assert proc.wait() == 0
+    record = json.loads((folder / ".omz_verified.json").read_text())
+    assert len(record["files"]) == writers * count
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".bin")) == [".omz_verified.json"]

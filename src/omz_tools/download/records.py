@@ -21,6 +21,7 @@ RECORD_NAME = ".omz_verified.json"
 PART_SUFFIX = ".part"
 PART_INFO_SUFFIX = ".part.json"
 FORMAT = 1
+RECORD_LOCK_TIMEOUT = 60.0  # a record update takes milliseconds; a holder this slow is stuck
 
 # States a file's record can be in.
 VERIFIED = "verified"  # bytes as the registry describes them
@@ -54,15 +55,26 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=1, sort_keys=True)
-    os.replace(tmp, path)  # readers see the old or the new record, never half of one
+    # A unique hidden temporary name (pid, thread, random), then one atomic rename: readers see
+    # the old or the new record, never half of one, and no two writers share a temporary file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class FolderRecord:
-    """The record of one model folder. Every change re-reads the file under a lock, so parallel
-    jobs writing to one folder do not lose each other's entries."""
+    """The record of one model folder. Every change re-reads the file under a lock (a thread
+    lock, then a file lock on ``.omz_verified.json.lock``, removed again when released) and
+    writes it atomically, so parallel jobs and processes writing to one folder do not lose each
+    other's entries."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -85,18 +97,21 @@ class FolderRecord:
         return entry if isinstance(entry, dict) else {}
 
     def _change(self, section: str, key: str, value: Optional[dict]) -> None:
+        from omz_tools.download.locks import LockTimeout, PathLock
+
         with _lock(self.folder):
-            data = self.load()
-            if value is None:
-                if key not in data[section]:
-                    return
-                data[section].pop(key, None)
-            else:
-                data[section][key] = value
             try:
-                _write_json(self.path, data)
-            except OSError:
-                pass  # a read-only or full disk only costs a re-hash next time
+                with PathLock(self.path.with_name(RECORD_NAME + ".lock"), timeout=RECORD_LOCK_TIMEOUT):
+                    data = self.load()
+                    if value is None:
+                        if key not in data[section]:
+                            return
+                        data[section].pop(key, None)
+                    else:
+                        data[section][key] = value
+                    _write_json(self.path, data)
+            except (OSError, LockTimeout):
+                pass  # a read-only or full disk (or a stuck process) only costs a re-hash next time
 
     def set_file(self, name: str, value: Optional[dict]) -> None:
         self._change("files", name, value)
