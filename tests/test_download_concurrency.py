@@ -1,6 +1,6 @@
 """Many downloader processes on one output folder (with and without a cache): each file is
 fetched once, every output verifies, no lock or temporary file is left, and the folder record
-keeps every entry."""
+keeps every entry; and Ctrl-C while the command is still importing is one line and exit 130."""
 
 from __future__ import annotations
 
@@ -168,3 +168,29 @@ def test_processes_updating_one_folder_record_keep_every_entry(tmp_path):
     record = json.loads((folder / ".omz_verified.json").read_text())
     assert len(record["files"]) == writers * count
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".bin")) == [".omz_verified.json"]
+
+
+# Ctrl-C that lands while a module is being imported, made deterministic: an import hook raises
+# KeyboardInterrupt when the named module is imported, exactly as the signal handler would.
+INTERRUPT_IMPORT = textwrap.dedent("""
+    import sys
+    target = sys.argv.pop(1)
+    class Interrupt:
+        def find_spec(self, name, path=None, target_=None):
+            if name == target:
+                raise KeyboardInterrupt
+            return None
+    sys.meta_path.insert(0, Interrupt())
+    from omz_tools.cli.downloader import main   # what the console script does
+    main()
+""")
+
+
+@pytest.mark.parametrize("module", ["click", "omz_tools.cli.common", "yaml", "omz_tools.download.engine"])
+def test_ctrl_c_while_importing_is_one_line_and_exit_130(tmp_path, module):
+    proc = subprocess.run([sys.executable, "-c", INTERRUPT_IMPORT, module, "--name", "se-resnet-101",
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 130, proc
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Interrupted" in proc.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.part"))

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import click
+try:
+    # Ctrl-C in the first ~0.1 s lands in these imports (click, the registry), before main() can
+    # catch it: say so in one line and exit 130, as an interrupt anywhere else does, instead of a
+    # traceback. (SystemExit raised while this module is imported ends the process quietly.)
+    from pathlib import Path
 
-from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models,
-    selection_options,
-)
+    import click
+
+    from omz_tools.cli.common import (
+        CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models,
+        selection_options,
+    )
+except KeyboardInterrupt:
+    sys.stderr.write("Interrupted while starting; nothing was downloaded.\n")
+    sys.exit(130)
 
 
 def _precisions(ctx, param, value):
