@@ -69,7 +69,6 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     from omz_tools.download.errors import Interrupted
     from omz_tools.download.progress import make_reporter
 
-    from omz_tools.download.cache import CacheError
     from omz_tools.download.options import RunOptions
     from omz_tools.download.sources import SourceConfigError
     from omz_tools.download.space import NotEnoughSpace
@@ -78,7 +77,10 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
         options = RunOptions.resolve(cache_dir, mirrors, offline)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    except CacheError as exc:
+    except Exception as exc:  # noqa: BLE001 - cache.py is imported only when --cache_dir is given
+        from omz_tools.download.cache import CacheError
+        if not isinstance(exc, CacheError):
+            raise
         fail(str(exc))
     jobs_plan = plan(models, output_dir, precisions, options.sources_for())
     try:

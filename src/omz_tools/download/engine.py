@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from omz_tools.download import postprocess, records
+from omz_tools.download import records
 from omz_tools.download.errors import Interrupted
 from omz_tools.download.progress import Reporter
 from omz_tools.registry.schema import KNOWN_PRECISIONS
@@ -63,6 +63,7 @@ def _postprocessing_done(model, folder: Path) -> bool:
     """The model's postprocessing ran on these very files and its products are intact."""
     if not model.postprocessing:
         return True
+    from omz_tools.download import postprocess  # only for models that have postprocessing
     entry = records.FolderRecord(folder).model(model.name)
     if entry.get("postprocessing") != postprocess.fingerprint(model):
         return False
@@ -150,6 +151,7 @@ class Engine:
         ok = not job.failures
         self.reporter.model_end(job.model.name, ok)
         if ok and job.postprocess:
+            from omz_tools.download import postprocess
             self.reporter.postprocessing_begin(job.model.name)
             try:
                 outputs = postprocess.run(job.model, job.folder)

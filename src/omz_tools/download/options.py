@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
-from omz_tools.download.cache import ContentCache
 from omz_tools.download.sources import mirror_url, mirrors_from, offline_from
 from omz_tools.download.space import PlannedFile, check_space
 
 
 @dataclass
 class RunOptions:
-    cache: Optional[ContentCache] = None
+    cache: Optional["ContentCache"] = None  # noqa: F821 - cache.py is imported only with a cache
     mirrors: list = field(default_factory=list)
     offline: bool = False
 
@@ -24,7 +23,11 @@ class RunOptions:
                 env: Optional[Mapping[str, str]] = None) -> "RunOptions":
         """Raises SourceConfigError (a usage error) or CacheError (an unusable cache folder)."""
         env = os.environ if env is None else env
-        return cls(cache=ContentCache(Path(cache_dir)) if cache_dir is not None else None,
+        cache = None
+        if cache_dir is not None:  # cache.py (hashlib, json, shutil, uuid...) only when used
+            from omz_tools.download.cache import ContentCache
+            cache = ContentCache(Path(cache_dir))
+        return cls(cache=cache,
                    mirrors=mirrors_from(list(mirrors or ()), env), offline=offline_from(offline, env))
 
     def sources_for(self) -> Callable:
