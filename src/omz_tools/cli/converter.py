@@ -69,10 +69,13 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
     2 usage error, 130 interrupted (no half-written IR is left behind).
     """
-    models = resolve_models(name, list_file, all_models, print_all, registries)
-
-    from omz_tools.convert.engine import Options, run
-    from omz_tools.convert.progress import make_reporter
+    try:
+        models = resolve_models(name, list_file, all_models, print_all, registries)
+        from omz_tools.convert.engine import Options, run
+        from omz_tools.convert.progress import make_reporter
+    except KeyboardInterrupt:  # before any conversion started (click would say "Aborted!" and exit 1)
+        click.echo("Interrupted: nothing was converted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
