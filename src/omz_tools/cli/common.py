@@ -44,6 +44,19 @@ def selection_options(verb: str) -> Callable:
     return decorate
 
 
+def parse_precisions(ctx, param, value):
+    """click callback for --precisions PREC[,PREC...]: a set of known precisions, or None."""
+    if value is None:
+        return None
+    from omz_tools.registry.schema import KNOWN_PRECISIONS
+    requested = {p for p in value.split(",") if p}
+    unknown = requested - set(KNOWN_PRECISIONS)
+    if unknown or not requested:
+        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+                                 f"specify one or more of {','.join(sorted(KNOWN_PRECISIONS))}")
+    return requested
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> None:
     click.echo(message, err=True)
     sys.exit(code)

@@ -9,21 +9,9 @@ from pathlib import Path
 import click
 
 from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, registry_errors, resolve_models,
-    selection_options,
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, parse_precisions, registry_errors,
+    resolve_models, selection_options,
 )
-
-
-def _precisions(ctx, param, value):
-    if value is None:
-        return None
-    from omz_tools.registry.schema import KNOWN_PRECISIONS
-    requested = {p for p in value.split(",") if p}
-    unknown = requested - set(KNOWN_PRECISIONS)
-    if unknown or not requested:
-        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown)) or '(none given)'}; "
-                                 f"specify one or more of {','.join(sorted(KNOWN_PRECISIONS))}")
-    return requested
 
 
 def _jobs(ctx, param, value):
@@ -44,12 +32,13 @@ def _jobs(ctx, param, value):
               show_default="current folder", metavar="DIR", help="root of the downloaded model files")
 @click.option("-o", "--output_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="root for <subdirectory>/<PRECISION>/<name>.xml|.bin (default: the download folder)")
-@click.option("--precisions", metavar="PREC[,PREC...]", callback=_precisions,
+@click.option("--precisions", metavar="PREC[,PREC...]", callback=parse_precisions,
               help="convert only to these precisions (default: FP32 and FP16)")
 @click.option("-p", "--python", metavar="PYTHON", type=click.Path(dir_okay=False),
               help="Python interpreter to run Model Optimizer with (default: this one)")
 @click.option("--mo", type=click.Path(dir_okay=False, path_type=Path), metavar="MO.PY",
-              help="Model Optimizer entry point script (default: the 'mo' beside PYTHON, else on PATH)")
+              help="Model Optimizer entry point script (default: the 'mo' beside PYTHON, else "
+                   "PYTHON -m openvino.tools.mo)")
 @click.option("--add_mo_arg", "--add-mo-arg", "extra_mo_args", multiple=True, metavar="ARG",
               help="an extra argument for Model Optimizer (repeatable)")
 @click.option("--dry_run", "--dry-run", is_flag=True, help="print the conversion commands, run nothing")

@@ -13,29 +13,17 @@ try:
     import click
 
     from omz_tools.cli.common import (
-        CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models,
-        selection_options,
+        CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
+        resolve_models, selection_options,
     )
 except KeyboardInterrupt:
     sys.stderr.write("Interrupted while starting; nothing was downloaded.\n")
     sys.exit(130)
 
 
-def _precisions(ctx, param, value):
-    if value is None:
-        return None
-    from omz_tools.registry.schema import KNOWN_PRECISIONS
-    requested = {p for p in value.split(",") if p}
-    unknown = requested - set(KNOWN_PRECISIONS)
-    if unknown or not requested:
-        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown)) or '(none given)'}; "
-                                 f"specify one or more of {','.join(sorted(KNOWN_PRECISIONS))}")
-    return requested
-
-
 @click.command(context_settings=CONTEXT_SETTINGS)
 @selection_options("download")
-@click.option("--precisions", metavar="PREC[,PREC...]", callback=_precisions,
+@click.option("--precisions", metavar="PREC[,PREC...]", callback=parse_precisions,
               help="download only files of these precisions (for models shipped as IR)")
 @click.option("-o", "--output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default="current folder", metavar="DIR", help="where to put <subdirectory>/<file>")
