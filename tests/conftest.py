@@ -27,6 +27,14 @@ def command(name: str) -> str:
     return found
 
 
+def restore_sigint() -> None:
+    """Popen preexec_fn for tests that send SIGINT: a shell that starts a job in the background
+    without job control (e.g. `pytest &` in a script) makes it ignore SIGINT, and children
+    inherit that, so Python in them would never raise KeyboardInterrupt. Undo it in the child."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def se_resnet_prototxt() -> Path:
     """The real upstream SE-ResNet-101 prototxt, read in place from ../shared."""

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import command
+from conftest import command, restore_sigint
 from helpers_caffe import (
     SMALL_CLASSES, SMALL_INPUT_SHAPE, conv_fc_gflops, file_digest, small_se_resnet_prototxt, write_caffemodel,
     write_model_yml,
@@ -266,7 +266,7 @@ def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path, jobs):
     names = [NAME] if jobs == 1 else [NAME, NAME + "-nomean"]
     proc = subprocess.Popen([command("omz-converter"), "--name", ",".join(names), "--registry", str(small.registry),
                              "-d", str(small.dl), "-o", str(tmp_path), "-j", str(jobs)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=small.env)
+                            stderr=subprocess.PIPE, text=True, env=small.env, preexec_fn=restore_sigint)
     logs = [tmp_path / "public" / n / f".omz_convert.{n}.log" for n in names]
     while not all(log.exists() for log in logs) and proc.poll() is None:  # until every MO has started
         time.sleep(0.1)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import restore_sigint
 from helpers_http import Fault, downloader_cmd, one_model, run_downloader, server  # noqa: F401
 
 MiB = 1 << 20
@@ -19,7 +20,8 @@ def _start_and_wait_for_part(reg, out, part):
     env = dict(os.environ, CI="true")
     env.pop("OMZ_REGISTRY", None)
     proc = subprocess.Popen([downloader_cmd(), "--registry", str(reg), "--name", "m1", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=restore_sigint)
     # The server sends 1.5 MiB at once, then trickles: wait until the first MiB is on disk.
     for _ in range(600):
         if part.exists() and part.stat().st_size >= MiB:
@@ -59,7 +61,7 @@ def test_sigint_exits_130_with_nothing_at_the_final_path(trickling, server):
     blob, reg, out, target, part = trickling
     proc = _start_and_wait_for_part(reg, out, part)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate()
     assert proc.returncode == 130, stderr
     assert "Interrupted" in stderr and "Traceback" not in stderr
     assert not target.exists() and part.exists()
