@@ -36,7 +36,7 @@ def test_file_names_in_subfolders_and_odd_characters_are_encoded():
 
 def test_google_drive_original_keeps_its_kind():
     got = candidates(PurePosixPath("public/m"), model_file(source=FileSource("google_drive", id="XYZ")),
-                     ["http://m"], google_drive_url="https://drive.test/uc")
+                     ["http://m"])
     assert got[-1].kind == "google_drive" and got[-1].drive_id == "XYZ" and got[0].kind == "http"
 
 

@@ -8,10 +8,11 @@ JSON events follow the downloader's style (one object per line on stdout, ``$typ
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
+
+from omz_tools.jsonlines import JsonLinesEmitter
 
 
 def failed_lines(result) -> list:
@@ -31,17 +32,7 @@ class Reporter:
     def close(self) -> None: ...
 
 
-class JsonReporter(Reporter):
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self._lock = threading.Lock()
-
-    def emit(self, type_: str, **fields) -> None:
-        line = json.dumps({"$type": type_, **fields})
-        with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
+class JsonReporter(JsonLinesEmitter, Reporter):
     def model_begin(self, model, precisions):
         self.emit("model_conversion_begin", model=model, precisions=precisions)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
-from omz_tools.download.sources import mirror_url, mirrors_from, offline_from
+from omz_tools.download.sources import candidates, mirrors_from, offline_from
 from omz_tools.download.space import PlannedFile, check_space
 
 
@@ -32,13 +32,8 @@ class RunOptions:
 
     def sources_for(self) -> Callable:
         """plan()'s hook: mirrors in order, then the registry's source; none at all offline."""
-        from omz_tools.download.tasks import Source, source_for
-
         def build(model, model_file) -> list:
-            if self.offline:
-                return []
-            return [Source(url=mirror_url(base, model.subdirectory, model_file.name), label=f"mirror {base}")
-                    for base in self.mirrors] + [source_for(model_file.source)]
+            return candidates(model.subdirectory, model_file, self.mirrors, offline=self.offline)
         return build
 
     def store(self, reporter, check_all: bool = False):

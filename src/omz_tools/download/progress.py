@@ -3,12 +3,12 @@ or tqdm bars on a terminal. Every reporter is thread-safe; -j runs call them fro
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 
 from omz_tools.download.verify import human_size
+from omz_tools.jsonlines import JsonLinesEmitter
 
 
 class Reporter:
@@ -50,18 +50,8 @@ def served_line(result) -> str:
     return ("Served: " + ", ".join(f"{n} by {who}" for who, n in counts.items())) if counts else ""
 
 
-class JsonReporter(Reporter):
+class JsonReporter(JsonLinesEmitter, Reporter):
     """One JSON object per line on stdout; ``$type``s and fields as omz_downloader's, plus new ones."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self._lock = threading.Lock()
-
-    def emit(self, type_: str, **fields) -> None:
-        line = json.dumps({"$type": type_, **fields})
-        with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
 
     def model_begin(self, model, num_files):
         self.emit("model_download_begin", model=model, num_files=num_files)

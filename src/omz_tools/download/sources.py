@@ -11,7 +11,6 @@ This module does not import requests, so offline runs and reruns never pay for i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit
@@ -24,21 +23,6 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 class SourceConfigError(ValueError):
     """A bad --mirror / OMZ_MIRROR / OMZ_OFFLINE value; a usage error (exit 2) for the CLI."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One source to try for a file. Field names match transport.Source, so the engine converts
-    with ``Source(url=c.url, kind=c.kind, drive_id=c.drive_id, label=c.label)``."""
-
-    url: str
-    kind: str = "http"  # "http" or "google_drive"
-    drive_id: Optional[str] = None
-    label: str = "original"  # "original" or "mirror <base URL>"
-
-    @property
-    def is_mirror(self) -> bool:
-        return self.label != "original"
 
 
 def check_mirror(url: str, origin: str = "--mirror") -> str:
@@ -88,15 +72,11 @@ def mirror_url(base: str, subdirectory: PurePosixPath, name: PurePosixPath) -> s
 
 
 def candidates(subdirectory: PurePosixPath, file, mirrors: Iterable[str] = (), *,
-               offline: bool = False, google_drive_url: str = "") -> list:
-    """The ordered sources for one registry ModelFile of the model at ``subdirectory``."""
+               offline: bool = False) -> list:
+    """The ordered sources (tasks.Source) for one registry ModelFile of the model at ``subdirectory``:
+    each mirror's ``<base>/<subdirectory>/<file>``, then the registry's own source; none offline."""
     if offline:
         return []
-    result = [Candidate(mirror_url(base, subdirectory, file.name), label=f"mirror {base}")
-              for base in mirrors]
-    source = file.source
-    if source.kind == "google_drive":
-        result.append(Candidate(google_drive_url, kind="google_drive", drive_id=source.id))
-    else:
-        result.append(Candidate(source.url))
-    return result
+    from omz_tools.download.tasks import Source, source_for
+    return [Source(url=mirror_url(base, subdirectory, file.name), label=f"mirror {base}")
+            for base in mirrors] + [source_for(file.source)]

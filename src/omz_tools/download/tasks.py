@@ -16,6 +16,10 @@ class Source:
     drive_id: Optional[str] = None
     label: str = "original"  # "original", "mirror 1", ...
 
+    @property
+    def is_mirror(self) -> bool:
+        return self.label != "original"
+
     def describe(self) -> str:
         return self.url if self.kind == "http" else f"Google Drive file {self.drive_id}"
 

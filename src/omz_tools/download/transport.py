@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from omz_tools.download.tasks import Source, source_for  # noqa: F401 (re-exported)
+from omz_tools.download.tasks import Source
 from urllib.parse import urljoin
 
 import requests

@@ -88,7 +88,7 @@ class _RootIndex:
             for deeper in (folder / sub).rglob("model.yml"):
                 if deeper.parent != folder / sub:
                     raise RegistryError("expected stage model.yml files only in direct subfolders of "
-                                        f"the composite model folder, found one deeper", deeper, folder.name)
+                                        "the composite model folder, found one deeper", deeper, folder.name)
             if (folder / sub / "model.yml").exists():
                 if not sub.startswith(folder.name + "-"):
                     raise RegistryError(f"expected stage folder names starting with '{folder.name}-', "
