@@ -53,38 +53,26 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     """
     models = resolve_models(name, list_file, all_models, print_all, registries)
 
-    from omz_tools.download.engine import Engine, plan
-    from omz_tools.download.errors import Interrupted
-    from omz_tools.download.progress import make_reporter
-
-    from omz_tools.download.options import RunOptions
+    from omz_tools.download import download
     from omz_tools.download.sources import SourceConfigError
     from omz_tools.download.space import NotEnoughSpace
 
     try:
-        options = RunOptions.resolve(cache_dir, mirrors, offline)
+        result = download(models, output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
+                          check_all=check_all, progress=progress_format, cache_dir=cache_dir,
+                          mirrors=mirrors, offline=offline)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    except NotEnoughSpace as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - cache.py is imported only when --cache_dir is given
         from omz_tools.download.cache import CacheError
         if not isinstance(exc, CacheError):
             raise
         fail(str(exc))
-    jobs_plan = plan(models, output_dir, precisions, options.sources_for())
-    try:
-        options.check_space(jobs_plan, output_dir)
-    except NotEnoughSpace as exc:
-        fail(str(exc))
-    total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
-    reporter = make_reporter(progress_format, total)
-    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all,
-                    store=options.store(reporter, check_all))
-    try:
-        result = engine.run(jobs_plan, options.session_factory())
-    except (KeyboardInterrupt, Interrupted):
-        click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    reporter.summary(result)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
