@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from omz_tools.download.records import stat_fields
+
 OMZ_FORMAT_DIR = "1"  # omz_downloader's DirCache._FORMAT
 AREAS = {"sha384": OMZ_FORMAT_DIR, "sha256": "sha256"}
 CHUNK_SIZE = 1 << 20
@@ -104,14 +106,6 @@ def _unique_name(name: str) -> str:
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def _stat_record(path: Path) -> Optional[dict]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev}
 
 
 def reflink(src: Path, dst: Path) -> None:
@@ -238,7 +232,7 @@ class ContentCache:
         return data if isinstance(data, dict) else None
 
     def _write_record(self, algorithm: str, digest: str, entry: Path) -> None:
-        fields = _stat_record(entry)
+        fields = stat_fields(entry)
         if fields is None:
             return
         path = self.record_path(algorithm, digest)
@@ -253,7 +247,7 @@ class ContentCache:
 
     def _record_holds(self, algorithm: str, digest: str, entry: Path, size: int) -> bool:
         record = self._read_record(algorithm, digest)
-        fields = _stat_record(entry)
+        fields = stat_fields(entry)
         if not record or fields is None or fields["size"] != size:
             return False
         return (record.get("algorithm") == algorithm and record.get("hash") == digest
