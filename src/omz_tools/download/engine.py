@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 from omz_tools.download import records
 from omz_tools.download.errors import Interrupted
 from omz_tools.download.progress import Reporter
-from omz_tools.registry.schema import KNOWN_PRECISIONS
+from omz_tools.registry.schema import KNOWN_PRECISIONS, RegexReplace
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _postprocessing_done(model, folder: Path) -> bool:
     for step in model.postprocessing:
         path = folder / step.file
         record = records.FolderRecord(path.parent).file(path.name)
-        if hasattr(step, "pattern"):
+        if isinstance(step, RegexReplace):
             if not record or record.get("state") != records.POSTPROCESSED:
                 return False
         elif not record or record.get("state") != records.UNPACKED or path.exists() or (
@@ -88,10 +88,10 @@ def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
     from omz_tools.download.tasks import FileTask
 
     if sources_for is None:
-        from omz_tools.download.tasks import source_for
+        from omz_tools.download.sources import candidates
 
         def sources_for(model, model_file):
-            return [source_for(model_file.source)]
+            return candidates(model.subdirectory, model_file)
 
     requested = set(precisions) if precisions else set(KNOWN_PRECISIONS)
     jobs = []
@@ -106,7 +106,7 @@ def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
                 continue
             done = _postprocessing_done(model, folder)
             job.postprocess = bool(model.postprocessing) and not done
-            unpacked = {step.file.as_posix() for step in model.postprocessing if not hasattr(step, "pattern")}
+            unpacked = {step.file.as_posix() for step in model.postprocessing if not isinstance(step, RegexReplace)}
             if model.postprocessing and done:
                 outputs = records.FolderRecord(folder).model(model.name).get("outputs", [])
                 job.paths += [folder / name for name in outputs]

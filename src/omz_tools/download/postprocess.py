@@ -10,6 +10,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from omz_tools.download import records
+from omz_tools.registry.schema import RegexReplace
 
 _TAR_MODES = {"tar": "r:", "gztar": "r:gz", "bztar": "r:bz2", "xztar": "r:xz"}
 
@@ -22,7 +23,7 @@ def fingerprint(model) -> str:
     """Identifies the model's files and steps: a recorded postprocessing run counts only for these."""
     parts = [f"{f.name.as_posix()}:{f.checksum.value}" for f in model.files]
     for step in model.postprocessing:
-        if hasattr(step, "pattern"):
+        if isinstance(step, RegexReplace):
             parts.append(f"regex_replace:{step.file}:{step.pattern.pattern}:{step.replacement}:{step.count}")
         else:
             parts.append(f"unpack_archive:{step.file}:{step.format}")
@@ -168,7 +169,7 @@ def run(model, folder: Path) -> list:
     for step in model.postprocessing:
         name = step.file.as_posix()
         model_file = by_name.get(name)
-        if hasattr(step, "pattern"):
+        if isinstance(step, RegexReplace):
             regex_replace(folder, step, model_file.checksum.value if model_file else None)
         else:
             outputs += unpack_archive(folder, step)
