@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from omz_tools.convert.mo import command_string
-from omz_tools.registry import Model
+from omz_tools.registry import Model, UnpackArchive
 
 
 def missing_inputs(model: Model, download_dir: Path) -> list:
     """(file name, why) for each input file not present and verified."""
     from omz_tools.download import verified
     folder = Path(download_dir) / model.subdirectory
-    unpacked = {str(step.file) for step in model.postprocessing if type(step).__name__ == "UnpackArchive"}
+    unpacked = {str(step.file) for step in model.postprocessing if isinstance(step, UnpackArchive)}
     problems = []
     for model_file in model.files:
         path = folder / model_file.name
@@ -27,12 +27,10 @@ def missing_inputs(model: Model, download_dir: Path) -> list:
 
 
 def _unpacked_record(folder: Path, name: str, model_file) -> bool:
-    try:
-        from omz_tools.download import records as dl_records
-        entry = dl_records.FolderRecord(folder).file(name)
-    except Exception:  # an older downloader without records: treat the archive as missing
-        return False
-    return bool(entry and entry.get("state") == getattr(dl_records, "UNPACKED", "unpacked")
+    """The archive is gone because the downloader's unpack_archive consumed it after verifying it."""
+    from omz_tools.download import records as dl_records
+    entry = dl_records.FolderRecord(folder).file(name)
+    return bool(entry and entry.get("state") == dl_records.UNPACKED
                 and entry.get("hash") == model_file.checksum.value)
 
 
