@@ -42,3 +42,64 @@ def test_stream_writer_hashes_and_writes_everything(tmp_path):
         writer.put_buffer(buffer, len(chunk))
     assert writer.finish() == hashlib.sha256(data).hexdigest()
     assert part.read_bytes() == data
+
+
+def _fill(writer, data: bytes, start: int, end: int) -> None:
+    for offset in range(start, end, MiB):
+        chunk = data[offset:min(offset + MiB, end)]
+        buffer = writer.buffer()
+        buffer[:len(chunk)] = chunk
+        writer.put_buffer(buffer, len(chunk))
+
+
+def test_big_file_is_flushed_to_disk_while_it_streams(tmp_path, monkeypatch):
+    """Every SYNC_EVERY bytes a flush runs on the writer's sync thread, before the data ends,
+    so the final fsync has little left to do."""
+    import os
+    import threading
+
+    from omz_tools.download import verify
+
+    real_flush = verify._flush
+    calls = []
+    flushed = threading.Event()
+
+    def recording_flush(fd):
+        calls.append((threading.current_thread().name, os.fstat(fd).st_size))
+        real_flush(fd)
+        flushed.set()
+
+    monkeypatch.setattr(verify, "_flush", recording_flush)
+    data = os.urandom(2 * verify.StreamWriter.SYNC_EVERY + 3 * MiB)
+    part = tmp_path / "x.part"
+    writer = StreamWriter(part, 0, hashlib.sha384())
+    first = verify.StreamWriter.SYNC_EVERY + MiB
+    _fill(writer, data, 0, first)
+    assert flushed.wait(120), "no flush was requested after SYNC_EVERY bytes"  # a hang guard only
+    _fill(writer, data, first, len(data))
+    assert writer.finish() == hashlib.sha384(data).hexdigest()
+    assert part.read_bytes() == data
+    assert calls and all(name == "sync x.part" for name, _ in calls)
+    assert verify.StreamWriter.SYNC_EVERY <= calls[0][1] <= first < len(data)
+
+
+def test_failed_flush_is_a_local_write_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from omz_tools.download import verify
+
+    def failing_flush(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(verify, "_flush", failing_flush)
+    data = os.urandom(verify.StreamWriter.SYNC_EVERY + 2 * MiB)
+    part = tmp_path / "x.part"
+    writer = StreamWriter(part, 0, hashlib.sha256())
+    with pytest.raises(LocalWriteError) as caught:
+        _fill(writer, data, 0, len(data))
+        writer.finish()
+    writer.abort()
+    message = str(caught.value)
+    assert str(part) in message and os.strerror(errno.EIO) in message
+    assert "Kept what was written" in message

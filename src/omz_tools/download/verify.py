@@ -11,6 +11,7 @@ from typing import Optional
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that hashlib releases the GIL and syscalls stay few
 QUEUE_CHUNKS = 4  # buffers per file: at most 4 MiB in flight between the socket and the disk
+_flush = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 def human_size(size: int) -> str:
@@ -61,9 +62,15 @@ class StreamWriter:
     big buffers), another writes the same buffer to the file; the buffer returns to the pool when
     both are done with it. So receiving, hashing and writing all overlap, and the pool means no
     fresh 1 MiB allocation (page faults, zeroing) per chunk. ``finish`` fsyncs.
+
+    A big file is also flushed to the disk as it grows: every ``SYNC_EVERY`` bytes the write
+    thread asks a third thread for an fdatasync, so the disk works during the transfer and the
+    final fsync has only the last stretch left. (Asking the kernel for writeback with
+    posix_fadvise did not help here: on a virtual disk with a write cache the final fsync of
+    200 MiB still took 0.2 s; with flushes during a 0.35 s transfer it takes 0.02-0.03 s.)
     """
 
-    WRITEBACK_EVERY = 16 * CHUNK_SIZE
+    SYNC_EVERY = 16 * CHUNK_SIZE
 
     def __init__(self, path: Path, offset: int, hasher):
         self.path = path
@@ -78,7 +85,9 @@ class StreamWriter:
         os.ftruncate(self._fd, offset)
         os.lseek(self._fd, offset, os.SEEK_SET)
         self._written = offset
-        self._synced = offset
+        self._sync_mark = offset
+        self._sync_requests: Optional["queue.Queue"] = None  # and its thread, once the file is big
+        self._sync_thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._queues = (queue.Queue(), queue.Queue())
         self._threads = (
@@ -97,15 +106,23 @@ class StreamWriter:
             done = os.write(self._fd, view)
             view = view[done:]
             self._written += done
-        # Ask the kernel to start writing back what we wrote, without waiting, so the final
-        # fsync finds little left to do (pages under writeback stay in the page cache).
-        if self._written - self._synced >= self.WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
+        if self._written - self._sync_mark >= self.SYNC_EVERY:
+            self._sync_mark = self._written
+            if self._sync_thread is None:
+                self._sync_requests = queue.Queue()
+                self._sync_thread = threading.Thread(target=self._flush_to_disk, daemon=True,
+                                                     name=f"sync {self.path.name}")
+                self._sync_thread.start()
+            if self._sync_requests.empty():  # else a flush is pending: it covers these bytes too
+                self._sync_requests.put(True)
+
+    def _flush_to_disk(self) -> None:
+        while self._sync_requests.get():
             try:
-                os.posix_fadvise(self._fd, self._synced, self._written - self._synced,
-                                 os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
-            self._synced = self._written
+                _flush(self._fd)
+            except OSError as exc:  # e.g. EIO: the final fsync would fail too; report it there
+                self.error = self.error or exc
+                return
 
     def _release(self, item: list) -> None:
         with self._lock:
@@ -171,6 +188,9 @@ class StreamWriter:
                 items.put(None)
         for thread in self._threads:
             thread.join()
+        if self._sync_thread is not None:  # started by the write thread, which has ended
+            self._sync_requests.put(False)
+            self._sync_thread.join()
 
     def _close(self) -> None:
         if not self._closed:
