@@ -113,6 +113,37 @@ def test_a_lock_file_left_by_a_killed_process_is_taken_over_and_removed(shared, 
     _check_folder(folder, blobs)
 
 
+def test_processes_sharing_an_output_folder_postprocess_a_model_once(tmp_path, server):
+    """regex_replace applied twice would double every 'x' (or fail), and a file that one process
+    rewrote must not look damaged to another: one process fetches and postprocesses the model,
+    the others wait for it and find it done."""
+    import io
+    import zipfile
+
+    text = b"x-" * 1000
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("weights/w.bin", b"\1\2\3")
+    reg, out = one_model(tmp_path, server, {"model.txt": text, "pack.zip": archive.getvalue()},
+                         postprocessing=[
+                             {"$type": "regex_replace", "file": "model.txt", "pattern": "x", "replacement": "xx"},
+                             {"$type": "unpack_archive", "file": "pack.zip", "format": "zip"}])
+    # The first process is still receiving model.txt (~1 s) while the others start.
+    server.queue_fault("/m1/model.txt", Fault("trickle", after=0, delay=0.5))
+    results = _run_all([(reg, out)] * PROCESSES)
+    assert [r[0] for r in results] == [0] * PROCESSES, results
+    for name in ("model.txt", "pack.zip"):
+        assert len(server.requests_for(f"/m1/{name}")) == 1, (name, server.log)
+    folder = out / "public" / "m1"
+    assert (folder / "model.txt").read_bytes() == b"xx-" * 1000
+    assert (folder / "model.txt.orig").read_bytes() == text
+    assert (folder / "weights" / "w.bin").read_bytes() == b"\1\2\3" and not (folder / "pack.zip").exists()
+    left = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert left == [".omz_verified.json", "model.txt", "model.txt.orig", "weights/w.bin"], left
+    rerun = _run_all([(reg, out)])
+    assert rerun[0][0] == 0 and len(server.log) == 2, rerun
+
+
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from omz_tools.download.locks import PathLock
@@ -139,6 +170,33 @@ def test_path_lock_of_a_sigkilled_holder_is_free_at_once_and_removed_after_use(t
     with PathLock(path, timeout=0):
         assert path.exists()
     assert not path.exists()
+
+
+def test_a_model_being_postprocessed_by_another_process_is_waited_for(tmp_path, server):
+    """The model's lock held by another live process: the downloader says it waits, fetches
+    nothing meanwhile, and goes on once the lock is free."""
+    text = b"x-" * 100
+    reg, out = one_model(tmp_path, server, {"model.txt": text}, postprocessing=[
+        {"$type": "regex_replace", "file": "model.txt", "pattern": "x", "replacement": "xx"}])
+    folder = out / "public" / "m1"
+    folder.mkdir(parents=True)
+    lock = folder / ".m1.postprocessing.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = _start(reg, out, "--progress_format", "json")
+        first = json.loads(proc.stdout.readline())
+        assert first["$type"] == "model_download_note" and first["model"] == "m1", first
+        assert "another process" in first["message"] and "waiting" in first["message"]
+        assert not server.log and proc.poll() is None
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "model_postprocessing_end" in stdout
+    assert (folder / "model.txt").read_bytes() == b"xx-" * 100 and len(server.log) == 1
+    assert not lock.exists()
 
 
 RECORD_WRITER = textwrap.dedent("""

@@ -57,6 +57,10 @@ class ModelJob:
     failures: list = field(default_factory=list)
     paths: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    begin_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held from the model's first file to the end of its postprocessing, while postprocessing
+    # is still to do: processes sharing the output folder then fetch and postprocess it once.
+    model_lock: object = None
 
 
 def _postprocessing_done(model, folder: Path) -> bool:
@@ -104,22 +108,32 @@ def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
                 job.skipped_reason = (f"{model.name} is not available in {','.join(sorted(requested))} "
                                       f"(it has {','.join(sorted(model.precisions))})")
                 continue
-            done = _postprocessing_done(model, folder)
-            job.postprocess = bool(model.postprocessing) and not done
-            unpacked = {step.file.as_posix() for step in model.postprocessing if not isinstance(step, RegexReplace)}
-            if model.postprocessing and done:
-                outputs = records.FolderRecord(folder).model(model.name).get("outputs", [])
-                job.paths += [folder / name for name in outputs]
             for model_file in model.files:
                 parts = model_file.name.parts
                 if len(parts) == 2 and parts[0] in KNOWN_PRECISIONS and parts[0] not in requested:
                     continue
-                task = FileTask(model.name, model_file, folder / model_file.name,
-                                sources_for(model, model_file), postprocessed_ok=done,
-                                consumed=done and model_file.name.as_posix() in unpacked)
-                job.tasks.append(task)
+                job.tasks.append(FileTask(model.name, model_file, folder / model_file.name,
+                                          sources_for(model, model_file)))
             job.remaining = len(job.tasks)
+            _settle_postprocessing(job)
     return jobs
+
+
+def _settle_postprocessing(job: ModelJob) -> None:
+    """Decides from the records whether the model's postprocessing is still to do; if it is done,
+    its rewritten files count as verified, its consumed archives need no fetching, and its
+    products are the model's paths."""
+    model, folder = job.model, job.folder
+    done = _postprocessing_done(model, folder)
+    job.postprocess = bool(model.postprocessing) and not done
+    if not (model.postprocessing and done):
+        return
+    unpacked = {step.file.as_posix() for step in model.postprocessing if not isinstance(step, RegexReplace)}
+    for task in job.tasks:
+        task.postprocessed_ok = True
+        task.consumed = task.model_file.name.as_posix() in unpacked
+    outputs = records.FolderRecord(folder).model(model.name).get("outputs", [])
+    job.paths += [folder / name for name in outputs]
 
 
 class Engine:
@@ -142,12 +156,56 @@ class Engine:
     # -- per-model bookkeeping ------------------------------------------------------------------
 
     def _begin_model(self, job: ModelJob) -> None:
-        with self._begin_lock:
-            if not job.started:
+        with job.begin_lock:  # the other files of this model wait here; other models go on
+            if job.started:
+                return
+            if job.postprocess:
+                self._hold_model(job)
+            with self._begin_lock:
                 job.started = True
                 self.reporter.model_begin(job.model.name, len(job.tasks))
 
+    def _hold_model(self, job: ModelJob) -> None:
+        """Takes the model's lock before its first file, so that of the processes sharing the
+        output folder one fetches and postprocesses the model while the others wait, then find
+        it done (regex_replace applied twice would corrupt a file, and a file another process
+        rewrote would look damaged). Deadlock-free: a thread waits for a model's lock only
+        before that model's first file, holding no other lock, and the queue hands out a
+        model's files together, so every held model lock belongs to files being worked on."""
+        from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
+
+        job.folder.mkdir(parents=True, exist_ok=True)
+        path = lock_path_for(job.folder / f"{job.model.name}.postprocessing")
+        try:
+            try:
+                lock = PathLock(path, timeout=0).acquire()
+            except LockTimeout:
+                self.reporter.note(job.model.name, None, "another process is downloading and postprocessing "
+                                   "this model into the same folder; waiting for it")
+                lock = PathLock(path, cancel=self.cancel, cancelled=Interrupted).acquire()
+        except LockTimeout as exc:
+            with job.lock:
+                job.failures.append(str(exc))
+            return
+        with job.lock:
+            job.model_lock = lock
+        _settle_postprocessing(job)  # the other process may have done it all meanwhile
+        if not job.postprocess:
+            self._release_model(job)
+
+    def _release_model(self, job: ModelJob) -> None:
+        with job.lock:
+            lock, job.model_lock = job.model_lock, None
+        if lock is not None:
+            lock.release()
+
     def _finish_model(self, job: ModelJob) -> None:
+        try:
+            self._finish_model_locked(job)
+        finally:
+            self._release_model(job)
+
+    def _finish_model_locked(self, job: ModelJob) -> None:
         ok = not job.failures
         self.reporter.model_end(job.model.name, ok)
         if ok and job.postprocess:
@@ -281,6 +339,8 @@ class Engine:
                 thread.join(max(0.0, deadline - time.monotonic()))
             raise
         finally:
+            for job in jobs:  # an interrupted run: let other processes have the models it held
+                self._release_model(job)
             session = self._fetcher._session
             if session is not None:
                 session.close()

@@ -84,8 +84,8 @@ class Fetcher:
         task.target.parent.mkdir(parents=True, exist_ok=True)
         # Issue 4: processes (and threads) sharing an output folder, with or without a cache, take
         # the destination's lock around check-present / resume / transfer / rename / record, so
-        # one of them fetches the file and the others then find it verified. Lock order: this
-        # destination lock first, then the cache's per-hash lock (store.hold), then the folder
+        # one of them fetches the file and the others then find it verified. Lock order: the
+        # model's postprocessing lock (engine._hold_model), if any, then this destination lock, then the cache's per-hash lock (store.hold), then the folder
         # record's lock (records.py, held only for one read-modify-write); never the reverse.
         existed = os.path.lexists(task.target)  # before waiting for any lock
         try:

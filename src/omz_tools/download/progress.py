@@ -84,7 +84,10 @@ class JsonReporter(JsonLinesEmitter, Reporter):
                   delay=round(delay, 3), message=message)
 
     def note(self, model, file, message):
-        self.emit("model_file_download_note", model=model, model_file=file, message=message)
+        if file is None:
+            self.emit("model_download_note", model=model, message=message)
+        else:
+            self.emit("model_file_download_note", model=model, model_file=file, message=message)
 
     def error(self, model, file, message):
         if file is None:
@@ -156,7 +159,8 @@ class TextReporter(Reporter):
         self._out(f"Retrying {model}/{file} (attempt {attempt}) in {delay:.1f} s: {message}", err=True)
 
     def note(self, model, file, message):
-        self._out(f"Note: {model}/{file}: {message}", err=True)
+        where = f"{model}/{file}" if file else model
+        self._out(f"Note: {where}: {message}", err=True)
 
     def error(self, model, file, message):
         where = f"{model}/{file}" if file else model
