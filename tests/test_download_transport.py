@@ -46,3 +46,17 @@ def test_html_sniffing_looks_at_the_body_not_only_the_header():
     assert not looks_like_html(b"name: \"SE-ResNet-101\"\nlayer {", "text/html")  # a mislabelled prototxt
     assert not looks_like_html(b"<?xml version=\"1.0\"?>\n<net name=\"x\">", "text/html")  # an IR .xml
     assert not looks_like_html(b"\x08\x01\x12\x00binary weights")
+
+
+def test_connection_refused_is_said_in_a_few_words(tmp_path, server):
+    import socket
+
+    with socket.socket() as probe:  # a port that nobody listens on once this is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/m1/w.bin"
+    reg, out = one_model(tmp_path, server, {"w.bin": {"data": b"x" * 10, "source": url}})
+    proc = run_downloader("--registry", reg, "--name", "m1", "-o", out, "--num_attempts", "1")
+    assert proc.returncode == 1
+    assert f"cannot connect to {url} (Connection refused); check the network" in proc.stderr
+    assert "HTTPConnection(" not in proc.stderr and "Errno" not in proc.stderr and '")' not in proc.stderr

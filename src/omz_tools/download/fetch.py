@@ -301,7 +301,7 @@ class Fetcher:
                 raise Interrupted() from None
             raise TransientError(
                 f"the connection to {url} broke after {writer.size} of {size} bytes "
-                f"({transport._short(exc)}); kept {part.name} to resume from there") from None
+                f"({transport.describe_error(exc)}); kept {part.name} to resume from there") from None
         except BaseException:
             writer.abort()
             raise

@@ -116,24 +116,36 @@ def _get(session, url: str, headers: dict, params: Optional[dict] = None):
         return session.get(url, params=params, headers=headers, stream=True,
                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
     except requests.exceptions.Timeout as exc:
-        raise TransientError(f"timed out talking to {url} ({_short(exc)})") from None
+        raise TransientError(f"timed out talking to {url} ({describe_error(exc)})") from None
     except requests.exceptions.SSLError as exc:
-        raise TransientError(f"TLS error talking to {url} ({_short(exc)}); if you are behind a proxy "
+        raise TransientError(f"TLS error talking to {url} ({describe_error(exc)}); if you are behind a proxy "
                              "with its own certificate, set REQUESTS_CA_BUNDLE to its CA bundle") from None
     except requests.exceptions.ConnectionError as exc:
-        raise TransientError(f"cannot connect to {url} ({_short(exc)}); check the network and any "
+        raise TransientError(f"cannot connect to {url} ({describe_error(exc)}); check the network and any "
                              "HTTP(S)_PROXY settings") from None
     except requests.exceptions.RequestException as exc:
-        raise TransientError(f"request to {url} failed ({_short(exc)})") from None
+        raise TransientError(f"request to {url} failed ({describe_error(exc)})") from None
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    # urllib3 wraps the root cause several times; its last part says the most.
-    for marker in ("Caused by ", "NewConnectionError(", "ReadTimeoutError("):
-        if marker in text:
-            text = text.split(marker)[-1]
-    return text[:200]
+_RE_CONNECTION_PREFIX = re.compile(r"^\w*Connection\w*\(host=[^)]*\):\s*")
+_RE_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+
+
+def describe_error(exc: BaseException) -> str:
+    """The root cause of a requests/urllib3/socket error in a few words ("Connection refused",
+    "Failed to resolve 'host' (Name or service not known)", "Read timed out. (read timeout=60)"):
+    requests wraps urllib3's MaxRetryError, which wraps the real error in its ``reason``."""
+    while True:
+        reason = getattr(exc, "reason", None)
+        inner = reason if isinstance(reason, BaseException) else (
+            exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _RE_CONNECTION_PREFIX.sub("", text)
+    text = text.replace("Failed to establish a new connection: ", "")
+    return _RE_ERRNO.sub("", text)[:200]
 
 
 def _drive_confirmation(response, source: Source):
