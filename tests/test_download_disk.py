@@ -1,5 +1,7 @@
-"""Writing the .part on a real, too small filesystem (a 2 MiB tmpfs): a clear local error that
-blames the disk, not the network, and keeps what was written."""
+"""The local side of a download: writing the .part on a real, too small filesystem (a 2 MiB tmpfs)
+is a clear local error that blames the disk, not the network, and keeps what was written; big files
+are flushed while they stream; a read-only output folder is refused before any download (and is
+fine for a rerun that only reads); a folder that cannot be created fails its model clearly."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 
 import pytest
 
+from helpers_http import one_model, run_downloader, server  # noqa: F401
 from omz_tools.download.errors import LocalWriteError
 from omz_tools.download.verify import StreamWriter
 
@@ -103,3 +106,42 @@ def test_failed_flush_is_a_local_write_error(tmp_path, monkeypatch):
     message = str(caught.value)
     assert str(part) in message and os.strerror(errno.EIO) in message
     assert "Kept what was written" in message
+
+
+def _remount(point, mode: str) -> None:
+    import subprocess
+    result = subprocess.run(["mount", "-o", f"remount,{mode}", str(point)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_read_only_output_folder_is_refused_before_any_download_and_fine_for_a_rerun(small_tmpfs, tmp_path,
+                                                                                      server):
+    reg, _ = one_model(tmp_path, server, {"w.bin": b"\1" * 1000})
+    _remount(small_tmpfs, "ro")
+    try:
+        proc = run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out")
+        assert proc.returncode == 1 and not server.log
+        assert proc.stderr.strip() == (
+            f"Cannot write the downloads to {small_tmpfs / 'out'} (it does not exist yet, and it would be "
+            f"created in {small_tmpfs}): it is on a read-only filesystem. Nothing was downloaded. Choose a "
+            "writable folder with --output_dir, or fix its permissions or mount.")
+        _remount(small_tmpfs, "rw")
+        assert run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out").returncode == 0
+        _remount(small_tmpfs, "ro")
+        # Everything present and recorded: a read-only folder only needs reading.
+        rerun = run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out")
+        assert rerun.returncode == 0, rerun.stderr
+        assert len(server.log) == 1
+    finally:
+        _remount(small_tmpfs, "rw")
+
+
+def test_a_file_where_the_model_folder_should_be_fails_that_model_with_a_clear_message(tmp_path, server):
+    reg, out = one_model(tmp_path, server, {"w.bin": b"\1" * 1000})
+    (out / "public").mkdir(parents=True)
+    (out / "public" / "m1").write_bytes(b"not a folder")
+    proc = run_downloader("--registry", reg, "--name", "m1", "-o", out)
+    assert proc.returncode == 1 and not server.log
+    assert f"m1: w.bin: cannot write {out / 'public' / 'm1'}: File exists. Nothing was put at " \
+           f"{out / 'public' / 'm1' / 'w.bin'}; check the permissions" in proc.stderr
+    assert "Traceback" not in proc.stderr and "OSError" not in proc.stderr

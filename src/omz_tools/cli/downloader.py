@@ -55,7 +55,7 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
 
     from omz_tools.download import download
     from omz_tools.download.sources import SourceConfigError
-    from omz_tools.download.space import NotEnoughSpace
+    from omz_tools.download.space import FolderNotWritable, NotEnoughSpace
 
     try:
         result = download(models, output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
@@ -63,7 +63,7 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
                           mirrors=mirrors, offline=offline)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    except NotEnoughSpace as exc:
+    except (NotEnoughSpace, FolderNotWritable) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)

@@ -43,7 +43,8 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     reason, never raised. Raises ``omz_tools.RegistryError`` for a broken registry,
     ``NoMatchError`` for a pattern matching nothing, ``ValueError`` for bad arguments (a bad mirror
     URL too), ``CacheError`` for an unusable cache folder, ``NotEnoughSpace`` when the files to
-    fetch do not fit on disk (nothing is fetched then), and ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
+    fetch do not fit on disk and ``FolderNotWritable`` when they cannot be written to
+    ``output_dir`` (nothing is fetched then), and ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
     """
     from omz_tools.download import progress as progress_mod
     from omz_tools.download.engine import Engine, plan

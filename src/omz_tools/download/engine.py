@@ -256,7 +256,13 @@ class Engine:
                 outcome = self._fetcher.fetch(task)
             except Interrupted:
                 raise
-            except Exception as exc:  # a bug or an OS error must fail this file, not the run
+            except OSError as exc:  # local: network errors arrive as DownloadErrors
+                where = exc.filename or task.target
+                outcome = FileOutcome(task, False, "failed", message=(
+                    f"cannot write {where}: {exc.strerror or exc}. Nothing was put at {task.target}; "
+                    f"check the permissions, mount and free space of {task.target.parent}, or choose "
+                    "another --output_dir."))
+            except Exception as exc:  # a bug must fail this file, not the run
                 outcome = FileOutcome(task, False, "failed", message=f"{type(exc).__name__}: {exc}")
             if outcome.action == "present":
                 self.reporter.skip(task.model, task.name, "already verified" if outcome.source is None

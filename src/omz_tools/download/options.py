@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
 from omz_tools.download.sources import candidates, mirrors_from, offline_from
-from omz_tools.download.space import PlannedFile, check_space
+from omz_tools.download.space import PlannedFile, check_space, check_writable
 
 
 @dataclass
@@ -75,6 +75,8 @@ class RunOptions:
                 if self.offline and not (present or cached):
                     continue  # offline, it will not be fetched: it fails, it takes no space
                 planned.append(PlannedFile(size, present=present, cached=cached))
+        if any(not item.present for item in planned):  # something will be written there
+            check_writable(Path(output_dir))
         return check_space(planned, Path(output_dir), self.cache.root if self.cache else None, free=free)
 
 

@@ -37,6 +37,31 @@ class NotEnoughSpace(Exception):
     """The plan needs more space than is free; the message is one paragraph for the user."""
 
 
+class FolderNotWritable(Exception):
+    """Files must be written to a folder where nothing can be created; one paragraph for the user."""
+
+
+def check_writable(folder: Path) -> None:
+    """Raise FolderNotWritable unless files can be created in ``folder`` (or, while it does not
+    exist yet, in its nearest existing parent, where it will be created): a read-only mount or
+    missing permissions, found before any download rather than after the first one."""
+    target = existing_ancestor(folder)
+    if os.access(target, os.W_OK | os.X_OK):
+        return
+    why = "it is on a read-only filesystem" if _read_only_mount(target) else "this user may not write there"
+    detail = "" if target == Path(folder).absolute() else f" (it does not exist yet, and it would be created in {target})"
+    raise FolderNotWritable(
+        f"Cannot write the downloads to {folder}{detail}: {why}. Nothing was downloaded. Choose a "
+        "writable folder with --output_dir, or fix its permissions or mount.")
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except OSError:
+        return False
+
+
 def existing_ancestor(path: Path) -> Path:
     """The folder itself or its nearest existing parent (folders are created only later)."""
     path = Path(path).absolute()
