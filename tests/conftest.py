@@ -69,3 +69,9 @@ def small_tmpfs(tmp_path) -> Path:
     yield mount_point
     if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
         subprocess.run(["umount", "-l", str(mount_point)], check=True)  # busy: detach it now, freed when closed
+
+
+def remount(mount_point: Path, mode: str) -> None:
+    """Remount a filesystem mounted by ``small_tmpfs`` "ro" or "rw" (a read-only folder for root too)."""
+    result = subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

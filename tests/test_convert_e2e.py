@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import command, restore_sigint
+from conftest import command, remount, restore_sigint
 from helpers_caffe import (
     SMALL_CLASSES, SMALL_INPUT_SHAPE, conv_fc_gflops, file_digest, small_se_resnet_prototxt, write_caffemodel,
     write_model_yml,
@@ -282,3 +282,33 @@ def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path, jobs):
         # No MO left running for this output folder.
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert str(conv_dir) not in ps
+
+
+def test_read_only_output_folder_fails_the_model_in_one_paragraph(small, small_tmpfs):
+    remount(small_tmpfs, "ro")
+    try:
+        result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small_tmpfs / "out"],
+                           small.env)
+    finally:
+        remount(small_tmpfs, "rw")
+    assert result.returncode == 1
+    assert (f"{NAME}: cannot write {small_tmpfs / 'out'}: Read-only file system. No IR was installed for {NAME}; "
+            f"check the permissions, mount and free space of {small_tmpfs / 'out' / 'public' / NAME}") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_full_disk_is_said_before_saving_not_blamed_on_the_model(small, small_tmpfs):
+    """openvino.save_model writes cut-short files on a full disk without an error; the converter
+    compares the room it needs with the free space first. Here Model Optimizer's output fits (a
+    filler leaves 512 KiB of the 2 MiB tmpfs), the two precisions it would save do not."""
+    import shutil
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_tmpfs).free - 512 * 1024))
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small_tmpfs / "out"],
+                       small.env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{NAME}: not enough disk space to save the FP32, FP16 IR in {small_tmpfs / 'out' / 'public' / NAME}" \
+        in result.stderr
+    assert "No IR was installed (the FP32 and FP16 folders are unchanged)" in result.stderr
+    assert "does not match the registry" not in result.stderr
+    assert not (small_tmpfs / "out" / "public" / NAME / "FP32").exists()

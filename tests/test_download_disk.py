@@ -9,6 +9,7 @@ import hashlib
 
 import pytest
 
+from conftest import remount
 from helpers_http import one_model, run_downloader, server  # noqa: F401
 from omz_tools.download.errors import LocalWriteError
 from omz_tools.download.verify import StreamWriter
@@ -108,16 +109,10 @@ def test_failed_flush_is_a_local_write_error(tmp_path, monkeypatch):
     assert "Kept what was written" in message
 
 
-def _remount(point, mode: str) -> None:
-    import subprocess
-    result = subprocess.run(["mount", "-o", f"remount,{mode}", str(point)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
 def test_read_only_output_folder_is_refused_before_any_download_and_fine_for_a_rerun(small_tmpfs, tmp_path,
                                                                                       server):
     reg, _ = one_model(tmp_path, server, {"w.bin": b"\1" * 1000})
-    _remount(small_tmpfs, "ro")
+    remount(small_tmpfs, "ro")
     try:
         proc = run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out")
         assert proc.returncode == 1 and not server.log
@@ -125,15 +120,15 @@ def test_read_only_output_folder_is_refused_before_any_download_and_fine_for_a_r
             f"Cannot write the downloads to {small_tmpfs / 'out'} (it does not exist yet, and it would be "
             f"created in {small_tmpfs}): it is on a read-only filesystem. Nothing was downloaded. Choose a "
             "writable folder with --output_dir, or fix its permissions or mount.")
-        _remount(small_tmpfs, "rw")
+        remount(small_tmpfs, "rw")
         assert run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out").returncode == 0
-        _remount(small_tmpfs, "ro")
+        remount(small_tmpfs, "ro")
         # Everything present and recorded: a read-only folder only needs reading.
         rerun = run_downloader("--registry", reg, "--name", "m1", "-o", small_tmpfs / "out")
         assert rerun.returncode == 0, rerun.stderr
         assert len(server.log) == 1
     finally:
-        _remount(small_tmpfs, "rw")
+        remount(small_tmpfs, "rw")
 
 
 def test_a_file_where_the_model_folder_should_be_fails_that_model_with_a_clear_message(tmp_path, server):

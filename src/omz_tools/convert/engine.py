@@ -222,6 +222,14 @@ class Converter:
             outcome.ok = False
             outcome.message = "interrupted"
             return outcome
+        except OSError as exc:  # the output folder: read-only, no permission, full
+            outcome.ok = False
+            folder = self.options.out_dir / model.subdirectory
+            outcome.message = (
+                f"cannot write {exc.filename or folder}: {exc.strerror or exc}. No IR was installed for "
+                f"{model.name}; check the permissions, mount and free space of {folder}, or choose "
+                "another --output_dir.")
+            self.reporter.error(model.name, outcome.message, "")
         outcome.seconds = time.monotonic() - start
         self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
         return outcome
@@ -358,6 +366,7 @@ class Converter:
                               "FP16 and checks the IR. Install openvino==2024.6.0 there.") from None
         core = ov.Core()
         self._phase(model, outcome, "fp16", ", ".join(precisions))
+        _check_room_to_save(model, precisions, mo_dir, tmp)
         try:
             ov_model = core.read_model(str(mo_dir / f"{model.name}.xml"))
             try:
@@ -371,6 +380,7 @@ class Converter:
                 ov.save_model(ov_model, str(out_dir / f"{model.name}.xml"),
                               compress_to_fp16=precision.startswith("FP16"))
             del ov_model
+            _check_room_to_save(model, precisions, mo_dir, tmp, saved=True)
         except (RuntimeError, ValueError) as exc:
             raise ModelFailed(f"reading Model Optimizer's output or saving it as "
                               f"{', '.join(precisions)} failed: {' '.join(str(exc).split())[:500]}") from None
@@ -393,6 +403,30 @@ class Converter:
                 f"the converted IR does not match the registry entry ({model.config_dir / 'model.yml'}): "
                 f"{'; '.join(problems_all)}. No IR was installed. Check the model files and "
                 f"model_optimizer_args, or correct model_card if its figures are wrong.")
+
+
+SAVE_MARGIN = 1 << 20  # bytes of slack on top of the estimate below
+
+
+def _check_room_to_save(model, precisions: list, mo_dir: Path, tmp: Path, saved: bool = False) -> None:
+    """openvino.save_model does not report a full disk: it leaves the files cut short, which the
+    IR check would then blame on the model. So compare the room it needs with the free space
+    before saving: per precision up to twice Model Optimizer's .xml (FP16 adds decompression
+    nodes) plus its .bin (half of it for FP16), and a margin; and after saving (``saved``), a
+    filesystem left with no free byte means the files were probably cut short."""
+    xml_size = (mo_dir / f"{model.name}.xml").stat().st_size
+    bin_size = (mo_dir / f"{model.name}.bin").stat().st_size
+    needed = SAVE_MARGIN + sum(2 * xml_size + (bin_size // 2 if p.startswith("FP16") else bin_size)
+                               for p in precisions)
+    free = shutil.disk_usage(tmp).free
+    if (saved and free == 0) or (not saved and needed > free):
+        from omz_tools.download.space import human
+        raise ModelFailed(
+            f"not enough disk space to save the {', '.join(precisions)} IR in {tmp.parent}: it needs about "
+            f"{human(needed)} ({needed} bytes), {human(free)} ({free} bytes) is free there"
+            f"{' after saving, so the files were probably cut short' if saved else ''}. No IR was "
+            f"installed (the {' and '.join(precisions)} folders are unchanged). Free some space or "
+            "choose another --output_dir.")
 
 
 def _figures_dict(figures) -> Optional[dict]:
