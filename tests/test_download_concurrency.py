@@ -187,7 +187,7 @@ def test_a_model_being_postprocessed_by_another_process_is_waited_for(tmp_path, 
         proc = _start(reg, out, "--progress_format", "json")
         first = json.loads(proc.stdout.readline())
         assert first["$type"] == "model_download_note" and first["model"] == "m1", first
-        assert "another process" in first["message"] and "waiting" in first["message"]
+        assert "another download of this model" in first["message"] and "waiting" in first["message"]
         assert not server.log and proc.poll() is None
     finally:
         holder.send_signal(signal.SIGKILL)

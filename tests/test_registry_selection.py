@@ -289,6 +289,15 @@ def test_every_command_lists_se_resnet_101(clean_env, tool):
     assert "se-resnet-101" in result.stdout.splitlines()
 
 
+@pytest.mark.parametrize("tool, name", [("downloader.py", "omz-downloader"), ("omz-converter", "omz-converter"),
+                                        ("info_dumper.py", "omz-info-dumper")])
+def test_every_command_prints_its_version(clean_env, tool, name):
+    from omz_tools.version import __version__
+    result = run("--version", env=clean_env, tool=tool)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{name} (omz_tools) {__version__}\n"
+
+
 @pytest.mark.parametrize("module", ["omz_tools.info_dumper", "omz_tools.downloader", "omz_tools.converter"])
 def test_python_dash_m(clean_env, module):
     result = subprocess.run([sys.executable, "-m", module, "--print_all"], capture_output=True, text=True,

@@ -21,7 +21,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def selection_options(verb: str) -> Callable:
-    """--name/--list/--all/--print_all/--registry, as in Open Model Zoo's tools (plus --registry)."""
+    """--name/--list/--all/--print_all/--registry, as in Open Model Zoo's tools (plus --registry
+    and --version)."""
+    from omz_tools.version import __version__
+
     def decorate(command: Callable) -> Callable:
         options = [
             click.option("--name", metavar="PAT[,PAT...]",
@@ -37,6 +40,8 @@ def selection_options(verb: str) -> Callable:
                          type=click.Path(file_okay=False, path_type=Path),
                          help="an extra registry folder (repeatable); earlier ones shadow later ones by "
                               "model name, then $OMZ_REGISTRY (os.pathsep separated), then the built-in one"),
+            click.version_option(__version__, "--version", message="%(prog)s (omz_tools) %(version)s",
+                                 help="print the version and exit"),
         ]
         for option in reversed(options):
             command = option(command)

@@ -180,8 +180,9 @@ class Engine:
             try:
                 lock = PathLock(path, timeout=0).acquire()
             except LockTimeout:
-                self.reporter.note(job.model.name, None, "another process is downloading and postprocessing "
-                                   "this model into the same folder; waiting for it")
+                self.reporter.note(job.model.name, None, "another download of this model into the same "
+                                   "folder is in progress (another process, or this run's other selection "
+                                   "of it); waiting for it to finish")
                 lock = PathLock(path, cancel=self.cancel, cancelled=Interrupted).acquire()
         except LockTimeout as exc:
             with job.lock:
