@@ -222,13 +222,17 @@ class Converter:
             outcome.ok = False
             outcome.message = "interrupted"
             return outcome
-        except OSError as exc:  # the output folder: read-only, no permission, full
+        except OSError as exc:  # mostly the output folder: read-only, no permission, full
             outcome.ok = False
             folder = self.options.out_dir / model.subdirectory
+            where = Path(exc.filename or folder)
+            writing = where.absolute().is_relative_to(self.options.out_dir.absolute()) or \
+                self.options.out_dir.absolute().is_relative_to(where.absolute())
             outcome.message = (
-                f"cannot write {exc.filename or folder}: {exc.strerror or exc}. No IR was installed for "
-                f"{model.name}; check the permissions, mount and free space of {folder}, or choose "
-                "another --output_dir.")
+                f"cannot {'write' if writing else 'read'} {where}: {exc.strerror or exc}. No IR was "
+                f"installed for {model.name}; check the permissions, mount and free space of "
+                f"{folder if writing else where.parent}, or choose another "
+                f"{'--output_dir' if writing else '--download_dir'}.")
             self.reporter.error(model.name, outcome.message, "")
         outcome.seconds = time.monotonic() - start
         self.reporter.model_end(model.name, outcome.ok, outcome.seconds, outcome.phases)
