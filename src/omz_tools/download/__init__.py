@@ -8,7 +8,7 @@
 Modules: ``transport`` (HTTP session, Range/If-Range, retries, Google Drive), ``verify``
 (streaming hash+size, mismatch messages), ``records`` (what was verified; .part sidecars),
 ``postprocess`` (regex_replace, safe unpack_archive), ``progress`` (text/tqdm/JSON),
-``fetch`` (one file), ``engine`` (plan, parallel run, result).
+``fetch`` (one file), ``engine`` (plan, parallel run, result), ``durable`` (fsync helpers).
 Importing this package does not import requests; fetching does.
 """
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from omz_tools.download.durable import fsync_file
 from omz_tools.download.records import stat_fields
 
 OMZ_FORMAT_DIR = "1"  # omz_downloader's DirCache._FORMAT
@@ -147,8 +148,7 @@ def place(src: Path, dest: Path, *, allow_link: bool = True, sync: bool = True) 
         if method is None:
             shutil.copyfile(src, tmp)  # copy_file_range/sendfile: no bytes through Python
             if sync:
-                with open(tmp, "rb") as stream:
-                    os.fsync(stream.fileno())
+                fsync_file(tmp)
             method = "copy"
         os.replace(tmp, dest)
         tmp = None
@@ -319,8 +319,7 @@ class ContentCache:
                         raise
             if method is None:
                 shutil.copyfile(src, tmp)
-                with open(tmp, "rb") as stream:
-                    os.fsync(stream.fileno())
+                fsync_file(tmp)
             if os.stat(tmp).st_size != size:  # src changed under us: never cache a wrong size
                 raise CacheError(f"Refused to cache {src}: it changed while being cached "
                                  f"(expected {size} bytes). The cache was left unchanged.")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records
+from omz_tools.download.durable import fsync_dir
 from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
 from omz_tools.download.errors import (
     Interrupted, PermanentError, RestartError, TransientError, VerificationError,
@@ -326,22 +327,8 @@ class Fetcher:
     def _commit(self, task: FileTask, source, action: str, received: int, digest: str) -> FileOutcome:
         target, part = task.target, records.part_path(task.target)
         os.replace(part, target)  # atomic: the final path holds the old state or the verified file
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         records.remove_part(target)
         records.record_file(target, task.model_file.checksum.algorithm, digest)
         return FileOutcome(task, True, action, source=source.url, served_by=source.label,
                            transferred=task.received)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

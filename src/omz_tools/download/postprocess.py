@@ -10,6 +10,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from omz_tools.download import records
+from omz_tools.download.durable import fsync_dir, fsync_file
 from omz_tools.registry.schema import RegexReplace
 
 _TAR_MODES = {"tar": "r:", "gztar": "r:gz", "bztar": "r:bz2", "xztar": "r:xz"}
@@ -51,10 +52,12 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
                                f"{path}, found {count}; the file was left as it is. Fix the pattern or count.")
     tmp = path.with_name(path.name + ".regex-tmp")
     tmp.write_text(new_text, encoding="utf-8")
+    fsync_file(tmp)
     original = path.with_name(path.name + ".orig")
     if not original.exists():  # as OMZ: keep the first original
         os.replace(path, original)
     os.replace(tmp, path)
+    fsync_dir(path.parent)
     if source_hash:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         records.record_file(path, "sha256", digest, state=records.POSTPROCESSED, source_hash=source_hash)
@@ -113,12 +116,16 @@ def _tar_members(archive: Path, tf) -> list:
 
 
 def _move_tree(staging: Path, dest: Path) -> None:
-    """Move every extracted file into place by atomic rename: no half-written file at a final path."""
+    """Move every extracted file into place by fsync and atomic rename: no half-written file at a
+    final path, even after a crash (the record that says "unpacked" is written after this)."""
     for root, dirs, files in os.walk(staging):
         target_root = dest / Path(root).relative_to(staging)
         target_root.mkdir(parents=True, exist_ok=True)
         for name in files:
+            fsync_file(Path(root) / name)
             os.replace(Path(root) / name, target_root / name)
+        if files:
+            fsync_dir(target_root)
 
 
 def unpack_archive(folder: Path, step) -> list:
