@@ -330,6 +330,47 @@ def test_grouped_text_output_keeps_each_model_together():
     assert models == ["b", "b", "b", "a", "a", "a", "a"]
 
 
+def test_grouped_models_ending_at_once_do_not_interleave():
+    """Two models released by two threads at the same moment: each one's lines stay together.
+    The stream yields the GIL on every write, which interleaved them before the fix."""
+    import threading
+    import time
+    from omz_tools.convert.progress import TextReporter
+
+    class SlowStream:
+        def __init__(self):
+            self.lines = []
+
+        def write(self, text):
+            time.sleep(0.001)
+            self.lines.append(text)
+
+        def flush(self):
+            pass
+
+    stream = SlowStream()
+    reporter = TextReporter(stream=stream, err=stream, group=True)
+    for model in ("a", "b"):
+        reporter.model_begin(model, ["FP32"])
+        for i in range(30):
+            reporter.phase(model, f"step{i}")
+    start = threading.Barrier(2)
+
+    def end(model):
+        start.wait()
+        reporter.model_end(model, True, 1.0, {})
+
+    threads = [threading.Thread(target=end, args=(m,)) for m in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    owners = [line.split()[1].rstrip(":") if line.startswith("==") else line.split()[0].strip("[]")
+              for line in "".join(stream.lines).splitlines()]
+    assert len(owners) == 2 * 31
+    assert owners in (["a"] * 31 + ["b"] * 31, ["b"] * 31 + ["a"] * 31), owners
+
+
 def test_python_without_openvino_dev_is_reported(tmp_path):
     base = Path(sys.base_prefix) / "bin" / "python3"
     if not base.exists() or Path(sys.prefix) == Path(sys.base_prefix):

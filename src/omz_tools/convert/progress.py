@@ -84,16 +84,18 @@ class TextReporter(Reporter):
         self._out(text, err)
 
     def _release(self, model: str) -> None:
-        with self._lock:
-            held = self._held.pop(model, [])
-        for text, err in held:
-            self._out(text, err)
+        with self._lock:  # all of them under one hold: two models ending at once do not interleave
+            for text, err in self._held.pop(model, []):
+                self._write(text, err)
 
     def _out(self, text: str, err: bool = False) -> None:
-        stream = self.err if err else self.stream
         with self._lock:
-            stream.write(text + "\n")
-            stream.flush()
+            self._write(text, err)
+
+    def _write(self, text: str, err: bool) -> None:
+        stream = self.err if err else self.stream
+        stream.write(text + "\n")
+        stream.flush()
 
     def _elapsed(self, model: str) -> float:
         return time.monotonic() - self._began.get(model, time.monotonic())
@@ -151,11 +153,10 @@ class TtyReporter(TextReporter):
             self.stream.write("\r\x1b[K")
             self._status_shown = False
 
-    def _out(self, text: str, err: bool = False) -> None:
-        with self._lock:
-            self._clear()
-            (self.err if err else self.stream).write(text + "\n")
-            self._draw()
+    def _write(self, text: str, err: bool) -> None:  # called with the lock held
+        self._clear()
+        (self.err if err else self.stream).write(text + "\n")
+        self._draw()
 
     def _draw(self) -> None:
         if not self._active:
