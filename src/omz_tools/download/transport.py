@@ -110,7 +110,7 @@ def _status_error(response, url: str) -> Exception:
 
 
 def _get(session, url: str, headers: dict, params: Optional[dict] = None):
-    from omz_tools.download.errors import TransientError
+    from omz_tools.download.errors import PermanentError, TransientError
 
     try:
         return session.get(url, params=params, headers=headers, stream=True,
@@ -118,8 +118,13 @@ def _get(session, url: str, headers: dict, params: Optional[dict] = None):
     except requests.exceptions.Timeout as exc:
         raise TransientError(f"timed out talking to {url} ({describe_error(exc)})") from None
     except requests.exceptions.SSLError as exc:
-        raise TransientError(f"TLS error talking to {url} ({describe_error(exc)}); if you are behind a proxy "
-                             "with its own certificate, set REQUESTS_CA_BUNDLE to its CA bundle") from None
+        cause = describe_error(exc)
+        hint = ("if you are behind a proxy with its own certificate, set REQUESTS_CA_BUNDLE to its CA "
+                "bundle")
+        if "CERTIFICATE_VERIFY_FAILED" in cause:  # retrying cannot change the certificate
+            raise PermanentError(f"TLS error talking to {url} ({cause}); the server's certificate is not "
+                                 f"trusted: {hint} (a file of PEM certificates)") from None
+        raise TransientError(f"TLS error talking to {url} ({cause}); {hint}") from None
     except requests.exceptions.ConnectionError as exc:
         raise TransientError(f"cannot connect to {url} ({describe_error(exc)}); check the network and any "
                              "HTTP(S)_PROXY settings") from None
