@@ -140,7 +140,7 @@ def describe_error(exc: BaseException) -> str:
     """The root cause of a requests/urllib3/socket error in a few words ("Connection refused",
     "Failed to resolve 'host' (Name or service not known)", "Read timed out. (read timeout=60)"):
     requests wraps urllib3's MaxRetryError, which wraps the real error in its ``reason``."""
-    while True:
+    for _ in range(8):  # a few levels of wrapping at most; never loop on a cycle
         reason = getattr(exc, "reason", None)
         inner = reason if isinstance(reason, BaseException) else (
             exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
