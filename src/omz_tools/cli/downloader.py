@@ -50,6 +50,9 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
 
     Exit status: 0 all models ready, 1 some model failed (see the FAILED: list), 2 usage error,
     130 interrupted (partial downloads are kept as .part files and resumed next time).
+
+    Environment: HTTP_PROXY, HTTPS_PROXY and NO_PROXY; REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) for a
+    CA bundle; OMZ_REGISTRY, OMZ_MIRROR and OMZ_OFFLINE (see --registry, --mirror, --offline).
     """
     models = resolve_models(name, list_file, all_models, print_all, registries)
 
