@@ -35,6 +35,21 @@ def test_connection_dropped_resumes_within_the_run(tmp_path, server, blob):
     assert not list(_target(out).parent.glob("*.part*"))
 
 
+def test_big_file_dropped_after_a_flush_resumes_and_verifies(tmp_path, server):
+    """Past SYNC_EVERY the writer flushes on a thread of its own, before and after the resume."""
+    from omz_tools.download.verify import StreamWriter
+    big = os.urandom(3 * StreamWriter.SYNC_EVERY + 5 * MiB)
+    cut = StreamWriter.SYNC_EVERY + 3 * MiB + 7
+    reg, out = one_model(tmp_path, server, {"m.bin": big})
+    server.queue_fault("/m1/m.bin", Fault("drop", after=cut))
+    proc = run_downloader("--registry", reg, "--name", "m1", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sha256(_target(out).read_bytes()) == sha256(big)
+    reqs = server.requests_for("/m1/m.bin")
+    assert [r.status for r in reqs] == [200, 206] and reqs[1].headers["Range"] == f"bytes={cut}-"
+    assert not list(_target(out).parent.glob("*.part*"))
+
+
 def test_connection_dropped_resumes_across_runs(tmp_path, server, blob):
     reg, out = one_model(tmp_path, server, {"m.bin": blob})
     server.queue_fault("/m1/m.bin", Fault("drop", after=MiB + 10))
