@@ -424,10 +424,10 @@ def _check_room_to_save(model, precisions: list, mo_dir: Path, tmp: Path, saved:
                                for p in precisions)
     free = shutil.disk_usage(tmp).free
     if (saved and free == 0) or (not saved and needed > free):
-        from omz_tools.download.space import human
+        from omz_tools.download.space import human_size
         raise ModelFailed(
             f"not enough disk space to save the {', '.join(precisions)} IR in {tmp.parent}: it needs about "
-            f"{human(needed)} ({needed} bytes), {human(free)} ({free} bytes) is free there"
+            f"{human_size(needed)} ({needed} bytes), {human_size(free)} ({free} bytes) is free there"
             f"{' after saving, so the files were probably cut short' if saved else ''}. No IR was "
             f"installed (the {' and '.join(precisions)} folders are unchanged). Free some space or "
             "choose another --output_dir.")

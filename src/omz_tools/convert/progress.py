@@ -12,11 +12,8 @@ import sys
 import threading
 import time
 
+from omz_tools.download.progress import failed_lines  # the downloader's FAILED: list, same form
 from omz_tools.jsonlines import JsonLinesEmitter
-
-
-def failed_lines(result) -> list:
-    return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
 
 
 class Reporter:

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from omz_tools.download.verify import human_size
+from omz_tools.download.space import human_size
 from omz_tools.jsonlines import JsonLinesEmitter
 
 
@@ -33,6 +33,7 @@ class Reporter:
 
 
 def failed_lines(result) -> list:
+    """``FAILED:`` then ``<model>: <why>`` per failure (a download or a conversion result)."""
     return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
 
 

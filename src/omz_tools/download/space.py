@@ -75,7 +75,8 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing_ancestor(path)).free
 
 
-def human(size: int) -> str:
+def human_size(size: int) -> str:
+    """1536 -> '1.5 KiB'; bytes up to TiB."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -119,8 +120,8 @@ def check_space(files: Iterable[PlannedFile], output_dir: Path, cache_dir: Optio
             where = " and ".join(str(folder) for folder in folders)
             shared = " (one filesystem, so their needs add up)" if len(folders) > 1 else ""
             raise NotEnoughSpace(
-                f"Not enough disk space to download: {where}{shared} needs {human(needed)} "
-                f"({needed} bytes) for the files not yet present or cached, but only {human(available)} "
+                f"Not enough disk space to download: {where}{shared} needs {human_size(needed)} "
+                f"({needed} bytes) for the files not yet present or cached, but only {human_size(available)} "
                 f"({available} bytes) is free there. Nothing was downloaded. Free some space, choose "
                 "another --output_dir or --cache_dir, or download fewer models (--name).")
     return total

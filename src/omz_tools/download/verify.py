@@ -9,18 +9,11 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+from omz_tools.download.space import human_size
+
 CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that hashlib releases the GIL and syscalls stay few
 QUEUE_CHUNKS = 4  # buffers per file: at most 4 MiB in flight between the socket and the disk
 _flush = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def hash_file(path: Path, algorithm: str, limit: Optional[int] = None, hasher=None):
