@@ -7,13 +7,13 @@ Layout (``DIR`` is ``--cache_dir``)::
     DIR/1/staging/               temporary files being written (omz_downloader uses it too)
     DIR/sha256/<aa>/<rest>       sha256 entries, in their own area (omz_downloader ignores it)
     DIR/records/<algo>/<aa>/<rest>.json   what each entry looked like when last verified
-    DIR/locks/<algo>-<hex>.lock  one lock file per content hash
+    DIR/locks/<algo>-<hex>.lock  one lock file per content hash (removed when let go)
 
 Why it is safe with many processes (CI runners, ``-j`` threads) on one cache:
 
 - An entry only ever appears by ``os.replace`` of a fully written, verified temporary file with
   a unique name, so a reader sees no entry or a whole one, whatever the locks do.
-- :meth:`ContentCache.locked` takes a per-hash ``filelock`` (``flock(2)``), so that processes
+- :meth:`ContentCache.locked` takes a per-hash ``locks.PathLock`` (``flock(2)``), so that processes
   wanting the same file wait for the one fetching it instead of all downloading it. The kernel
   drops a ``flock`` when its holder dies, even on SIGKILL, so a killed run never leaves a lock
   that blocks the next one; a timeout with a clear message is only a backstop for a *live*
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from omz_tools.download.durable import fsync_file
+from omz_tools.download.durable import describe_entry, fsync_file, open_regular
 from omz_tools.download.records import stat_fields
 
 OMZ_FORMAT_DIR = "1"  # omz_downloader's DirCache._FORMAT
@@ -55,6 +55,7 @@ CHUNK_SIZE = 1 << 20
 DEFAULT_LOCK_TIMEOUT = 3600.0  # long enough for a slow 200 MB transfer by another process
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int); fcntl.FICLONE exists only from Python 3.12
 # Errors meaning "this way of linking is not possible here", so the next way is tried.
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # a temporary file: created here, never through a link
 _LINK_UNSUPPORTED = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
                      errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EBADF}
 
@@ -109,10 +110,30 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
 
 
+def copy_new(src: Path, dst: Path) -> None:
+    """Copy src into a new file dst, created exclusively (never through a link planted at its
+    name); where sendfile(2) exists the kernel copies, no bytes pass through Python."""
+    with open(src, "rb") as source, open(open_regular(dst, _NEW), "wb") as target:
+        try:
+            if hasattr(os, "sendfile"):
+                size, offset = os.fstat(source.fileno()).st_size, 0
+                while offset < size:
+                    sent = os.sendfile(target.fileno(), source.fileno(), offset, min(size - offset, 1 << 30))
+                    if not sent:
+                        break
+                    offset += sent
+            else:  # pragma: no cover - not Linux
+                shutil.copyfileobj(source, target)
+        except BaseException:
+            target.close()
+            _unlink_quietly(dst)
+            raise
+
+
 def reflink(src: Path, dst: Path) -> None:
     """Clone src into a new file dst (copy-on-write); raises OSError where unsupported."""
     import fcntl
-    with open(src, "rb") as source, open(dst, "xb") as target:
+    with open(src, "rb") as source, open(open_regular(dst, _NEW), "wb") as target:
         try:
             fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
         except OSError:
@@ -146,7 +167,7 @@ def place(src: Path, dest: Path, *, allow_link: bool = True, sync: bool = True) 
                     if exc.errno not in _LINK_UNSUPPORTED:
                         raise
         if method is None:
-            shutil.copyfile(src, tmp)  # copy_file_range/sendfile: no bytes through Python
+            copy_new(src, tmp)
             if sync:
                 fsync_file(tmp)
             method = "copy"
@@ -197,27 +218,28 @@ class ContentCache:
     # -- locking ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, algorithm: str, digest: str, *, timeout: Optional[float] = None) -> Iterator[None]:
+    def locked(self, algorithm: str, digest: str, *, timeout: Optional[float] = None) -> Iterator[list]:
         """Hold the per-hash lock: check the cache, fetch on a miss and store, all inside it.
 
         Threads of one process exclude each other too: every acquisition opens its own
-        descriptor, and flock(2) locks belong to open file descriptions.
+        descriptor, and flock(2) locks belong to open file descriptions. The lock file is never
+        opened through a link; what was found and removed at its name is yielded (sentences to say).
         """
-        import filelock
+        from omz_tools.download.locks import LockTimeout, PathLock
 
         path = self.lock_path(algorithm, digest)
         wait = self.lock_timeout if timeout is None else timeout
-        lock = filelock.FileLock(str(path), timeout=wait)
+        lock = PathLock(path, timeout=wait)
         try:
             lock.acquire()
-        except filelock.Timeout:
+        except LockTimeout:
             raise CacheLockTimeout(
                 f"Waited {wait:g} s for the cache lock {path} ({algorithm} {digest[:16]}...) and another "
                 "process still holds it, so that file was not fetched. A process that was killed does "
                 "not hold it (the kernel releases its lock), so a live omz-downloader is still fetching "
                 "it or is stuck; wait for it or stop it, then run again.") from None
         try:
-            yield
+            yield lock.notes
         finally:
             lock.release()
 
@@ -225,7 +247,8 @@ class ContentCache:
 
     def _read_record(self, algorithm: str, digest: str) -> Optional[dict]:
         try:
-            with open(self.record_path(algorithm, digest), encoding="utf-8") as stream:
+            fd = open_regular(self.record_path(algorithm, digest), os.O_RDONLY)
+            with open(fd, encoding="utf-8") as stream:
                 data = json.load(stream)
         except (OSError, ValueError):
             return None
@@ -239,7 +262,7 @@ class ContentCache:
         tmp = path.with_name(_unique_name(path.name))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as stream:
+            with open(open_regular(tmp, _NEW), "w", encoding="utf-8") as stream:
                 json.dump({**fields, "algorithm": algorithm, "hash": digest}, stream)
             os.replace(tmp, path)
         except OSError:
@@ -259,6 +282,12 @@ class ContentCache:
         """A verified entry for this hash, or why there is none (a damaged entry is removed)."""
         digest = self._check(algorithm, digest)
         entry = self.entry_path(algorithm, digest)
+        what = describe_entry(entry)
+        if what is not None:  # a link (or FIFO) is never an entry: linking it would plant it
+            self.remove(algorithm, digest)
+            return Lookup(None, damaged=(
+                f"The cache entry {entry} was {what}, not a file the cache wrote; removed it without "
+                "following it, and the file is fetched again."))
         try:
             actual_size = os.stat(entry).st_size
         except FileNotFoundError:
@@ -318,7 +347,7 @@ class ContentCache:
                     if exc.errno not in _LINK_UNSUPPORTED:
                         raise
             if method is None:
-                shutil.copyfile(src, tmp)
+                copy_new(src, tmp)
                 fsync_file(tmp)
             if os.stat(tmp).st_size != size:  # src changed under us: never cache a wrong size
                 raise CacheError(f"Refused to cache {src}: it changed while being cached "

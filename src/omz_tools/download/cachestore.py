@@ -35,7 +35,9 @@ class CacheStore:
     @contextlib.contextmanager
     def hold(self, task) -> Iterator[None]:
         checksum = task.model_file.checksum
-        with self.cache.locked(checksum.algorithm, checksum.value):
+        with self.cache.locked(checksum.algorithm, checksum.value) as notes:
+            for note in notes or ():  # a link planted at the lock's name, removed
+                self.reporter.note(task.model, task.name, note)
             yield
 
     def lookup(self, task) -> bool:

@@ -190,6 +190,8 @@ class Engine:
             return
         with job.lock:
             job.model_lock = lock
+        for note in lock.notes:  # a link planted at the lock's name: removed, never followed
+            self.reporter.note(job.model.name, None, note)
         _settle_postprocessing(job)  # the other process may have done it all meanwhile
         if not job.postprocess:
             self._release_model(job)

@@ -89,6 +89,8 @@ class Fetcher:
         # model's postprocessing lock (engine._hold_model), if any, then this destination lock, then the cache's per-hash lock (store.hold), then the folder
         # record's lock (records.py, held only for one read-modify-write); never the reverse.
         existed = os.path.lexists(task.target)  # before waiting for any lock
+        for note in records.clear_state_links(task.target):  # links there: removed, never followed
+            self.reporter.note(task.model, task.name, note)
         try:
             with PathLock(lock_path_for(task.target), cancel=self.cancel, cancelled=Interrupted):
                 return self._fetch_locked(task, existed)

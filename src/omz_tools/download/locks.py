@@ -8,6 +8,9 @@ write one ``.part`` or one record at the same time. Threads of one process exclu
 too: every acquisition opens its own descriptor, and flock locks belong to open file
 descriptions.
 
+The lock file is opened without following a symbolic link; a link (or FIFO) planted at its
+name is removed and listed in ``PathLock.notes``, never followed.
+
 The holder deletes the lock file when it lets go, so no lock file stays at a path in the model's
 folder. That is safe because a process that obtains the lock checks that the path still names
 the file it locked; if the holder removed it meanwhile, it starts over on the new file. The
@@ -56,6 +59,8 @@ class PathLock:
         self.cancelled = cancelled
         self._fd: Optional[int] = None
         self._fallback = None
+        # What was found and removed at the lock's name (a link, a FIFO), for the caller to say.
+        self.notes: list = []
 
     def acquire(self) -> "PathLock":
         if fcntl is None:  # pragma: no cover - Windows
@@ -66,13 +71,24 @@ class PathLock:
             except filelock.Timeout:
                 raise LockTimeout(self._timeout_message()) from None
             return self
+        from omz_tools.download.durable import is_link_error, open_regular, remove_foreign
+
         deadline = time.monotonic() + self.timeout
         pause = 0.005
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        removed = 0
         while True:
             try:
-                fd = os.open(self.path, flags, 0o644)
-            except OSError:
+                fd = open_regular(Path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if is_link_error(exc) and removed < 3:
+                    # A link or FIFO planted at the lock's name: removed, never followed.
+                    note = remove_foreign(Path(self.path))
+                    if note:
+                        self.notes.append(note)
+                    removed += 1
+                    continue
+                if is_link_error(exc):
+                    raise
                 return self  # a read-only folder: nobody writes there, so go on unlocked
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,7 +108,7 @@ class PathLock:
             # Locked. Is it still the file at the path? Its holder may have removed it just
             # before letting go; then someone may be holding a newer one: start over.
             try:
-                current = os.stat(self.path)
+                current = os.lstat(self.path)
             except FileNotFoundError:
                 current = None
             held = os.fstat(fd)

@@ -50,9 +50,14 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
     if step.count and count != step.count:
         raise PostprocessError(f"regex_replace: expected {step.count} matches of {step.pattern.pattern!r} in "
                                f"{path}, found {count}; the file was left as it is. Fix the pattern or count.")
-    tmp = path.with_name(path.name + ".regex-tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    fsync_file(tmp)
+    _remove_leftovers(path.parent, f".{path.name}.", ".regex-tmp")
+    tmp = _new_temp_file(path.parent, f".{path.name}.", ".regex-tmp")
+    try:
+        tmp.write_text(new_text, encoding="utf-8")
+        fsync_file(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     original = path.with_name(path.name + ".orig")
     if not original.exists():  # as OMZ: keep the first original
         os.replace(path, original)
@@ -61,6 +66,32 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
     if source_hash:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         records.record_file(path, "sha256", digest, state=records.POSTPROCESSED, source_hash=source_hash)
+
+
+def _new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """A new, empty, uniquely named hidden file in folder: created exclusively (O_EXCL), so no
+    link or file planted in advance at some name can be followed or reused."""
+    import tempfile
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
+def _remove_leftovers(folder: Path, prefix: str, suffix: str = "") -> None:
+    """Remove what an interrupted run left at our working names (files, folders, or links planted
+    there, which are unlinked, never followed). Runs under the model's lock: no live peer owns them."""
+    import shutil
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(suffix):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)  # rmtree never follows links inside
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _unsafe_name(name: str):
@@ -138,10 +169,13 @@ def unpack_archive(folder: Path, step) -> list:
     import tarfile  # only when a model has archives: keeps start-up short
     import zipfile
 
+    import tempfile
+
     archive = folder / step.file
     dest = archive.parent
-    staging = dest / f".{archive.name}.unpacking"
-    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+    _remove_leftovers(dest, f".{archive.name}.unpacking")  # left by an interrupted run
+    # A new folder of our own (mkdir fails on anything already there, a link included).
+    staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.unpacking-", dir=dest))
     try:
         if step.format == "zip":
             with zipfile.ZipFile(archive) as zf:

@@ -46,8 +46,10 @@ def stat_fields(path: Path) -> Optional[dict]:
 
 
 def _read_json(path: Path) -> dict:
+    from omz_tools.download.durable import open_regular
     try:
-        with open(path, encoding="utf-8") as stream:
+        # Never through a link: a link at a record's name reads as no record (and is replaced).
+        with open(open_regular(path, os.O_RDONLY), encoding="utf-8") as stream:
             data = json.load(stream)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
@@ -55,11 +57,14 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    # A unique hidden temporary name (pid, thread, random), then one atomic rename: readers see
-    # the old or the new record, never half of one, and no two writers share a temporary file.
+    # A unique hidden temporary name (pid, thread, random), created exclusively (never through a
+    # link), then one atomic rename, which replaces whatever is at the name (a link itself, not
+    # its target): readers see the old or the new record, never half of one, and no two writers
+    # share a temporary file.
+    from omz_tools.download.durable import open_regular
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(4).hex()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as stream:
+        with open(open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as stream:
             json.dump(data, stream, indent=1, sort_keys=True)
         os.replace(tmp, path)
     except BaseException:
@@ -167,3 +172,20 @@ def remove_part(target: Path) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def state_paths(target: Path) -> list:
+    """The names where the tool keeps its own state for the file at ``target``: its .part and
+    .part.json, its lock, and its folder's record and the record's lock."""
+    from omz_tools.download.locks import lock_path_for
+    target = Path(target)
+    record = target.parent / RECORD_NAME
+    return [part_path(target), part_info_path(target), lock_path_for(target), record,
+            record.with_name(RECORD_NAME + ".lock")]
+
+
+def clear_state_links(target: Path) -> list:
+    """Remove links and special files (FIFOs, devices) found at :func:`state_paths`, without
+    following them; one sentence per removal, for the caller to say. A regular file is kept."""
+    from omz_tools.download.durable import remove_foreign
+    return [note for note in map(remove_foreign, state_paths(target)) if note]

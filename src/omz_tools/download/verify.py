@@ -73,7 +73,8 @@ class StreamWriter:
         self._free: "queue.Queue" = queue.Queue()
         for _ in range(QUEUE_CHUNKS):
             self._free.put(bytearray(CHUNK_SIZE))
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        from omz_tools.download.durable import open_regular
+        self._fd = open_regular(path, os.O_WRONLY | os.O_CREAT, 0o644)  # never through a link
         self._closed = False
         os.ftruncate(self._fd, offset)
         os.lseek(self._fd, offset, os.SEEK_SET)
