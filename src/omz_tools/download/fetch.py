@@ -205,7 +205,7 @@ class Fetcher:
         checksum, size = model_file.checksum, model_file.size
         offset, validator = self._kept_prefix(task, source)
 
-        if offset == size:  # killed after the last byte but before the rename: just verify it
+        if offset and offset == size:  # killed after the last byte but before the rename: just verify it
             hasher, _ = hash_file(part, checksum.algorithm)
             if hasher.hexdigest() == checksum.value:
                 return self._commit(task, source, "resumed", 0, hasher.hexdigest())
