@@ -1,0 +1,147 @@
+"""From a normalised Caffe network and the MO options to an ``openvino.Model``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from . import mo_args
+from .errors import CaffeConversionError, UnsupportedLayerError
+from .fold import fold
+from .layers import INTERNAL, SUPPORTED_LAYER_TYPES, TRANSLATORS, Context, as_output, const, shape_of
+from .opset import Layout, Model, Type, ops
+from .reader import Net, Version
+
+
+def _output_versions(net: Net, names: List[str]) -> Dict[Version, str]:
+    """version -> output tensor name. Named outputs are layers (their first top) or blobs (the last
+    write); by default every blob that no layer reads, as Model Optimizer does."""
+    result: Dict[Version, str] = {}
+    if names:
+        by_layer = {layer.name: layer for layer in net.layers}
+        for name in names:
+            if name in by_layer and by_layer[name].outputs:
+                version = by_layer[name].outputs[0]
+            else:
+                version = net.final_version(name)
+            if version is None:
+                raise CaffeConversionError(f"--output={name}: the network has no layer or blob named {name!r}")
+            result[version] = version[0]
+        return result
+    read = {b for layer in net.layers for b in layer.bottoms}
+    for layer in net.layers:
+        for top in layer.tops:
+            if top not in read:
+                result[net.final_version(top)] = top
+    return result
+
+
+def _needed(net: Net, outputs) -> List:
+    """The layers the outputs depend on, in network order."""
+    wanted = set(outputs)
+    keep = []
+    for layer in reversed(net.layers):
+        if wanted.intersection(layer.outputs):
+            keep.append(layer)
+            wanted.update(layer.inputs)
+    return list(reversed(keep))
+
+
+def _preprocess(param, name: str, options: mo_args.Options):
+    """Reverse channels, subtract mean, divide by scale (MO's order) on the channel axis (1)."""
+    x = param.output(0)
+    dims = shape_of(x)
+    channels = dims[1] if len(dims) > 1 else 0
+
+    def values_for(table, arg):
+        values = table.get(name, table.get("") if len(table) == 1 and "" in table else None)
+        if values is None:
+            return None
+        if len(values) not in (1, channels):
+            raise CaffeConversionError(f"--{arg}: {len(values)} values for input {name!r} with {channels} channels "
+                                       f"(shape {dims}); expected {channels}")
+        return np.array(values, dtype=np.float64).reshape([1, -1] + [1] * (len(dims) - 2))
+
+    if options.reverse_input_channels and channels in (3, 4) or (options.reverse_input_channels and channels > 1):
+        x = ops.gather(x, const(list(range(channels - 1, -1, -1)), np.int64), const(1, np.int64))
+    mean = values_for(options.mean_values, "mean_values")
+    if mean is not None:
+        x = ops.subtract(x, const(mean))
+    scale = values_for(options.scale_values, "scale_values")
+    if scale is not None:
+        x = ops.divide(x, const(scale))
+    return as_output(x)
+
+
+def build(net: Net, options: mo_args.Options) -> Model:
+    shapes = mo_args.resolve_input_shapes(options, net.inputs)
+    for table, arg in ((options.mean_values, "mean_values"), (options.scale_values, "scale_values")):
+        for name in table:
+            if name and name not in shapes:
+                raise CaffeConversionError(f"--{arg}: the network has no input named {name!r} "
+                                           f"(its inputs: {', '.join(shapes)})")
+    outputs = _output_versions(net, options.outputs)
+    net.layers = _needed(net, outputs)
+    unsupported = [layer for layer in net.layers if layer.type not in TRANSLATORS]
+    if unsupported:
+        first = unsupported[0]
+        others = f" ({len(unsupported) - 1} more unsupported layer(s): " + ", ".join(
+            sorted({layer.type for layer in unsupported[1:]})) + ")" if len(unsupported) > 1 else ""
+        raise UnsupportedLayerError(
+            f"layer \"{first.name}\" has type \"{first.type}\", which the native Caffe front end does not convert"
+            f"{others}. Supported types: {', '.join(sorted(SUPPORTED_LAYER_TYPES))}. Model Optimizer may convert it: "
+            "run the converter with --backend mo.")
+    fold(net, outputs)
+    ctx = Context(net.model_path)
+    values: Dict[Version, object] = {}
+    params = []
+    for name, shape in shapes.items():
+        param = ops.parameter(shape, Type.f32, name=name)
+        param.output(0).get_tensor().set_names({name})
+        layout = options.layouts.get(name, options.layouts.get(""))
+        if layout:
+            try:
+                param.set_layout(Layout(layout))
+            except RuntimeError as exc:
+                raise CaffeConversionError(f"--layout={layout}: not a layout OpenVINO understands "
+                                           f"({str(exc).splitlines()[0]})") from None
+        params.append(param)
+        values[(name, 0)] = _preprocess(param, name, options)
+    for layer in net.layers:
+        translate = TRANSLATORS.get(layer.type) or INTERNAL[layer.type]
+        inputs = [values[v] for v in layer.inputs]
+        try:
+            produced = [as_output(value) for value in translate(ctx, layer, inputs)]
+        except CaffeConversionError as exc:
+            if str(exc).startswith(f"layer \"{layer.name}\""):
+                raise
+            raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {exc}") from None
+        except (RuntimeError, ValueError, TypeError) as exc:
+            shapes_in = [str(v.get_partial_shape()) for v in inputs]
+            raise CaffeConversionError(
+                f"layer \"{layer.name}\" ({layer.type}) with input shape(s) {', '.join(shapes_in)}: OpenVINO "
+                f"rejected it: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        if len(produced) != len(layer.outputs):
+            raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): expected {len(produced)} top(s), "
+                                       f"found {len(layer.outputs)}")
+        for version, value in zip(layer.outputs, produced):
+            node = value.get_node()
+            if node.get_type_name() not in ("Parameter", "Constant") and all(value != v for v in inputs):
+                node.set_friendly_name(layer.name)
+            values[version] = value
+    final = {net.final_version(v[0]) for layer in net.layers for v in layer.outputs}
+    for version in final:  # a blob's name goes to its last write (tensor names must be unique)
+        value = values[version]
+        if version[0] not in shapes and value.get_node().get_type_name() != "Parameter":
+            value.get_tensor().set_names({version[0]})
+    results = []
+    for version, name in outputs.items():
+        value = values[version]
+        value.get_tensor().set_names({name})
+        result = ops.result(value)
+        result.set_friendly_name(f"{name}/sink_port_0")
+        results.append(result)
+    model_name = options.model_name or Path(options.input_model or net.name or "model").stem
+    return Model(results, params, model_name)

@@ -1,0 +1,15 @@
+"""The exceptions of the native Caffe front end (no heavy imports: the package's API re-exports them)."""
+
+from __future__ import annotations
+
+
+class CaffeConversionError(Exception):
+    """A Caffe model could not be converted; the message (one paragraph) is for the user."""
+
+
+class UnsupportedLayerError(CaffeConversionError):
+    """The network holds a layer type the native front end does not translate."""
+
+
+class UnsupportedArgumentError(CaffeConversionError):
+    """A Model Optimizer argument the native front end does not understand."""

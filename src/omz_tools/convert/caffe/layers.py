@@ -1,0 +1,425 @@
+"""One translator per Caffe layer type: ``TRANSLATORS[type](ctx, layer, inputs) -> outputs``.
+
+``inputs`` are the OpenVINO outputs feeding the layer's bottoms, in order; a translator returns one
+output per top. Semantics follow Caffe (and Model Optimizer's reading of it, the oracle the tests
+compare against). Weights are checked against the shapes the layer's parameters imply.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from .errors import CaffeConversionError
+from .opset import ops
+
+
+class Context:
+    """What a translator may use besides its layer: the weight checks and constant naming."""
+
+    def __init__(self, model_path: str):
+        self.model_path = model_path
+
+    def fail(self, layer, what: str) -> CaffeConversionError:
+        return CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {what}")
+
+    def blob(self, layer, index: int, shape: Sequence[int], what: str) -> np.ndarray:
+        """Blob ``index`` of ``layer`` reshaped to ``shape``, or a clear error if absent or the wrong size."""
+        shape = [int(d) for d in shape]
+        if len(layer.blobs) <= index:
+            raise self.fail(layer, f"expected {what} (blob {index}, shape {shape}) in the caffemodel "
+                                   f"{self.model_path or '(none given)'}, found {len(layer.blobs)} blob(s); the "
+                                   "caffemodel does not belong to this prototxt or lacks this layer")
+        array = layer.blobs[index]
+        if array.size != int(np.prod(shape, dtype=np.int64)):
+            raise self.fail(layer, f"{what} (blob {index}) has shape {list(array.shape)} ({array.size} values), "
+                                   f"expected {shape} ({int(np.prod(shape, dtype=np.int64))} values) from the "
+                                   "layer's parameters and input shape; the caffemodel does not match the prototxt")
+        return array.reshape(shape)
+
+
+def const(array, dtype=np.float32):
+    return ops.constant(np.ascontiguousarray(np.asarray(array, dtype=dtype)))
+
+
+def as_output(value):
+    """An op's first output; opset functions return nodes, graphs are wired with outputs."""
+    return value if hasattr(value, "get_partial_shape") else value.output(0)
+
+
+def shape_of(output) -> List[int]:
+    partial = as_output(output).get_partial_shape()
+    if not partial.is_static:
+        raise CaffeConversionError(f"expected static shapes, found {partial}")
+    return [int(d) for d in partial.to_shape()]
+
+
+def channel_shape(values: np.ndarray, rank: int, axis: int = 1) -> np.ndarray:
+    """A blob shaped to broadcast along ``axis`` of a rank-``rank`` tensor (trailing ones)."""
+    values = np.asarray(values)
+    return values.reshape(list(values.shape) + [1] * max(0, rank - axis - values.ndim))
+
+
+def _spatial(param, many: str, one_h: str, one_w: str, default: int) -> List[int]:
+    """(h, w) of a Caffe conv/pool attribute given as ``x_h``/``x_w`` or as ``x`` (one value or two)."""
+    if param.HasField(one_h) or param.HasField(one_w):
+        return [int(getattr(param, one_h)), int(getattr(param, one_w))]
+    values = getattr(param, many)
+    if isinstance(values, int):  # pooling's scalar fields
+        return [int(values)] * 2 if param.HasField(many) or values else [default] * 2
+    values = [int(v) for v in values]
+    if not values:
+        return [default] * 2
+    return values[:2] if len(values) >= 2 else values * 2
+
+
+# -- per-channel affine (BatchNorm, Scale) used by the folding pass and the translators --------------
+
+def batchnorm_affine(ctx: Context, layer, channels: int):
+    """(a, b) with BatchNorm(x) = a * x + b per channel, from mean, variance and the scale factor."""
+    param = layer.proto.batch_norm_param
+    mean = ctx.blob(layer, 0, [channels], "the mean").astype(np.float64)
+    variance = ctx.blob(layer, 1, [channels], "the variance").astype(np.float64)
+    factor = float(ctx.blob(layer, 2, [1], "the moving-average factor")[0]) if len(layer.blobs) > 2 else 1.0
+    factor = 0.0 if factor == 0 else 1.0 / factor  # Caffe divides both statistics by the third blob
+    a = 1.0 / np.sqrt(variance * factor + float(param.eps))
+    return a, -mean * factor * a
+
+
+def scale_affine(ctx: Context, layer, channels: int):
+    param = layer.proto.scale_param
+    a = ctx.blob(layer, 0, [channels], "the scale").astype(np.float64)
+    b = ctx.blob(layer, 1, [channels], "the bias").astype(np.float64) if param.bias_term else np.zeros(channels)
+    return a, b
+
+
+def is_channel_affine(layer) -> bool:
+    """Whether the layer is a per-channel a * x + b (foldable into a preceding convolution)."""
+    if layer.type == "BatchNorm":
+        return len(layer.inputs) == 1
+    if layer.type == "Scale":
+        p = layer.proto.scale_param
+        return len(layer.inputs) == 1 and p.axis in (1, -3) and p.num_axes == 1 and \
+            bool(layer.blobs) and layer.blobs[0].size == layer.blobs[0].shape[-1]
+    return False
+
+
+def chain_affine(ctx: Context, chain, channels: int):
+    """(a, b) of a run of per-channel BatchNorm/Scale layers applied in order."""
+    a, b = np.ones(channels), np.zeros(channels)
+    for layer in chain:
+        na, nb = batchnorm_affine(ctx, layer, channels) if layer.type == "BatchNorm" else \
+            scale_affine(ctx, layer, channels)
+        a, b = na * a, na * b + nb
+    return a, b
+
+
+def _apply_affine(x, a, b):
+    rank = len(shape_of(x))
+    out = x
+    if not np.all(a == 1):
+        out = ops.multiply(out, const(channel_shape(a, rank)[None]))
+    if b is not None and np.any(b != 0):
+        out = ops.add(out, const(channel_shape(b, rank)[None]))
+    return out
+
+
+# -- translators ------------------------------------------------------------------------------------
+
+def convolution(ctx, layer, inputs):
+    x, = inputs
+    n, c = shape_of(x)[:2]
+    p = layer.proto.convolution_param
+    if p.axis not in (1, -3) or len(shape_of(x)) != 4:
+        raise ctx.fail(layer, f"expected a 4-D input with channels on axis 1, found shape {shape_of(x)}, axis {p.axis}")
+    kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
+    stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
+    pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
+    dilation = _spatial(p, "dilation", "dilation", "dilation", 1) if len(p.dilation) else [1, 1]
+    group, out = int(p.group or 1), int(p.num_output)
+    if c % group or out % group:
+        raise ctx.fail(layer, f"group {group} does not divide the {c} input and {out} output channels")
+    weights = ctx.blob(layer, 0, [out, c // group] + kernel, "the weights").astype(np.float32)
+    bias = ctx.blob(layer, 1, [out], "the bias").astype(np.float64) if p.bias_term else None
+    chain = getattr(layer, "fold_chain", None)
+    if chain:  # following BatchNorm/Scale layers: y = a * conv(x) + b
+        a, b = chain_affine(ctx, chain, out)
+        weights = (weights.astype(np.float64) * a.reshape(-1, 1, 1, 1)).astype(np.float32)
+        bias = (bias * a if bias is not None else 0) + b
+    if group == 1:
+        y = ops.convolution(x, const(weights), stride, pad, pad, dilation)
+    else:
+        grouped = weights.reshape([group, out // group, c // group] + kernel)
+        y = ops.group_convolution(x, const(grouped), stride, pad, pad, dilation)
+    if bias is not None:
+        y = ops.add(y, const(bias.reshape(1, out, 1, 1)))
+    return [y]
+
+
+def deconvolution(ctx, layer, inputs):
+    x, = inputs
+    n, c = shape_of(x)[:2]
+    p = layer.proto.convolution_param
+    kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
+    stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
+    pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
+    dilation = _spatial(p, "dilation", "dilation", "dilation", 1) if len(p.dilation) else [1, 1]
+    group, out = int(p.group or 1), int(p.num_output)
+    if c % group or out % group:
+        raise ctx.fail(layer, f"group {group} does not divide the {c} input and {out} output channels")
+    # Caffe stores deconvolution weights as [C_in, C_out / group, kh, kw].
+    weights = ctx.blob(layer, 0, [c, out // group] + kernel, "the weights")
+    if group == 1:
+        y = ops.convolution_backprop_data(x, const(weights), strides=stride, pads_begin=pad, pads_end=pad,
+                                          dilations=dilation)
+    else:
+        grouped = weights.reshape([group, c // group, out // group] + kernel)
+        y = ops.group_convolution_backprop_data(x, const(grouped), strides=stride, pads_begin=pad, pads_end=pad,
+                                                dilations=dilation)
+    if p.bias_term:
+        y = ops.add(y, const(ctx.blob(layer, 1, [out], "the bias").reshape(1, out, 1, 1)))
+    return [y]
+
+
+def inner_product(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.inner_product_param
+    dims = shape_of(x)
+    axis = p.axis % len(dims)
+    features = int(np.prod(dims[axis:], dtype=np.int64))
+    out = int(p.num_output)
+    if len(dims) != axis + 1:
+        x = ops.reshape(x, const([0] * axis + [-1], np.int64), special_zero=True)
+    shape = [features, out] if p.transpose else [out, features]
+    weights = ctx.blob(layer, 0, shape, "the weights").astype(np.float32)
+    bias = ctx.blob(layer, 1, [out], "the bias").astype(np.float64) if p.bias_term else None
+    chain = getattr(layer, "fold_chain", None)
+    if chain:
+        a, b = chain_affine(ctx, chain, out)
+        scale = a.reshape(1, -1) if p.transpose else a.reshape(-1, 1)
+        weights = (weights.astype(np.float64) * scale).astype(np.float32)
+        bias = (bias * a if bias is not None else 0) + b
+    y = ops.matmul(x, const(weights), False, not p.transpose)
+    if bias is not None:
+        y = ops.add(y, const(bias.reshape(1, out)))
+    return [y]
+
+
+def batch_norm(ctx, layer, inputs):
+    x, = inputs
+    a, b = batchnorm_affine(ctx, layer, shape_of(x)[1])
+    return [_apply_affine(x, a, b)]
+
+
+def channel_affine(ctx, layer, inputs):
+    """BatchNorm/Scale layers merged by the folding pass where no convolution precedes them."""
+    x, = inputs
+    a, b = chain_affine(ctx, layer.fold_chain, shape_of(x)[1])
+    return [_apply_affine(x, a, b)]
+
+
+def scale(ctx, layer, inputs):
+    p = layer.proto.scale_param
+    x = inputs[0]
+    dims = shape_of(x)
+    axis = p.axis % len(dims)
+    if len(inputs) == 2:
+        factor = inputs[1]
+        fdims = shape_of(factor)
+        if len(dims) - axis - len(fdims) > 0:
+            factor = ops.reshape(factor, const(fdims + [1] * (len(dims) - axis - len(fdims)), np.int64), False)
+        y = ops.multiply(x, factor)
+        bias_index = 0
+        span = fdims
+    else:
+        num_axes = len(dims) - axis if p.num_axes == -1 else p.num_axes
+        span = dims[axis:axis + num_axes]
+        y = ops.multiply(x, const(channel_shape(ctx.blob(layer, 0, span, "the scale"), len(dims), axis)))
+        bias_index = 1
+    if p.bias_term:
+        bias = ctx.blob(layer, bias_index, span, "the bias")
+        y = ops.add(y, const(channel_shape(bias, len(dims), axis)))
+    return [y]
+
+
+def relu(ctx, layer, inputs):
+    x, = inputs
+    slope = float(layer.proto.relu_param.negative_slope) if layer.proto.HasField("relu_param") else 0.0
+    if slope == 0:
+        return [ops.relu(x)]
+    return [ops.prelu(x, const([slope]))]
+
+
+def prelu(ctx, layer, inputs):
+    x, = inputs
+    channels = shape_of(x)[1]
+    shared = layer.proto.prelu_param.channel_shared
+    slope = ctx.blob(layer, 0, [1] if shared else [channels], "the slopes")
+    return [ops.prelu(x, const(slope))]
+
+
+def pooling(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.pooling_param
+    dims = shape_of(x)
+    if p.pool not in (0, 1):
+        raise ctx.fail(layer, "expected pool MAX or AVE, found STOCHASTIC (a training-time method)")
+    if p.global_pooling:
+        axes = const(list(range(2, len(dims))), np.int64)
+        return [ops.reduce_max(x, axes, True) if p.pool == 0 else ops.reduce_mean(x, axes, True)]
+    kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
+    stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
+    pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
+    floor = (p.HasField("ceil_mode") and not p.ceil_mode) or p.round_mode == 1
+    rounding = "floor" if floor else "ceil"
+    if p.pool == 0:
+        y = ops.max_pool(x, stride, [1, 1], pad, pad, kernel, rounding, "explicit").output(0)
+    else:
+        y = ops.avg_pool(x, stride, pad, pad, kernel, False, rounding, "explicit")
+    return [y]
+
+
+def softmax(ctx, layer, inputs):
+    x, = inputs
+    return [ops.softmax(x, int(layer.proto.softmax_param.axis) if layer.proto.HasField("softmax_param") else 1)]
+
+
+def eltwise(ctx, layer, inputs):
+    p = layer.proto.eltwise_param
+    if p.operation == 1:  # SUM
+        coeffs = list(p.coeff) or [1.0] * len(inputs)
+        if len(coeffs) != len(inputs):
+            raise ctx.fail(layer, f"expected one coeff per bottom ({len(inputs)}), found {len(coeffs)}")
+        terms = [x if c == 1 else ops.multiply(x, const([c])) for x, c in zip(inputs, coeffs)]
+        y = terms[0]
+        for term in terms[1:]:
+            y = ops.add(y, term)
+        return [y]
+    combine = ops.multiply if p.operation == 0 else ops.maximum
+    y = inputs[0]
+    for x in inputs[1:]:
+        y = combine(y, x)
+    return [y]
+
+
+def concat(ctx, layer, inputs):
+    p = layer.proto.concat_param
+    axis = p.concat_dim if p.HasField("concat_dim") and not p.HasField("axis") else p.axis
+    return [ops.concat(list(inputs), int(axis))]
+
+
+def identity(ctx, layer, inputs):
+    return [inputs[0]] * len(layer.tops)
+
+
+def lrn(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.lrn_param
+    if p.norm_region == 0:  # ACROSS_CHANNELS: x / (k + alpha / n * sum x^2) ^ beta
+        return [ops.lrn(x, const([1], np.int64), float(p.alpha), float(p.beta), float(p.k), int(p.local_size))]
+    # WITHIN_CHANNEL: Caffe computes x * (1 + alpha * mean of x^2 over local_size^2) ^ -beta (k unused)
+    return [ops.lrn(x, const([2, 3], np.int64), float(p.alpha), float(p.beta), 1.0, int(p.local_size))]
+
+
+def power(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.power_param
+    y = x
+    if p.scale != 1:
+        y = ops.multiply(y, const([p.scale]))
+    if p.shift != 0:
+        y = ops.add(y, const([p.shift]))
+    if p.power != 1:
+        y = ops.power(y, const([p.power]))
+    return [y]
+
+
+def sigmoid(ctx, layer, inputs):
+    return [ops.sigmoid(inputs[0])]
+
+
+def tanh(ctx, layer, inputs):
+    return [ops.tanh(inputs[0])]
+
+
+def flatten(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.flatten_param
+    dims = shape_of(x)
+    start, end = p.axis % len(dims), p.end_axis % len(dims)
+    shape = dims[:start] + [int(np.prod(dims[start:end + 1], dtype=np.int64))] + dims[end + 1:]
+    return [ops.reshape(x, const(shape, np.int64), False)]
+
+
+def reshape(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.reshape_param
+    dims = shape_of(x)
+    axis = p.axis % (len(dims) + 1) if p.axis < 0 else p.axis
+    end = len(dims) if p.num_axes == -1 else axis + p.num_axes
+    if p.axis < 0:  # Caffe: axis -1 means after the last axis
+        axis = len(dims) + 1 + p.axis
+        end = len(dims) if p.num_axes == -1 else axis + p.num_axes
+    middle = [int(d) for d in p.shape.dim]
+    replaced = dims[axis:end]
+    for i, d in enumerate(middle):
+        if d == 0:
+            if i >= len(replaced):
+                raise ctx.fail(layer, f"shape dim {i} is 0 (copy) but the input {dims} has no such axis")
+            middle[i] = replaced[i]
+    if middle.count(-1) > 1:
+        raise ctx.fail(layer, f"expected at most one -1 in the shape, found {middle}")
+    if -1 in middle:
+        known = int(np.prod([d for d in middle if d != -1], dtype=np.int64))
+        middle[middle.index(-1)] = int(np.prod(replaced, dtype=np.int64)) // max(known, 1)
+    shape = dims[:axis] + middle + dims[end:]
+    if int(np.prod(shape, dtype=np.int64)) != int(np.prod(dims, dtype=np.int64)):
+        raise ctx.fail(layer, f"cannot reshape {dims} to {shape}")
+    return [ops.reshape(x, const(shape, np.int64), False)]
+
+
+def slice_layer(ctx, layer, inputs):
+    x, = inputs
+    p = layer.proto.slice_param
+    axis = p.slice_dim if p.HasField("slice_dim") and not p.HasField("axis") else p.axis
+    dims = shape_of(x)
+    size = dims[axis % len(dims)]
+    points = [int(v) for v in p.slice_point]
+    if points:
+        if len(points) != len(layer.tops) - 1:
+            raise ctx.fail(layer, f"expected {len(layer.tops) - 1} slice points for {len(layer.tops)} tops, "
+                                  f"found {len(points)}")
+        bounds = [0] + points + [size]
+        lengths = [b - a for a, b in zip(bounds, bounds[1:])]
+    else:
+        if size % len(layer.tops):
+            raise ctx.fail(layer, f"cannot split axis {axis} of size {size} into {len(layer.tops)} equal parts")
+        lengths = [size // len(layer.tops)] * len(layer.tops)
+    split = ops.variadic_split(x, const(axis, np.int64), const(lengths, np.int64))
+    return [split.output(i) for i in range(len(lengths))]
+
+
+def permute(ctx, layer, inputs):
+    x, = inputs
+    rank = len(shape_of(x))
+    order = [int(v) for v in layer.proto.permute_param.order]
+    order += [axis for axis in range(rank) if axis not in order]
+    return [ops.transpose(x, const(order, np.int64))]
+
+
+def axpy(ctx, layer, inputs):
+    a, x, y = inputs  # the SENet layer: a * x + y, a per channel ([N, C, 1, 1])
+    return [ops.add(ops.multiply(x, a), y)]
+
+
+TRANSLATORS: Dict[str, Callable] = {
+    "Convolution": convolution, "Deconvolution": deconvolution, "InnerProduct": inner_product,
+    "BatchNorm": batch_norm, "Scale": scale, "ReLU": relu, "PReLU": prelu, "Pooling": pooling,
+    "Softmax": softmax, "Eltwise": eltwise, "Concat": concat, "Dropout": identity, "Split": identity,
+    "LRN": lrn, "Power": power, "Sigmoid": sigmoid, "TanH": tanh, "Flatten": flatten, "Reshape": reshape,
+    "Slice": slice_layer, "Permute": permute, "Axpy": axpy,
+}
+INTERNAL = {"ChannelAffine": channel_affine}  # produced by the folding pass only
+SUPPORTED_LAYER_TYPES = frozenset(TRANSLATORS) | {"Input"}

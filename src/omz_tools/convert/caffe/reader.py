@@ -1,0 +1,221 @@
+"""Reading a ``.prototxt`` + ``.caffemodel`` into a normalised network: inputs and a layer list.
+
+Both forms of NetParameter are read: ``layer`` (V2, type a string) and ``layers`` (V1, type an
+enum, mapped to the V2 names). Inputs come from ``input`` with ``input_shape`` or ``input_dim``, or
+from ``Input`` layers. Structure and parameters come from the prototxt; weights from the caffemodel
+layer of the same name (the first one, as Model Optimizer does).
+
+Blobs are renamed per version so that in-place layers (top == bottom) form a plain data-flow
+graph: the n-th write of blob ``b`` is version ``(b, n)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import CaffeConversionError
+from .schema import V1_LAYER_TYPES, schema
+
+Version = Tuple[str, int]
+
+V1_TYPE_NAMES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL", "CONCAT": "Concat",
+    "CONVOLUTION": "Convolution", "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
+    "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SILENCE": "Silence", "SOFTMAX": "Softmax", "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH",
+    "THRESHOLD": "Threshold", "IM2COL": "Im2col", "SOFTMAX_LOSS": "SoftmaxWithLoss",
+}
+_V1_NUMBER_TO_NAME = {number: V1_TYPE_NAMES.get(name, name) for name, number in V1_LAYER_TYPES.items()}
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str
+    bottoms: List[str]
+    tops: List[str]
+    proto: Any                      # the prototxt's layer message (its *_param fields)
+    inputs: List[Version] = field(default_factory=list)
+    outputs: List[Version] = field(default_factory=list)
+    blobs: List[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Net:
+    name: str
+    inputs: Dict[str, List[int]]    # blob name -> shape, in order
+    layers: List[Layer]
+    proto_path: str = ""
+    model_path: str = ""
+
+    def final_version(self, blob: str) -> Optional[Version]:
+        last = None
+        for layer in self.layers:
+            for version in layer.outputs:
+                if version[0] == blob:
+                    last = version
+        if last is None and blob in self.inputs:
+            return (blob, 0)
+        return last
+
+
+def parse_prototxt(path: Path):
+    """The NetParameter of a prototxt; fields of parameters this front end does not read are skipped."""
+    from google.protobuf import text_format
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaffeConversionError(f"cannot read the Caffe network description {path}: {exc}") from None
+    net = schema().NetParameter()
+    logger = logging.getLogger("google.protobuf.text_format")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # it warns once per skipped field (param { lr_mult } etc.)
+    try:
+        text_format.Merge(text, net, allow_unknown_field=True)
+    except text_format.ParseError as exc:
+        raise CaffeConversionError(
+            f"cannot parse the Caffe network description {path}: {exc} (expected protobuf text format of "
+            f"a Caffe NetParameter; check that the file is a .prototxt and not, e.g., an HTML page)") from None
+    finally:
+        logger.setLevel(level)
+    return net
+
+
+def parse_caffemodel(path: Path):
+    """The NetParameter of a binary caffemodel."""
+    from google.protobuf.message import DecodeError
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CaffeConversionError(f"cannot read the Caffe weights file {path}: {exc}") from None
+    model = schema().NetParameter()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise CaffeConversionError(
+            f"cannot read the Caffe weights file {path} ({len(data)} bytes): it is not a valid binary "
+            f"NetParameter ({exc}); the file is probably truncated or corrupt: download it again") from None
+    return model
+
+
+def _layer_type(layer, v1: bool) -> str:
+    if not v1:
+        return layer.type
+    return _V1_NUMBER_TO_NAME.get(layer.type, f"V1 type {layer.type}")
+
+
+def _blob_shape(blob) -> List[int]:
+    if blob.HasField("shape"):
+        return [int(d) for d in blob.shape.dim]
+    legacy = [blob.num, blob.channels, blob.height, blob.width]
+    return [int(d) for d in legacy] if any(legacy) else []
+
+
+def blob_array(blob, where: str) -> np.ndarray:
+    """A BlobProto's values as float32 in the blob's declared shape."""
+    shape = _blob_shape(blob)
+    expected = int(np.prod(shape, dtype=np.int64)) if shape else None
+    if len(blob.data):
+        raw, dtype = blob.data, "<f4"
+    elif len(blob.double_data):
+        raw, dtype = blob.double_data, "<f8"
+    else:
+        raw, dtype = b"", "<f4"
+    width = np.dtype(dtype).itemsize
+    if len(raw) % width:
+        raise CaffeConversionError(f"{where}: {len(raw)} bytes of data is not a whole number of "
+                                   f"{width}-byte values; the caffemodel is corrupt")
+    values = np.frombuffer(raw, dtype=dtype)
+    if not values.size and expected:
+        # Written unpacked (one fixed32/fixed64 per value): read with real repeated fields.
+        fallback = schema(fallback=True).BlobProto.FromString(blob.SerializeToString())
+        values = np.asarray(fallback.data if len(fallback.data) else fallback.double_data, dtype=np.float64)
+    values = values.astype(np.float32, copy=False)
+    if expected is None:
+        return values
+    if values.size != expected:
+        raise CaffeConversionError(f"{where}: the blob's shape {shape} needs {expected} values, the caffemodel "
+                                   f"holds {values.size}; the caffemodel is truncated or corrupt, or does not "
+                                   "belong to this prototxt")
+    return values.reshape(shape)
+
+
+def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
+    proto = parse_prototxt(proto_path)
+    model = parse_caffemodel(model_path) if model_path is not None else None
+    v1 = not len(proto.layer) and len(proto.layers) > 0
+    proto_layers = proto.layers if v1 else proto.layer
+    if not len(proto_layers):
+        raise CaffeConversionError(f"{proto_path}: expected layers (\"layer {{ ... }}\" or the old \"layers\"), "
+                                   "found none")
+    inputs = _net_inputs(proto, proto_path)
+    model_blobs: Dict[str, Any] = {}
+    if model is not None:
+        for model_layer in list(model.layer) + list(model.layers):
+            model_blobs.setdefault(model_layer.name, model_layer)
+    layers: List[Layer] = []
+    for index, layer in enumerate(proto_layers):
+        kind = _layer_type(layer, v1)
+        name = layer.name or f"layer{index}"
+        if kind == "Input":
+            shapes = list(layer.input_param.shape)
+            if not shapes:
+                raise CaffeConversionError(f"{proto_path}: Input layer \"{name}\" has no input_param shape")
+            for i, top in enumerate(layer.top):
+                inputs[top] = [int(d) for d in shapes[min(i, len(shapes) - 1)].dim]
+            continue
+        item = Layer(name=name, type=kind, bottoms=list(layer.bottom), tops=list(layer.top), proto=layer)
+        source = model_blobs.get(layer.name)
+        if source is not None:
+            item.blobs = [blob_array(blob, f"{model_path}: layer \"{name}\" ({kind}), blob {i}")
+                          for i, blob in enumerate(source.blobs)]
+        layers.append(item)
+    del model, model_blobs
+    if not inputs:
+        raise CaffeConversionError(f"{proto_path}: the network has no inputs (expected an \"Input\" layer or "
+                                   "\"input\" with \"input_shape\"/\"input_dim\")")
+    net = Net(name=proto.name, inputs=inputs, layers=layers, proto_path=str(proto_path),
+              model_path=os.fspath(model_path) if model_path is not None else "")
+    _assign_versions(net)
+    return net
+
+
+def _net_inputs(proto, path) -> Dict[str, List[int]]:
+    names = list(proto.input)
+    if not names:
+        return {}
+    if len(proto.input_shape):
+        shapes = [[int(d) for d in s.dim] for s in proto.input_shape]
+    elif len(proto.input_dim):
+        dims = [int(d) for d in proto.input_dim]
+        if len(dims) % len(names):
+            raise CaffeConversionError(f"{path}: {len(dims)} input_dim values for {len(names)} inputs; expected "
+                                       "the same number of dimensions for each input")
+        step = len(dims) // len(names)
+        shapes = [dims[i * step:(i + 1) * step] for i in range(len(names))]
+    else:
+        raise CaffeConversionError(f"{path}: input {names[0]!r} has no shape (expected input_shape or input_dim)")
+    if len(shapes) != len(names):
+        raise CaffeConversionError(f"{path}: {len(names)} inputs but {len(shapes)} input shapes")
+    return dict(zip(names, shapes))
+
+
+def _assign_versions(net: Net) -> None:
+    current: Dict[str, int] = {name: 0 for name in net.inputs}
+    for layer in net.layers:
+        for bottom in layer.bottoms:
+            if bottom not in current:
+                raise CaffeConversionError(
+                    f"{net.proto_path}: layer \"{layer.name}\" ({layer.type}) reads blob \"{bottom}\", which no "
+                    "earlier layer or input produces")
+            layer.inputs.append((bottom, current[bottom]))
+        for top in layer.tops:
+            current[top] = current[top] + 1 if top in current else 0
+            layer.outputs.append((top, current[top]))
