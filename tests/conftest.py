@@ -10,6 +10,91 @@ from pathlib import Path
 
 import pytest
 
+# Hang guards: a hang fails loudly, with stacks, instead of holding CI until its own limit.
+# - pytest's faulthandler_timeout (pyproject.toml) dumps every thread's stack of a test still
+#   running after 15 minutes;
+# - TEST_GUARD: a test (its fixtures' setup included) still running after 30 minutes dumps the
+#   stacks again and ends the pytest process (exit 1);
+# - SUBPROCESS_GUARD: Popen.communicate()/wait() without a timeout (so subprocess.run too) give a
+#   child at most 15 minutes; then it gets SIGABRT (PYTHONFAULTHANDLER=1 below makes a Python child
+#   print every thread's stack), is killed, and the test fails with the end of its output.
+# These are guards against hangs, not time limits: every legitimate run here is far shorter.
+SUBPROCESS_GUARD = 900.0
+TEST_GUARD = 1800.0
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
+
+class SubprocessHung(AssertionError):
+    """A subprocess started by a test ran past SUBPROCESS_GUARD."""
+
+
+_communicate = subprocess.Popen.communicate
+_wait = subprocess.Popen.wait
+
+
+def _abort_and_collect(proc: subprocess.Popen) -> tuple:
+    import signal
+    try:
+        proc.send_signal(signal.SIGABRT)  # a Python child prints its threads' stacks (faulthandler)
+    except OSError:
+        pass
+    try:
+        return _communicate(proc, None, 60)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        proc.kill()
+        return None, None
+
+
+def _hung(proc: subprocess.Popen, out, err) -> SubprocessHung:
+    tail = "\n".join(str(part)[-4000:] for part in (out, err) if part)
+    return SubprocessHung(f"subprocess {proc.args!r} still running after {SUBPROCESS_GUARD:.0f} s (the tests' "
+                          f"guard against hangs); it was sent SIGABRT and killed. End of its output:\n{tail}")
+
+
+def _guarded_communicate(self, input=None, timeout=None):
+    if timeout is not None:
+        return _communicate(self, input, timeout)
+    try:
+        return _communicate(self, input, SUBPROCESS_GUARD)
+    except subprocess.TimeoutExpired:
+        raise _hung(self, *_abort_and_collect(self)) from None
+
+
+def _guarded_wait(self, timeout=None):
+    if timeout is not None:
+        return _wait(self, timeout)
+    try:
+        return _wait(self, SUBPROCESS_GUARD)
+    except subprocess.TimeoutExpired:
+        raise _hung(self, *_abort_and_collect(self)) from None
+
+
+subprocess.Popen.communicate = _guarded_communicate
+subprocess.Popen.wait = _guarded_wait
+
+
+def _test_hung(nodeid: str) -> None:
+    import faulthandler
+    sys.stderr.write(f"\n{nodeid} still running after {TEST_GUARD:.0f} s (the tests' guard against hangs); "
+                     "stacks of every thread follow, then pytest exits 1.\n")
+    faulthandler.dump_traceback(all_threads=True)
+    sys.stderr.flush()
+    os._exit(1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Arm TEST_GUARD around a test's setup (module fixtures included), call and teardown."""
+    import threading
+    timer = threading.Timer(TEST_GUARD, _test_hung, args=(item.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
 SE_RESNET_PROTOTXT = SHARED_DIR / "fixtures" / "se-resnet-101" / "SE-ResNet-101.prototxt"

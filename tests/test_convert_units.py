@@ -382,3 +382,20 @@ def test_python_without_openvino_dev_is_reported(tmp_path):
         find_mo(base)
     # The venv's interpreter is recognised as this one even though it is a symlink to the base one.
     assert find_mo(Path(sys.executable)).mo_dir == find_mo().mo_dir
+
+
+def test_a_hung_subprocess_fails_the_test_with_its_stacks(monkeypatch):
+    """The conftest guard: a child still running after SUBPROCESS_GUARD gets SIGABRT (a Python
+    child prints every thread's stack) and is killed; the test fails, naming the command."""
+    import sys
+
+    import conftest
+    monkeypatch.setattr(conftest, "SUBPROCESS_GUARD", 3.0)
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(600,), name='stuck').start(); " \
+           "print('started', flush=True); time.sleep(600)"
+    with pytest.raises(conftest.SubprocessHung) as caught:
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    message = str(caught.value)
+    assert "still running after 3 s" in message and "time.sleep(600)" in message
+    assert "started" in message and "Fatal Python error: Aborted" in message
+    assert message.count("File \"<string>\", line 1") >= 1 and "Thread 0x" in message

@@ -362,13 +362,20 @@ class Converter:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _derive_and_verify(self, model, precisions, mo_dir, tmp, targets, outcome) -> None:
-        from omz_tools.convert import ircheck, rtinfo
+        from omz_tools.convert import runtime
         try:
-            import openvino as ov
+            import openvino  # noqa: F401
         except ImportError as exc:
             raise ModelFailed(f"cannot import the OpenVINO runtime in {sys.executable} ({exc}); it writes "
                               "FP16 and checks the IR. Install openvino==2024.6.0 there.") from None
-        core = ov.Core()
+        # One model at a time inside OpenVINO, on the process's one Core (see runtime.py: -j hung).
+        with runtime.LOCK:
+            self._derive_and_verify_locked(model, precisions, mo_dir, tmp, targets, outcome, runtime.core())
+
+    def _derive_and_verify_locked(self, model, precisions, mo_dir, tmp, targets, outcome, core) -> None:
+        import openvino as ov
+
+        from omz_tools.convert import ircheck, rtinfo
         self._phase(model, outcome, "fp16", ", ".join(precisions))
         _check_room_to_save(model, precisions, mo_dir, tmp)
         try:

@@ -140,13 +140,14 @@ def check_inference(model, compiled, seed: int = 0) -> list:
 def check_ir(model, xml: Path, core=None, *, counts: bool = True, infer: bool = True,
              figures: Optional[Figures] = None) -> tuple:
     """(figures, problems) for the IR at ``xml``."""
-    import openvino as ov
-    core = core or ov.Core()
-    ov_model = core.read_model(str(xml))
-    figures = figures or analyse(ov_model)
-    problems = check_figures(model, figures, counts=counts)
-    if infer and not problems:
-        compiled = core.compile_model(ov_model, "CPU")
-        problems += check_inference(model, compiled)
-        del compiled
+    from omz_tools.convert import runtime
+    with runtime.LOCK:  # one thread at a time inside OpenVINO (see runtime.py)
+        core = core or runtime.core()
+        ov_model = core.read_model(str(xml))
+        figures = figures or analyse(ov_model)
+        problems = check_figures(model, figures, counts=counts)
+        if infer and not problems:
+            compiled = core.compile_model(ov_model, "CPU")
+            problems += check_inference(model, compiled)
+            del compiled
     return figures, problems
