@@ -1,5 +1,7 @@
 """Postprocessing steps with Open Model Zoo's semantics (regex_replace, unpack_archive), except
-that archives may only hold plain files and folders with relative paths inside the model folder."""
+that archives may only hold plain files and folders with relative paths inside the model folder,
+must stay within a total size and a compression ratio (OMZ_UNPACK_MAX_SIZE, OMZ_UNPACK_MAX_RATIO)
+and must fit in the free space, and may not hold a member named like the archive itself."""
 
 from __future__ import annotations
 
@@ -14,6 +16,15 @@ from omz_tools.download.durable import fsync_dir, fsync_file
 from omz_tools.registry.schema import RegexReplace
 
 _TAR_MODES = {"tar": "r:", "gztar": "r:gz", "bztar": "r:bz2", "xztar": "r:xz"}
+
+# Bounds on what an archive may unpack to, settable through the environment. Model archives
+# hold weights and configs that compress a few times at most; a decompression bomb declares
+# hundreds to thousands of times its size (deflate tops out near 1032:1).
+MAX_SIZE_VAR = "OMZ_UNPACK_MAX_SIZE"
+MAX_RATIO_VAR = "OMZ_UNPACK_MAX_RATIO"
+DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB in total
+DEFAULT_MAX_RATIO = 200.0  # declared total size / archive size
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class PostprocessError(Exception):
@@ -94,6 +105,75 @@ def _remove_leftovers(folder: Path, prefix: str, suffix: str = "") -> None:
                 path.unlink(missing_ok=True)
 
 
+def unpack_limits(env=None) -> tuple:
+    """(max total bytes, max ratio) from OMZ_UNPACK_MAX_SIZE (bytes, or with a K/M/G/T suffix,
+    binary) and OMZ_UNPACK_MAX_RATIO; PostprocessError for a value that does not parse."""
+    env = os.environ if env is None else env
+    raw_size = env.get(MAX_SIZE_VAR, "").strip()
+    raw_ratio = env.get(MAX_RATIO_VAR, "").strip()
+    max_size, max_ratio = DEFAULT_MAX_SIZE, DEFAULT_MAX_RATIO
+    if raw_size:
+        match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", raw_size, re.IGNORECASE)
+        if not match or int(match.group(1)) <= 0:
+            raise PostprocessError(f"unpack_archive: {MAX_SIZE_VAR}={raw_size!r} is not a size; give a "
+                                   "positive number of bytes, optionally with K, M, G or T (e.g. 20G).")
+        max_size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if raw_ratio:
+        try:
+            max_ratio = float(raw_ratio)
+        except ValueError:
+            max_ratio = -1.0
+        if not max_ratio > 0 or max_ratio == float("inf"):
+            raise PostprocessError(f"unpack_archive: {MAX_RATIO_VAR}={raw_ratio!r} is not a ratio; give a "
+                                   f"positive number (the default is {DEFAULT_MAX_RATIO:g}).")
+    return max_size, max_ratio
+
+
+class _Budget:
+    """Adds up the members' declared sizes and refuses the archive as soon as a bound is passed."""
+
+    def __init__(self, archive: Path):
+        from omz_tools.download.space import human_size
+        self.archive = archive
+        self.archive_size = max(os.path.getsize(archive), 1)
+        self.max_size, self.max_ratio = unpack_limits()
+        self.total = 0
+        self._human = human_size
+
+    def add(self, size: int) -> None:
+        self.total += max(size, 0)
+        human = self._human
+        if self.total > self.max_size:
+            raise PostprocessError(
+                f"unpack_archive: refused to unpack {self.archive}: its members declare more than "
+                f"{human(self.max_size)} ({self.total} bytes so far), beyond the bound set by "
+                f"{MAX_SIZE_VAR}; nothing was extracted and the archive was kept. If the archive is "
+                f"genuine, raise {MAX_SIZE_VAR} (e.g. {MAX_SIZE_VAR}=200G) and run again.")
+        ratio = self.total / self.archive_size
+        if ratio > self.max_ratio:
+            raise PostprocessError(
+                f"unpack_archive: refused to unpack {self.archive}: its members declare at least "
+                f"{human(self.total)} ({self.total} bytes), {ratio:.0f} times the archive's "
+                f"{human(self.archive_size)}, beyond the bound of {self.max_ratio:g} set by "
+                f"{MAX_RATIO_VAR}; nothing was extracted and the archive was kept. Such a ratio is "
+                "what a decompression bomb looks like; if the archive is genuine, raise "
+                f"{MAX_RATIO_VAR} and run again.")
+
+    def check_space(self, dest: Path) -> None:
+        from omz_tools.download.space import free_bytes
+        try:
+            free = free_bytes(dest)
+        except OSError:
+            return  # unknown: extraction itself reports a full disk
+        if self.total > free:
+            human = self._human
+            raise PostprocessError(
+                f"unpack_archive: cannot unpack {self.archive}: its members need {human(self.total)} "
+                f"({self.total} bytes) but only {human(free)} ({free} bytes) is free in {dest}; nothing "
+                "was extracted and the archive was kept. Free some space or choose another "
+                "--output_dir, then run again.")
+
+
 def _unsafe_name(name: str):
     """Why this member name is refused, or None."""
     normalized = name.replace("\\", "/")
@@ -114,10 +194,18 @@ def _refuse(archive: Path, member: str, why: str) -> PostprocessError:
         "registry's maintainers.")
 
 
-def _zip_members(archive: Path, zf) -> list:
+def _is_archive_itself(archive: Path, name: str) -> bool:
+    """True for a member that would land at the archive's own path (and then be deleted with it)."""
+    parts = [part for part in PurePosixPath(name.replace("\\", "/")).parts if part not in ("", ".", "/")]
+    return parts == [archive.name]
+
+
+def _zip_members(archive: Path, zf, budget: "_Budget") -> list:
     names = []
     for info in zf.infolist():
         why = _unsafe_name(info.filename)
+        if why is None and _is_archive_itself(archive, info.filename):
+            why = "named like the archive itself (it would replace the archive, then be deleted with it)"
         mode = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix type recorded (e.g. made on Windows)
         if why is None and mode:
             if stat.S_ISLNK(mode):
@@ -126,14 +214,18 @@ def _zip_members(archive: Path, zf) -> list:
                 why = "a device or other special file"
         if why:
             raise _refuse(archive, info.filename, why)
+        budget.add(info.file_size)
         names.append(info.filename)
     return names
 
 
-def _tar_members(archive: Path, tf) -> list:
-    members = tf.getmembers()
-    for member in members:
+def _tar_members(archive: Path, tf, budget: "_Budget") -> list:
+    members = []
+    for member in tf:  # one header at a time: a bomb is refused before it is read through
+        members.append(member)
         why = _unsafe_name(member.name)
+        if why is None and _is_archive_itself(archive, member.name):
+            why = "named like the archive itself (it would replace the archive, then be deleted with it)"
         if why is None:
             if member.issym():
                 why = "a symbolic link"
@@ -143,6 +235,7 @@ def _tar_members(archive: Path, tf) -> list:
                 why = "a device, FIFO or other special file"
         if why:
             raise _refuse(archive, member.name, why)
+        budget.add(member.size if member.isreg() else 0)
     return members
 
 
@@ -177,14 +270,17 @@ def unpack_archive(folder: Path, step) -> list:
     # A new folder of our own (mkdir fails on anything already there, a link included).
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.unpacking-", dir=dest))
     try:
+        budget = _Budget(archive)
         if step.format == "zip":
             with zipfile.ZipFile(archive) as zf:
-                names = _zip_members(archive, zf)
+                names = _zip_members(archive, zf, budget)
+                budget.check_space(dest)
                 zf.extractall(staging)
             outputs = [n for n in names if not n.endswith("/")]
         else:
             with tarfile.open(archive, _TAR_MODES[step.format]) as tf:
-                members = _tar_members(archive, tf)
+                members = _tar_members(archive, tf, budget)
+                budget.check_space(dest)
                 if hasattr(tarfile, "data_filter"):
                     tf.extractall(staging, members=members, filter="data")
                 else:  # Python < 3.12 without the backported filters: members were checked above

@@ -9,8 +9,9 @@ final path) or cached. Where bytes land depends on the folders' filesystems:
 - a cache hit is linked into the output folder on the same filesystem (no bytes), else copied.
 
 Output and cache on one filesystem therefore share one free-space figure and their needs add up.
-Archives unpacked by postprocessing need more than their size; that extra is not known in
-advance and is not counted.
+Archives unpacked by postprocessing need more than their size; that extra is not known before
+the archive is in, so ``postprocess.unpack_archive`` checks it (the members' declared total
+against the free space) before extracting anything.
 """
 
 from __future__ import annotations
