@@ -113,7 +113,7 @@ def test_one_failing_model_fails_alone_with_a_failed_list(tmp_path, server):
     assert proc.returncode == 1
     assert (out / "public" / "good" / "g.bin").read_bytes() == good
     failed = proc.stderr.split("FAILED:\n", 1)[1].splitlines()
-    assert len(failed) == 1 and failed[0].startswith("bad: b.bin: the server answered HTTP 404")
+    assert len(failed) == 1 and failed[0].startswith("bad: b.bin: HTTP 404 Not Found (")
     proc = run_downloader("--registry", registry, "--name", "good,bad", "-o", out, "--progress_format", "json")
     summary = events(proc.stdout)[-1]
     assert summary["successful"] == ["good"] and summary["failed"][0]["model"] == "bad"

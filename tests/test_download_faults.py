@@ -95,7 +95,7 @@ def test_404_is_not_retried_and_says_why(tmp_path, server):
     assert proc.returncode == 1
     assert len(server.requests_for("/gone.bin")) == 1
     assert "HTTP 404" in proc.stderr and server.url("/gone.bin") in proc.stderr
-    assert "FAILED:\nm1: m.bin: the server answered HTTP 404" in proc.stderr
+    assert "FAILED:\nm1: m.bin: HTTP 404 Not Found (" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

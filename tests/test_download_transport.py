@@ -58,5 +58,5 @@ def test_connection_refused_is_said_in_a_few_words(tmp_path, server):
     reg, out = one_model(tmp_path, server, {"w.bin": {"data": b"x" * 10, "source": url}})
     proc = run_downloader("--registry", reg, "--name", "m1", "-o", out, "--num_attempts", "1")
     assert proc.returncode == 1
-    assert f"cannot connect to {url} (Connection refused); check the network" in proc.stderr
+    assert f"cannot connect to {url} (Connection refused); gave up after 1 attempt. Check the network" in proc.stderr
     assert "HTTPConnection(" not in proc.stderr and "Errno" not in proc.stderr and '")' not in proc.stderr

@@ -28,7 +28,9 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
              registries: Iterable = (), num_attempts: int = 3, precisions: Optional[Iterable[str]] = None,
              check_all: bool = False, progress: Union[bool, str, object] = False,
              registry=None, cache_dir: Union[str, Path, None] = None, mirrors: Iterable[str] = (),
-             offline: bool = False) -> DownloadResult:
+             offline: bool = False, timeout: Union[float, str, tuple, None] = None,
+             min_rate: Union[float, str, None] = None,
+             stall_window: Optional[float] = None) -> DownloadResult:
     """Fetch the files of the models matching ``names`` into ``output_dir/<subdirectory>/``.
 
     ``names``: a model name or fnmatch pattern, a list of them, or registry Model objects.
@@ -38,6 +40,10 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     ``progress.Reporter``. ``cache_dir``: a content-addressed cache shared by runs and processes
     (as ``--cache_dir``). ``mirrors``: base URLs tried in order before the original source, then
     $OMZ_MIRROR's. ``offline``: no network connection at all (also $OMZ_OFFLINE=1).
+    ``timeout``: seconds to connect and between two reads: a number for both, ``(connect, read)``
+    or "CONNECT,READ" (default $OMZ_TIMEOUT, else 15 and 60). ``min_rate``: bytes/s (a number, or
+    "1K", "0.5M"; 0 turns it off) below which, averaged over ``stall_window`` seconds, an attempt
+    is ended and retried from where it got (defaults $OMZ_MIN_RATE or 1K, $OMZ_STALL_WINDOW or 30).
 
     Returns a :class:`DownloadResult`; a model that fails is listed in ``result.failures`` with the
     reason, never raised. Raises ``omz_tools.RegistryError`` for a broken registry,
@@ -68,8 +74,9 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
         registry = registry or Registry.from_options([Path(r) for r in registries])
         models = select_models(registry, name=",".join(str(n) for n in names))
 
-    from omz_tools.download.options import RunOptions
+    from omz_tools.download.options import NetLimits, RunOptions
     options = RunOptions.resolve(cache_dir, mirrors, offline)
+    limits = NetLimits.resolve(timeout, min_rate, stall_window)
     jobs_plan = plan(models, Path(output_dir), precisions, options.sources_for())
     options.check_space(jobs_plan, Path(output_dir))
     if isinstance(progress, progress_mod.Reporter):
@@ -80,7 +87,7 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
         total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
         reporter = progress_mod.make_reporter("json" if progress == "json" else "text", total)
     engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all,
-                    store=options.store(reporter, check_all))
+                    store=options.store(reporter, check_all), limits=limits)
     try:
         result = engine.run(jobs_plan, options.session_factory())
     except Interrupted:

@@ -22,6 +22,8 @@ class DownloadResult:
 
     successes: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
+    # model -> why in one short line (file names and causes, no advice), for the FAILED: list.
+    briefs: dict = field(default_factory=dict)
     files: list = field(default_factory=list)  # FileOutcome per file handled
     seconds: float = 0.0
     interrupted: bool = False
@@ -55,6 +57,7 @@ class ModelJob:
     started: bool = False
     remaining: int = 0
     failures: list = field(default_factory=list)
+    briefs: list = field(default_factory=list)  # (file name or None, cause in a few words)
     paths: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     begin_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -136,13 +139,31 @@ def _settle_postprocessing(job: ModelJob) -> None:
     job.paths += [folder / name for name in outputs]
 
 
+def _without_name(message: str, task) -> str:
+    """A file's message without its own name in front (the reporter and the summary put it there)."""
+    for name in (task.name, task.target.name):
+        if message.startswith(f"{name}: "):
+            return message[len(name) + 2:]
+    return message
+
+
+def _brief_line(briefs: list) -> str:
+    """'a.bin, b.bin: not available offline; c.bin: HTTP 404 Not Found': files grouped by cause."""
+    grouped: dict = {}
+    for name, brief in briefs:
+        grouped.setdefault(brief, []).append(name)
+    return "; ".join((", ".join(n for n in names if n) + ": " if any(names) else "") + brief
+                     for brief, names in grouped.items())
+
+
 class Engine:
     """Runs the plan: file tasks on ``jobs`` threads sharing one session, models postprocessed
     by whichever worker finishes their last file."""
 
     def __init__(self, *, reporter: Reporter, jobs: int = 1, num_attempts: int = 3,
-                 check_all: bool = False, store=None):
+                 check_all: bool = False, store=None, limits=None):
         self.reporter = reporter
+        self.limits = limits
         self.jobs = max(1, jobs)
         self.num_attempts = num_attempts
         self.check_all = check_all
@@ -187,6 +208,7 @@ class Engine:
         except LockTimeout as exc:
             with job.lock:
                 job.failures.append(str(exc))
+                job.briefs.append((None, "timed out waiting for another download of it"))
             return
         with job.lock:
             job.model_lock = lock
@@ -221,6 +243,7 @@ class Engine:
                 message = str(exc) if isinstance(exc, postprocess.PostprocessError) else (
                     f"postprocessing failed: {type(exc).__name__}: {exc}")
                 job.failures.append(message)
+                job.briefs.append((None, message if len(message) <= 200 else "postprocessing failed"))
                 records.FolderRecord(job.folder).set_model(job.model.name, None)
                 self.reporter.error(job.model.name, None, message)
             else:
@@ -236,10 +259,14 @@ class Engine:
             elif not ok:
                 result.successes.pop(job.top, None)
                 message = "; ".join(job.failures)
+                brief = _brief_line(job.briefs) or message
                 if job.model.name != job.top:
                     message = f"stage {job.model.name}: {message}"
+                    brief = f"stage {job.model.name}: {brief}"
                 previous = result.failures.get(job.top)
                 result.failures[job.top] = f"{previous}; {message}" if previous else message
+                previous = result.briefs.get(job.top)
+                result.briefs[job.top] = f"{previous}; {brief}" if previous else brief
 
     def _run_task(self, job: ModelJob, task) -> None:
         from omz_tools.download.tasks import FileOutcome
@@ -247,12 +274,16 @@ class Engine:
         self._begin_model(job)
         self.reporter.file_begin(task.model, task.name, task.model_file.size)
         with job.lock:
-            failed_already = bool(job.failures)
+            failed_already = [name for name, _ in job.briefs if name]
         if task.consumed:
             outcome = FileOutcome(task, True, "present")
             self.reporter.skip(task.model, task.name, "unpacked by postprocessing earlier")
-        elif failed_already:  # do not fetch the rest of a model that already failed
-            outcome = FileOutcome(task, False, "cancelled", message="skipped: another file of the model failed")
+        elif (failed_already or job.failures) and task.sources:
+            # Do not fetch the rest of a model that already failed. Offline (no sources) costs
+            # nothing, so every missing file of the selection is named.
+            outcome = FileOutcome(task, False, "cancelled", message=(
+                f"another file of the model failed ({', '.join(failed_already)})" if failed_already
+                else "the model failed"))
             self.reporter.skip(task.model, task.name, outcome.message)
         else:
             try:
@@ -264,9 +295,11 @@ class Engine:
                 outcome = FileOutcome(task, False, "failed", message=(
                     f"cannot write {where}: {exc.strerror or exc}. Nothing was put at {task.target}; "
                     f"check the permissions, mount and free space of {task.target.parent}, or choose "
-                    "another --output_dir."))
+                    "another --output_dir."), brief=f"cannot write {where}: {exc.strerror or exc}")
             except Exception as exc:  # a bug must fail this file, not the run
                 outcome = FileOutcome(task, False, "failed", message=f"{type(exc).__name__}: {exc}")
+            outcome.message = _without_name(outcome.message, task)
+            outcome.brief = _without_name(outcome.brief or outcome.message, task)
             if outcome.action == "present":
                 self.reporter.skip(task.model, task.name, "already verified" if outcome.source is None
                                    else f"from the {outcome.source}")
@@ -280,10 +313,8 @@ class Engine:
                 if not task.consumed:
                     job.paths.append(task.target)
             elif outcome.action != "cancelled":
-                job.failures.append(f"{task.name}: {outcome.message}" if not outcome.message.startswith(
-                    task.target.name) else outcome.message)
-            elif not job.failures:
-                job.failures.append(outcome.message)
+                job.failures.append(f"{task.name}: {outcome.message}")
+                job.briefs.append((task.name, outcome.brief or outcome.message))
             job.remaining -= 1
             last = job.remaining == 0
         if last:
@@ -303,7 +334,7 @@ class Engine:
                 return make_session(self.jobs)
         self._fetcher = Fetcher(session_factory=session_factory, reporter=self.reporter,
                                 num_attempts=self.num_attempts, check_all=self.check_all,
-                                cancel=self.cancel, store=self.store)
+                                cancel=self.cancel, store=self.store, limits=self.limits)
         work: "queue.Queue" = queue.Queue()
         for job in jobs:
             if job.skipped_reason or not job.tasks:

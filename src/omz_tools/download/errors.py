@@ -1,4 +1,9 @@
-"""Exceptions of the download engine. Their messages are meant for the user as they are."""
+"""Exceptions of the download engine. Their messages are meant for the user as they are.
+
+``str(exc)`` is the whole paragraph; ``exc.brief`` the root cause in a few words, for retry lines;
+``exc.network`` says the network (not the file or the registry) is what failed, so the final
+message can point to --mirror, --cache_dir and --offline.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,18 @@ from typing import Optional
 class DownloadError(Exception):
     """A file could not be fetched from one source; ``str(exc)`` is a one-paragraph explanation."""
 
+    def __init__(self, message: str, *, brief: Optional[str] = None, network: bool = False):
+        super().__init__(message)
+        self.brief = brief or message
+        self.network = network
+
 
 class TransientError(DownloadError):
     """Worth retrying: connection errors, timeouts, 408/429/5xx, a short body."""
 
-    def __init__(self, message: str, retry_after: Optional[float] = None):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: Optional[float] = None, *, brief: Optional[str] = None,
+                 network: bool = False):
+        super().__init__(message, brief=brief, network=network)
         self.retry_after = retry_after
 
 
@@ -32,8 +43,8 @@ class RestartError(TransientError):
 class VerificationError(DownloadError):
     """The whole body arrived but its hash is wrong; ``resumed`` tells whether a kept prefix was used."""
 
-    def __init__(self, message: str, resumed: bool = False):
-        super().__init__(message)
+    def __init__(self, message: str, resumed: bool = False, *, brief: Optional[str] = None):
+        super().__init__(message, brief=brief)
         self.resumed = resumed
 
 

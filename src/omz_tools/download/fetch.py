@@ -16,9 +16,53 @@ from omz_tools.download.errors import (
     Interrupted, PermanentError, RestartError, TransientError, VerificationError,
 )
 from omz_tools.download.tasks import FileOutcome, FileTask
-from omz_tools.download.verify import StreamWriter, hash_file, looks_like_html, mismatch_message
+from omz_tools.download.verify import StreamWriter, hash_file, looks_like_html
+from omz_tools.download.verify import mismatch_message as _mismatch_message
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress events per second per file
+
+NETWORK_ADVICE = ("If this network cannot reach the server, use --mirror URL (a server holding a copy, "
+                  "e.g. a previous run's output folder), --cache_dir DIR (a cache filled by an earlier "
+                  "run), or --offline (only files already present or cached).")
+
+
+def mismatch_message(**kwargs) -> str:
+    """verify.mismatch_message, without "with sha256 not computed" when the hash was not taken
+    (the body was refused before its end)."""
+    text = _mismatch_message(**kwargs)
+    if kwargs.get("actual_hash") is None:
+        text = text.replace(f" with {kwargs['algorithm']} not computed", "", 1)
+    return text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+class RateWatch:
+    """Ends an attempt whose body arrives slower than ``min_rate`` bytes/s over ``window`` seconds."""
+
+    def __init__(self, min_rate: float, window: float):
+        self.min_rate, self.window = min_rate, window
+        self.mark_time = time.monotonic()
+        self.mark_bytes = 0
+
+    def check(self, received: int, url: str, part_name: str, done: int, size: int) -> None:
+        if self.min_rate <= 0:
+            return
+        now = time.monotonic()
+        if now - self.mark_time < self.window:
+            return
+        got = received - self.mark_bytes
+        if got < self.min_rate * (now - self.mark_time):
+            from omz_tools.download.space import human_size
+            rate = f"{human_size(got)} in {now - self.mark_time:.0f} s"
+            raise TransientError(
+                f"the body from {url} arrives too slowly ({rate}, below the minimum of "
+                f"{human_size(int(self.min_rate))}/s; --min_rate and --stall_window set it); "
+                f"kept {part_name} ({done} of {size} bytes) to resume from there",
+                brief=f"too slow: {rate}", network=True)
+        self.mark_time, self.mark_bytes = now, received
 
 
 class Fetcher:
@@ -26,7 +70,7 @@ class Fetcher:
 
     def __init__(self, *, session_factory: Callable, reporter, num_attempts: int = 3,
                  check_all: bool = False, cancel: Optional[threading.Event] = None,
-                 store=None):
+                 store=None, limits=None):
         self._session_factory = session_factory
         self._session = None
         self._session_lock = threading.Lock()
@@ -35,6 +79,10 @@ class Fetcher:
         self.check_all = check_all
         self.cancel = cancel or threading.Event()
         self.store = store  # issue 4: cache lookup before transfer, store after verification
+        if limits is None:
+            from omz_tools.download.options import NetLimits
+            limits = NetLimits()
+        self.limits = limits
         self._active: set = set()  # responses being read, so an interrupt can unblock their reads
 
     def abort_transfers(self) -> None:
@@ -124,8 +172,9 @@ class Fetcher:
     def _fetch_sources(self, task: FileTask) -> FileOutcome:
         if not task.sources:  # offline: no candidate at all, and no connection is made
             from omz_tools.download.options import missing_offline
-            return FileOutcome(task, False, "failed", message=missing_offline(task, self.store))
-        failures = []
+            return FileOutcome(task, False, "failed", message=missing_offline(task, self.store),
+                               brief="not available offline")
+        failures: list = []  # (paragraph, brief, network) per source given up on
         for source in task.sources:
             outcome = self._fetch_from(task, source, failures)
             if outcome is not None:
@@ -134,49 +183,67 @@ class Fetcher:
                 return outcome
             if source is not task.sources[-1] and failures:  # say why a mirror was passed over
                 self.reporter.note(task.model, task.name,
-                                   f"{source.label} failed, trying the next source: {failures[-1]}")
+                                   f"{source.label} failed, trying the next source: {failures[-1][0]}")
         if len(failures) == 1:
-            message = failures[0]
+            message, brief = failures[0][0], failures[0][1]
         else:
-            message = " ".join(f"[{i}] {text}" for i, text in enumerate(failures, 1))
-            message = f"every source failed: {message}"
-        return FileOutcome(task, False, "failed", message=message, transferred=task.received)
+            message = "every source failed: " + " ".join(f"[{i}] {text}" for i, (text, _, _) in
+                                                        enumerate(failures, 1))
+            brief = "every source failed: " + "; ".join(b for _, b, _ in failures)
+        if any(network for _, _, network in failures):
+            message = f"{message} {NETWORK_ADVICE}"
+        return FileOutcome(task, False, "failed", message=message, brief=brief, transferred=task.received)
 
     def _fetch_from(self, task: FileTask, source, failures: list) -> Optional[FileOutcome]:
         from omz_tools.download import transport  # imports requests: only when something is fetched
 
         attempts = self.num_attempts
+        tried = f"after {_plural(attempts, 'attempt')}"
+        made = [0]  # attempts made so far
+
+        def give_up(exc, text: str) -> None:
+            count = f", {_plural(made[0], 'attempt')}" if made[0] > 1 else ""
+            failures.append((text, f"{exc.brief} ({source.describe()}{count})", exc.network))
+
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            made[0] = attempt + 1
             try:
                 return self._attempt(task, source)
             except RestartError as exc:
                 records.remove_part(task.target)
                 if last:
-                    failures.append(f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
+                    give_up(exc, f"{exc}; gave up {tried}.")
                     return None
-                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
+                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, exc.brief, attempts)
             except VerificationError as exc:
                 records.remove_part(task.target)
                 if not exc.resumed or last:
-                    failures.append(str(exc))
+                    give_up(exc, str(exc))
                     return None
                 # A continued download may have mixed two versions of the file: one clean retry.
-                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, str(exc))
+                self.reporter.retry(task.model, task.name, attempt + 2, 0.0,
+                                    "the resumed file did not verify; starting over", attempts)
             except TransientError as exc:
                 if last:
-                    advice = ("run the command again to continue from the kept partial file"
-                              if records.part_path(task.target).exists() else
-                              "check the network, proxy settings and the server, then run the command again")
-                    failures.append(f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''}; {advice}, or raise "
-                                    "--num_attempts)")
+                    part = records.part_path(task.target)
+                    kept = part.stat().st_size if part.exists() else 0
+                    if kept:
+                        advice = (f"Kept {part.name} ({kept} of {task.model_file.size} bytes): run the "
+                                  "command again to continue from there, or raise --num_attempts.")
+                    elif exc.network:
+                        advice = ("Check the network and any HTTP(S)_PROXY settings, then run the command "
+                                  "again (or raise --num_attempts).")
+                    else:
+                        advice = "Run the command again later, or raise --num_attempts."
+                    give_up(exc, f"{exc}; gave up {tried}. {advice}")
                     return None
                 delay = transport.backoff_delay(attempt, exc.retry_after)
-                self.reporter.retry(task.model, task.name, attempt + 2, delay, str(exc))
+                self.reporter.retry(task.model, task.name, attempt + 2, delay, exc.brief, attempts)
                 if self.cancel.wait(delay):
                     raise Interrupted()
             except PermanentError as exc:
-                failures.append(str(exc))
+                give_up(exc, str(exc))
                 return None
         return None
 
@@ -212,7 +279,7 @@ class Fetcher:
             records.remove_part(target)
             offset, validator = 0, None
 
-        opened = transport.open_source(self.session, source, offset, validator)
+        opened = transport.open_source(self.session, source, offset, validator, self.limits.timeouts)
         response = opened.response
         self._active.add(response)
         try:
@@ -238,7 +305,7 @@ class Fetcher:
 
         if start == 0 and opened.total is not None and opened.total != size:
             # Announced the wrong size: look at the start of the body to say what it is, keep nothing.
-            head = next(response.iter_content(64 * 1024), b"")
+            head = opened.prefix or transport.read_prefix(response, 64 * 1024)
             records.remove_part(target)
             raise PermanentError(mismatch_message(
                 target=target, url=url, expected_size=size, actual_size=opened.total,
@@ -247,10 +314,12 @@ class Fetcher:
                 html=looks_like_html(head, content_type),
                 cause=("The server announced a different size (Content-Length) than the registry "
                        "entry, so it is serving something else: the file changed upstream or the URL "
-                       "now points elsewhere; check the URL and the registry entry.")))
+                       "now points elsewhere; check the URL and the registry entry.")),
+                brief=f"the server announced {opened.total} bytes, expected {size}")
         if start > 0 and opened.total is not None and opened.total != size:
             raise RestartError(f"the server says the file at {url} is now {opened.total} bytes, not "
-                               f"{size}; discarding the partial file and starting over")
+                               f"{size}; discarding the partial file and starting over",
+                               brief=f"the file is now {opened.total} bytes; starting over")
 
         records.write_part_info(target, url=source.url, validator=opened.validator,
                                 algorithm=checksum.algorithm, digest=checksum.value, size=size)
@@ -260,9 +329,10 @@ class Fetcher:
         self.reporter.file_transfer(task.model, task.name, size, start, url)
 
         writer = StreamWriter(part, start, hasher)
-        read_into = transport.body_reader(response)
+        read_into = transport.body_reader(response, opened.prefix)
         received = 0
         last_report = 0.0
+        watch = RateWatch(self.limits.min_rate, self.limits.stall_window)
         try:
             while True:
                 if self.cancel.is_set():
@@ -278,7 +348,8 @@ class Fetcher:
                     raise PermanentError(mismatch_message(
                         target=target, url=url, expected_size=size, actual_size=opened.total or length,
                         algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
-                        action="Nothing was written to the output folder.", html=True))
+                        action="Nothing was written to the output folder.", html=True),
+                        brief="an HTML page instead of the file")
                 if writer.size + length > size:
                     writer.abort()
                     records.remove_part(target)
@@ -288,7 +359,8 @@ class Fetcher:
                         action="Stopped reading and deleted the partial file for safety.",
                         cause=(f"The body is longer than the registry's {size} bytes (at least "
                                f"{writer.size + length} bytes arrived), so it is not the file the "
-                               "registry describes; check the URL and the registry entry.")))
+                               "registry describes; check the URL and the registry entry.")),
+                        brief=f"the body is longer than {size} bytes")
                 writer.put_buffer(buffer, length)
                 received += length
                 task.received += length
@@ -296,15 +368,19 @@ class Fetcher:
                 if now - last_report >= PROGRESS_INTERVAL:
                     last_report = now
                     self.reporter.file_progress(task.model, task.name, writer.size, size)
+                watch.check(received, url, part.name, writer.size, size)
         except transport.body_errors() as exc:
             writer.abort()
             if writer.size == 0:
                 records.remove_part(target)
             if self.cancel.is_set():
                 raise Interrupted() from None
+            cause = transport.describe_error(exc)
+            kept = f"kept {part.name} to resume from there" if writer.size else "nothing was kept"
             raise TransientError(
-                f"the connection to {url} broke after {writer.size} of {size} bytes "
-                f"({transport.describe_error(exc)}); kept {part.name} to resume from there") from None
+                f"the connection to {url} broke after {writer.size} of {size} bytes ({cause}); {kept}",
+                brief=f"connection broke after {writer.size} of {size} bytes ({cause})",
+                network=True) from None
         except BaseException:
             writer.abort()
             raise
@@ -313,7 +389,8 @@ class Fetcher:
         self.reporter.file_progress(task.model, task.name, writer.size, size)
         if writer.size < size:
             raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes; "
-                                 f"kept {part.name} to resume from there")
+                                 f"kept {part.name} to resume from there",
+                                 brief=f"body ended after {writer.size} of {size} bytes", network=True)
         if digest != checksum.value:
             with open(part, "rb") as stream:
                 head = stream.read(1024)  # to say whether it was a web page
@@ -323,7 +400,7 @@ class Fetcher:
                 algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=digest,
                 action="Deleted the downloaded data for safety; nothing was written at "
                        f"{target}.", resumed=start > 0, html=looks_like_html(head, content_type)),
-                resumed=start > 0)
+                resumed=start > 0, brief=f"{checksum.algorithm} mismatch")
         return self._commit(task, source, "resumed" if start else "downloaded", received, digest)
 
     def _commit(self, task: FileTask, source, action: str, received: int, digest: str) -> FileOutcome:

@@ -81,11 +81,104 @@ class RunOptions:
 
 
 def missing_offline(task, store) -> str:
-    """Why a file cannot be had offline; one paragraph."""
+    """Why a file cannot be had offline; one paragraph (it does not start with the file's name:
+    the reporter and the summary put that in front)."""
     checksum = task.model_file.checksum
     where = (f"nor in the cache {store.cache.root}" if store is not None
              else "and no cache was given (--cache_dir)")
-    return (f"{task.name}: not available offline (--offline or OMZ_OFFLINE=1): it is not at {task.target} "
+    return (f"not available offline (--offline or OMZ_OFFLINE=1): it is not at {task.target} "
             f"{where}; expected {task.model_file.size} bytes with {checksum.algorithm} {checksum.value}. "
             "Nothing was downloaded. Run once online (with --cache_dir to fill a cache), or put the "
             "file at that path.")
+
+TIMEOUT_ENV = "OMZ_TIMEOUT"
+MIN_RATE_ENV = "OMZ_MIN_RATE"
+STALL_WINDOW_ENV = "OMZ_STALL_WINDOW"
+DEFAULT_TIMEOUTS = (15.0, 60.0)  # connect, read (between two reads)
+DEFAULT_MIN_RATE = 1024.0  # bytes/s, averaged over the stall window; 0 turns the check off
+DEFAULT_STALL_WINDOW = 30.0  # seconds
+
+
+@dataclass(frozen=True)
+class NetLimits:
+    """How long a connection may take and how slow a body may be before an attempt gives up.
+
+    ``connect_timeout``/``read_timeout``: seconds to connect and between two reads.
+    ``min_rate``/``stall_window``: an attempt that receives fewer than ``min_rate * stall_window``
+    bytes in any ``stall_window`` seconds is ended (what arrived is kept and resumed), so a server
+    trickling a byte a second cannot hold a run forever. ``min_rate`` 0 turns that off."""
+
+    connect_timeout: float = DEFAULT_TIMEOUTS[0]
+    read_timeout: float = DEFAULT_TIMEOUTS[1]
+    min_rate: float = DEFAULT_MIN_RATE
+    stall_window: float = DEFAULT_STALL_WINDOW
+
+    @property
+    def timeouts(self) -> tuple:
+        return (self.connect_timeout, self.read_timeout)
+
+    @classmethod
+    def resolve(cls, timeout=None, min_rate=None, stall_window=None,
+                env: Optional[Mapping[str, str]] = None) -> "NetLimits":
+        """Arguments first, then $OMZ_TIMEOUT, $OMZ_MIN_RATE, $OMZ_STALL_WINDOW, then the defaults.
+        ``timeout``: seconds for both, ``(connect, read)``, or a string "N" / "CONNECT,READ".
+        ``min_rate``: bytes/s, or a string with a K/M suffix ("1K", "0.5M"). SourceConfigError
+        (a usage error) for a bad value."""
+        env = os.environ if env is None else env
+        origin = "--timeout"
+        if timeout is None and env.get(TIMEOUT_ENV, "").strip():
+            timeout, origin = env[TIMEOUT_ENV], TIMEOUT_ENV
+        connect, read = DEFAULT_TIMEOUTS if timeout is None else parse_timeout(timeout, origin)
+        origin = "--min_rate"
+        if min_rate is None and env.get(MIN_RATE_ENV, "").strip():
+            min_rate, origin = env[MIN_RATE_ENV], MIN_RATE_ENV
+        rate = DEFAULT_MIN_RATE if min_rate is None else parse_rate(min_rate, origin)
+        origin = "--stall_window"
+        if stall_window is None and env.get(STALL_WINDOW_ENV, "").strip():
+            stall_window, origin = env[STALL_WINDOW_ENV], STALL_WINDOW_ENV
+        window = DEFAULT_STALL_WINDOW if stall_window is None else _positive(stall_window, origin,
+                                                                            "a number of seconds")
+        return cls(connect, read, rate, window)
+
+
+def _positive(value, origin: str, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (0 < number < 1e7):  # also refuses nan and inf
+        raise SourceConfigError(f"{origin}: expected {what} greater than 0, found {value!r}.")
+    return number
+
+
+def parse_timeout(value, origin: str = "--timeout") -> tuple:
+    """(connect, read) seconds from N, (C, R) or "C,R"."""
+    if isinstance(value, (tuple, list)):
+        parts = list(value)
+    elif isinstance(value, (int, float)):
+        parts = [value]
+    else:
+        parts = [p.strip() for p in str(value).split(",")]
+    if len(parts) not in (1, 2):
+        raise SourceConfigError(f"{origin}: expected SECONDS or CONNECT,READ seconds, found {value!r}.")
+    numbers = [_positive(p, origin, "SECONDS or CONNECT,READ seconds") for p in parts]
+    return (numbers[0], numbers[-1])
+
+
+_RATE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_rate(value, origin: str = "--min_rate") -> float:
+    """Bytes per second from a number or "1K", "0.5M" (binary units); 0 turns the check off."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        import re
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*?)(?:/s)?\s*", str(value))
+        if not match or match.group(2).lower() not in _RATE_UNITS:
+            raise SourceConfigError(f"{origin}: expected bytes per second such as 1024, 1K or 0.5M "
+                                    f"(0 turns the check off), found {value!r}.")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    if not (0 <= number < 1e12):
+        raise SourceConfigError(f"{origin}: expected bytes per second, 0 or more, found {value!r}.")
+    return number * _RATE_UNITS[unit]

@@ -23,7 +23,9 @@ class Reporter:
     def file_end(self, model: str, file: str, ok: bool, action: str = "", served_by: str = "") -> None: ...
     # file None: the whole model is skipped (e.g. not available in the requested precisions).
     def skip(self, model: str, file, reason: str) -> None: ...
-    def retry(self, model: str, file: str, attempt: int, delay: float, message: str) -> None: ...
+    # message: the cause in a few words; attempts: how many attempts this source gets in all.
+    def retry(self, model: str, file: str, attempt: int, delay: float, message: str,
+              attempts: int = 0) -> None: ...
     def note(self, model: str, file: str, message: str) -> None: ...
     def error(self, model: str, file, message: str) -> None: ...
     def postprocessing_begin(self, model: str) -> None: ...
@@ -33,8 +35,12 @@ class Reporter:
 
 
 def failed_lines(result) -> list:
-    """``FAILED:`` then ``<model>: <why>`` per failure (a download or a conversion result)."""
-    return ["FAILED:"] + [f"{model}: {message}" for model, message in result.failures.items()]
+    """``FAILED:`` then one ``<model>: <why>`` line per failed model (a download or a conversion
+    result); a download result's short form (file names and causes) when it has one, since the
+    whole paragraph was said once already."""
+    briefs = getattr(result, "briefs", None) or {}
+    return ["FAILED:"] + [f"{model}: {briefs.get(model) or message}"
+                          for model, message in result.failures.items()]
 
 
 def served(result) -> list:
@@ -65,7 +71,8 @@ class JsonReporter(JsonLinesEmitter, Reporter):
 
     def file_transfer(self, model, file, size, offset, url):
         if offset:
-            self.emit("model_file_download_resume", model=model, model_file=file, offset=offset, url=url)
+            self.emit("model_file_download_resume", model=model, model_file=file, offset=offset,
+                      size=size, url=url, message=f"resuming at {human_size(offset)}")
 
     def file_progress(self, model, file, done, size):
         self.emit("model_file_download_progress", model=model, model_file=file, size=done)
@@ -80,9 +87,9 @@ class JsonReporter(JsonLinesEmitter, Reporter):
         else:
             self.emit("model_file_download_skip", model=model, model_file=file, reason=reason)
 
-    def retry(self, model, file, attempt, delay, message):
+    def retry(self, model, file, attempt, delay, message, attempts=0):
         self.emit("model_file_download_retry", model=model, model_file=file, attempt=attempt,
-                  delay=round(delay, 3), message=message)
+                  num_attempts=attempts, delay=round(delay, 3), message=message)
 
     def note(self, model, file, message):
         if file is None:
@@ -156,8 +163,9 @@ class TextReporter(Reporter):
     def skip(self, model, file, reason):
         self._out(f"Skipped {model}/{file}: {reason}" if file is not None else f"Skipped {model}: {reason}")
 
-    def retry(self, model, file, attempt, delay, message):
-        self._out(f"Retrying {model}/{file} (attempt {attempt}) in {delay:.1f} s: {message}", err=True)
+    def retry(self, model, file, attempt, delay, message, attempts=0):
+        of = f"/{attempts}" if attempts else ""
+        self._out(f"Retrying {model}/{file} (attempt {attempt}{of}) in {delay:.1f} s: {message}", err=True)
 
     def note(self, model, file, message):
         where = f"{model}/{file}" if file else model

@@ -58,4 +58,5 @@ class FileOutcome:
     source: Optional[str] = None  # the URL that served it
     served_by: str = ""  # issue 4: "original", "mirror <base URL>" or "cache <dir>"
     transferred: int = 0  # bytes received over the network
-    message: str = ""
+    message: str = ""  # the whole paragraph, said once (Error: line, result.failures)
+    brief: str = ""  # the cause in a few words, for the one-line FAILED: summary

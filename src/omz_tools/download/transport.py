@@ -29,6 +29,8 @@ def google_drive_url() -> str:
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0  # between two reads, not for the whole body
+PAGE_LIMIT = 64 * 1024  # at most this much of a page we parse (Google Drive's confirm page) is read
+RETURN_AFTER = 0.25  # seconds: a read hands over what it has by then, so slow bodies can be watched
 USER_AGENT = "omz-tools-downloader"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 MAX_RETRY_AFTER = 120.0
@@ -59,20 +61,27 @@ class Opened:
     offset: int
     validator: Optional[str]  # a strong ETag or Last-Modified, for If-Range next time
     total: Optional[int]  # the full size the server announced, if it did
+    prefix: bytes = b""  # the body's first bytes, already read (a page looked at for a confirm link)
+
+
+_RE_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped; None
+    when absent or unparsable (the normal backoff applies then)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _RE_SECONDS.fullmatch(value):
         return min(float(value), MAX_RETRY_AFTER)
     import email.utils
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = when.timestamp() - time.time()
+    except Exception:  # noqa: BLE001 - a server's odd header must never become our error
         return None
-    return max(0.0, min(when.timestamp() - time.time(), MAX_RETRY_AFTER))
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float] = None, base: float = 0.5,
@@ -95,10 +104,10 @@ def _status_error(response, url: str) -> Exception:
     from omz_tools.download.errors import PermanentError, TransientError
 
     status = response.status_code
-    reason = f"HTTP {status} {response.reason or ''}".strip()
+    reason = f"HTTP {status} {response.reason or ''}".strip()[:80]
     response.close()
     if status in RETRY_STATUSES:
-        return TransientError(f"the server answered {reason} for {url}",
+        return TransientError(f"the server answered {reason} for {url}", brief=reason,
                               retry_after=parse_retry_after(response.headers.get("Retry-After")))
     hint = {
         401: "the server wants credentials; this URL is not public",
@@ -106,30 +115,45 @@ def _status_error(response, url: str) -> Exception:
         404: "the file is not at this URL (moved or removed upstream); check the registry entry's URL",
         410: "the file was removed from this URL; check the registry entry's URL",
     }.get(status, "retrying cannot help with this status")
-    return PermanentError(f"the server answered {reason} for {url}; {hint}")
+    return PermanentError(f"the server answered {reason} for {url}; {hint}", brief=reason)
 
 
-def _get(session, url: str, headers: dict, params: Optional[dict] = None):
+def _get(session, url: str, headers: dict, params: Optional[dict] = None,
+         timeouts: tuple = (CONNECT_TIMEOUT, READ_TIMEOUT)):
     from omz_tools.download.errors import PermanentError, TransientError
 
     try:
-        return session.get(url, params=params, headers=headers, stream=True,
-                           timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+        return session.get(url, params=params, headers=headers, stream=True, timeout=timeouts)
     except requests.exceptions.Timeout as exc:
-        raise TransientError(f"timed out talking to {url} ({describe_error(exc)})") from None
+        cause = describe_error(exc)
+        raise TransientError(f"timed out talking to {url} ({cause}; --timeout sets the limits)",
+                             brief=cause, network=True) from None
     except requests.exceptions.SSLError as exc:
         cause = describe_error(exc)
         hint = ("if you are behind a proxy with its own certificate, set REQUESTS_CA_BUNDLE to its CA "
                 "bundle")
         if "CERTIFICATE_VERIFY_FAILED" in cause:  # retrying cannot change the certificate
             raise PermanentError(f"TLS error talking to {url} ({cause}); the server's certificate is not "
-                                 f"trusted: {hint} (a file of PEM certificates)") from None
-        raise TransientError(f"TLS error talking to {url} ({cause}); {hint}") from None
+                                 f"trusted: {hint} (a file of PEM certificates)",
+                                 brief="TLS certificate not trusted") from None
+        raise TransientError(f"TLS error talking to {url} ({cause}); {hint}", brief=cause,
+                             network=True) from None
     except requests.exceptions.ConnectionError as exc:
-        raise TransientError(f"cannot connect to {url} ({describe_error(exc)}); check the network and any "
-                             "HTTP(S)_PROXY settings") from None
+        cause = describe_error(exc)
+        raise TransientError(f"cannot connect to {url} ({cause})", brief=cause, network=True) from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema) as exc:
+        # A redirect to file:, ftp:, javascript: ... (or a broken Location): not transient.
+        cause = describe_error(exc)
+        raise PermanentError(f"{url} led to a URL that cannot be fetched over HTTP(S) ({cause}); "
+                             "only http:// and https:// are followed, so retrying cannot help; check "
+                             "the URL", brief="redirected to a non-HTTP(S) URL") from None
+    except requests.exceptions.TooManyRedirects as exc:
+        raise PermanentError(f"{url} redirects too many times ({describe_error(exc)}); check the URL",
+                             brief="too many redirects") from None
     except requests.exceptions.RequestException as exc:
-        raise TransientError(f"request to {url} failed ({describe_error(exc)})") from None
+        cause = describe_error(exc)
+        raise TransientError(f"request to {url} failed ({cause})", brief=cause, network=True) from None
 
 
 _RE_CONNECTION_PREFIX = re.compile(r"^\w*Connection\w*\(host=[^)]*\):\s*")
@@ -153,15 +177,32 @@ def describe_error(exc: BaseException) -> str:
     return _RE_ERRNO.sub("", text)[:200]
 
 
-def _drive_confirmation(response, source: Source):
-    """The URL and params of Google Drive's "can't scan this file for viruses" confirm page, if any."""
+def read_prefix(response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a body (an endless page must not fill the memory); the rest is
+    never read (the caller closes the response)."""
+    data = b""
+    try:
+        while len(data) < limit:
+            piece = response.raw.read(limit - len(data), decode_content=True)
+            if not piece:
+                break
+            data += piece
+    except body_errors():
+        pass  # a page cut short is parsed as far as it came
+    return data[:limit]
+
+
+def _drive_confirmation(response, source: Source, seen: list):
+    """The URL and params of Google Drive's "can't scan this file for viruses" confirm page, if any.
+    Reads at most PAGE_LIMIT bytes of a page, appended to ``seen`` (they are the body's start)."""
     for key, value in response.cookies.items():
         if key.startswith("download_warning"):
             return google_drive_url(), {"id": source.drive_id, "confirm": value}
     content_type = response.headers.get("Content-Type", "")
     if "text/html" not in content_type:
         return None
-    text = response.content[:1 << 20].decode("utf-8", "replace")  # a page, not the file: small
+    seen.append(read_prefix(response, PAGE_LIMIT))
+    text = seen[-1].decode("utf-8", "replace")
     import html
 
     form = re.search(r'<form[^>]*id="download-form"[^>]*action="([^"]+)"[^>]*>(.*?)</form>', text, re.S)
@@ -175,7 +216,8 @@ def _drive_confirmation(response, source: Source):
     return None
 
 
-def open_source(session, source: Source, offset: int = 0, validator: Optional[str] = None) -> Opened:
+def open_source(session, source: Source, offset: int = 0, validator: Optional[str] = None,
+                timeouts: tuple = (CONNECT_TIMEOUT, READ_TIMEOUT)) -> Opened:
     """Send the request (with Range/If-Range when continuing a .part) and check the status line.
 
     Raises TransientError / PermanentError / RestartError; the caller reads the body.
@@ -187,32 +229,38 @@ def open_source(session, source: Source, offset: int = 0, validator: Optional[st
         headers["Range"] = f"bytes={offset}-"
         if validator:
             headers["If-Range"] = validator
+    seen: list = []
     if source.kind == "google_drive":
-        response = _get(session, google_drive_url(), headers, {"id": source.drive_id})
+        response = _get(session, google_drive_url(), headers, {"id": source.drive_id}, timeouts)
         if response.status_code < 400:
-            confirm = _drive_confirmation(response, source)
+            confirm = _drive_confirmation(response, source, seen)
             if confirm is not None:
                 response.close()
-                response = _get(session, confirm[0], headers, confirm[1])
+                seen = []
+                response = _get(session, confirm[0], headers, confirm[1], timeouts)
     else:
-        response = _get(session, source.url, headers)
+        response = _get(session, source.url, headers, timeouts=timeouts)
 
     if response.status_code == 416:
         response.close()
         raise RestartError(f"the server refused to continue at byte {offset} of {source.describe()} "
-                           "(HTTP 416); starting over")
+                           "(HTTP 416); starting over", brief="HTTP 416: cannot resume; starting over")
     if response.status_code >= 400:
         raise _status_error(response, source.describe())
 
     total = None
     if response.status_code == 206:
         match = _RE_CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        if not match or offset == 0 or int(match.group(1)) != offset:
-            got = response.headers.get("Content-Range", "(none)")
+        total = None if not match or match.group(3) == "*" else int(match.group(3))
+        # From byte 0, a 206 covering the whole file (bytes 0-(N-1)/N) is the whole file.
+        whole = (match is not None and offset == 0 and int(match.group(1)) == 0 and total is not None
+                 and int(match.group(2)) == total - 1)
+        if not whole and (not match or offset == 0 or int(match.group(1)) != offset):
+            got = response.headers.get("Content-Range", "(none)")[:100]
             response.close()
             raise RestartError(f"asked {source.describe()} for bytes from {offset}, the server answered "
-                               f"206 with Content-Range {got}; discarding the partial file and starting over")
-        total = None if match.group(3) == "*" else int(match.group(3))
+                               f"206 with Content-Range {got}; discarding the partial file and starting over",
+                               brief=f"unexpected Content-Range {got}; starting over")
         start = offset
     elif response.status_code == 200:
         start = 0  # a full body: the server ignored Range, or If-Range saw a changed file
@@ -221,7 +269,7 @@ def open_source(session, source: Source, offset: int = 0, validator: Optional[st
     else:
         response.close()
         raise _status_error(response, source.describe())
-    return Opened(response, start, validator_of(response), total)
+    return Opened(response, start, validator_of(response), total, b"".join(seen))
 
 
 # Errors a body read can raise, beside requests' own: the fast path reads http.client directly.
@@ -233,42 +281,71 @@ def body_errors() -> tuple:
             requests.exceptions.RequestException)
 
 
-def body_reader(response):
-    """``read_into(buffer) -> n``: fills the buffer (less only at the end of the body, 0 at EOF).
+def body_reader(response, prefix: bytes = b""):
+    """``read_into(buffer) -> n``: fills the buffer with the body's bytes as sent (no content
+    decoding: the bytes stored are the bytes the registry's hash describes, even when a server
+    labels a .tar.gz with ``Content-Encoding: gzip``). Returns 0 at the end of the body, and
+    returns early (fewer bytes) after ``RETURN_AFTER`` seconds, so a slow body can be watched.
 
-    Reads straight from the http.client response under urllib3 into our reused buffers, which
-    saves a fresh 1 MiB allocation and a copy per chunk; falls back to urllib3's read() when the
-    body is content-encoded or the internals differ. Sizes are checked by the caller either way.
+    Reads with at most one system call at a time (``readinto1``) straight from the socket's
+    buffered reader under http.client into our reused buffers: a connection reset or timeout
+    then loses nothing that arrived (it is handed over first, and the error is raised on the
+    next call), and no fresh 1 MiB is allocated per chunk. Falls back to urllib3's raw read
+    when the internals differ.
     """
     raw = response.raw
-    fp = getattr(raw, "_fp", None)
-    encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
-    if fp is not None and hasattr(fp, "readinto") and not encoded:
-        pending: list = []  # an error that came after some bytes: raised on the next call
+    fp = getattr(raw, "_fp", None)  # http.client.HTTPResponse
+    inner = getattr(fp, "fp", None)  # its socket reader
+    if fp is None or inner is None or not hasattr(inner, "readinto1") or not hasattr(fp, "read1"):
+        early = [prefix] if prefix else []
 
-        def read_into(buffer) -> int:
-            if pending:
-                raise pending.pop()
-            view = memoryview(buffer)
-            filled = 0
-            while filled < len(view):
-                try:
-                    # Bounded pieces: if a timeout or reset interrupts a piece, http.client loses
-                    # what that piece had received; the pieces before it are kept for resume.
-                    got = fp.readinto(view[filled:filled + READ_PIECE])
-                except body_errors() as exc:
-                    if not filled:
-                        raise
-                    pending.append(exc)  # hand over what did arrive first: it is kept for resume
-                    break
-                if not got:
-                    break
-                filled += got
-            return filled
-        return read_into
+        def read_into_fallback(buffer) -> int:
+            data = early.pop() if early else raw.read(len(buffer), decode_content=False)
+            buffer[:len(data)] = data
+            return len(data)
+        return read_into_fallback
 
-    def read_into_fallback(buffer) -> int:
-        data = raw.read(len(buffer), decode_content=True)
-        buffer[:len(data)] = data
-        return len(data)
-    return read_into_fallback
+    def read_some(view) -> int:
+        if fp.fp is None:  # closed: the body is over
+            return 0
+        if fp.chunked:  # http.client decodes the chunk framing (not content encodings)
+            data = fp.read1(len(view))
+            view[:len(data)] = data
+            return len(data)
+        want = len(view) if fp.length is None else min(len(view), fp.length)
+        if not want:
+            fp.read(1)  # at the announced end: lets http.client release the connection for reuse
+            return 0
+        got = inner.readinto1(view[:want])
+        if fp.length is not None:
+            fp.length -= got
+        return got
+
+    pending: list = []  # an error that came after some bytes: raised on the next call
+    first = [prefix] if prefix else []  # bytes read before (a page looked at): they come first
+
+    def read_into(buffer) -> int:
+        if first:
+            data = first.pop()
+            buffer[:len(data)] = data
+            return len(data)
+        if pending:
+            raise pending.pop()
+        view = memoryview(buffer)
+        filled = 0
+        began = time.monotonic()
+        while filled < len(view):
+            try:
+                got = read_some(view[filled:filled + READ_PIECE])
+            except body_errors() as exc:
+                if not filled:
+                    raise
+                pending.append(exc)  # hand over what did arrive first: it is kept for resume
+                break
+            if not got:
+                break
+            filled += got
+            if time.monotonic() - began >= RETURN_AFTER:
+                break
+        return filled
+    return read_into
