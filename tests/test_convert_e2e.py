@@ -168,6 +168,25 @@ def test_second_run_is_skipped_json_events(small):
     assert stamps == {p: (small.conv_dir / p / f"{NAME}.bin").stat().st_mtime_ns for p in ("FP32", "FP16")}
 
 
+def test_every_entry_point_shares_one_record(small, capsys, monkeypatch):
+    """The CLI converted through its shebang's python3; `python -m omz_tools.converter` and the
+    API in a process started as `python` are the same interpreter: both find the IR up to date."""
+    import sys
+    python = Path(sys.executable).parent / "python"
+    args = ["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small.out, "--progress_format", "json"]
+    result = subprocess.run([str(python), "-m", "omz_tools.converter", *map(str, args)], capture_output=True,
+                            text=True, env=small.env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["skipped"] == [NAME]
+    import omz_tools
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small.cache))
+    monkeypatch.setattr(sys, "executable", str(python))
+    capsys.readouterr()
+    omz_tools.convert(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry], progress="json")
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["skipped"] == [NAME], events
+
+
 def test_failing_mo_keeps_the_previous_ir_and_shows_the_log(small):
     before = (small.conv_dir / "FP32" / f"{NAME}.bin").read_bytes()
     result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", small.out,

@@ -399,3 +399,27 @@ def test_a_hung_subprocess_fails_the_test_with_its_stacks(monkeypatch):
     assert "still running after 3 s" in message and "time.sleep(600)" in message
     assert "started" in message and "Fatal Python error: Aborted" in message
     assert message.count("File \"<string>\", line 1") >= 1 and "Thread 0x" in message
+
+
+def test_record_key_names_the_interpreter_by_identity_not_by_path(tmp_path):
+    """`python` and `python3` of one venv (the console scripts' shebang says python3, a script's
+    sys.executable is often python) key one record; another venv keys another."""
+    model = _model(tmp_path, ["--input_model=$dl_dir/m.caffemodel"])
+    bin_dir = Path(sys.executable).parent
+
+    def key(python):
+        converter = Converter(Options(download_dir=tmp_path / "dl", output_dir=tmp_path / "out", python=str(python)))
+        return converter.keys(model, ["FP32"])["FP32"], converter.mo_info()
+
+    (key3, info3), (key_plain, info_plain) = key(bin_dir / "python3"), key(bin_dir / "python")
+    assert info3.python != info_plain.python and key3 == key_plain
+    assert key3["mo_command"][0] == f"python {info3.python_version} in {Path(sys.prefix).absolute()}"
+    # A second venv that sees the same packages (a .pth to this one's site-packages): another record.
+    other = tmp_path / "venv2"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    import sysconfig
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    (other / purelib.relative_to(sys.prefix) / "same.pth").write_text(f"{purelib}\n")
+    key_other, info_other = key(other / "bin" / "python")
+    assert info_other.mo_version == info3.mo_version and key_other != key3
+    assert key_other["mo_command"][0] == f"python {info3.python_version} in {other.absolute()}"

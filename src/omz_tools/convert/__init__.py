@@ -67,6 +67,7 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     reporter = make_reporter("text" if progress is True else progress, jobs)
     try:
         result = run(models, options, reporter)
+        reporter.summary(result)
     finally:
         reporter.close()
     if result.failures:

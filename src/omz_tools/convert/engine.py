@@ -180,8 +180,12 @@ class Converter:
     def keys(self, model: Model, precisions: list) -> dict:
         """The record key each IR folder must hold to be up to date."""
         conv_dir = self.paths(model)["conv_dir"]
-        # Keyed on the command as if MO wrote the final FP32 folder, without the parser's cache path.
-        cmd = [c for c in self.mo_command(model, conv_dir / "FP32", None)]
+        # Keyed on the command as if MO wrote the final FP32 folder, without the parser's cache path,
+        # and on the interpreter's identity rather than the spelling of its path (so the CLI, whose
+        # shebang says python3, and the API under `python` share one record).
+        mo = self.mo_info()
+        cmd = [mo.interpreter_id if i == 0 and c == mo.python else c
+               for i, c in enumerate(self.mo_command(model, conv_dir / "FP32", None))]
         versions = {**self.mo_info().versions(),
                     "caffe_parser": "upb-proxy-1" if self.options.fast_caffe and model.framework == "caffe"
                     else "mo-default"}

@@ -44,7 +44,7 @@ for location in (spec.submodule_search_locations or []) if spec else []:
         break
 print(json.dumps({"mo_dir": mo_dir, "openvino_dev": version("openvino-dev"),
                   "openvino": version("openvino"), "protobuf": version("protobuf"),
-                  "python": sys.version.split()[0]}))
+                  "python": sys.version.split()[0], "prefix": sys.prefix}))
 """
 
 
@@ -61,6 +61,14 @@ class MOInfo:
     openvino_version: str
     protobuf_version: str
     python_version: str
+    prefix: str = ""  # sys.prefix of that interpreter: its environment (a venv's folder)
+
+    @property
+    def interpreter_id(self) -> str:
+        """The interpreter by identity, for records: its environment and version. `.venv/bin/python`,
+        `.venv/bin/python3` (the console scripts' shebang) and `sys.executable` of a script are one
+        interpreter; two venvs, or two Python versions, are two."""
+        return f"python {self.python_version} in {self.prefix or Path(self.python).parent.parent}"
 
     @property
     def mo_ext_dir(self) -> Path:
@@ -135,7 +143,8 @@ def find_mo(python: Optional[os.PathLike] = None, mo: Optional[os.PathLike] = No
                   mo_version=info.get("openvino_dev") or "unknown",
                   openvino_version=info.get("openvino") or "unknown",
                   protobuf_version=info.get("protobuf") or "unknown",
-                  python_version=info.get("python") or "unknown")
+                  python_version=info.get("python") or "unknown",
+                  prefix=str(Path(info["prefix"]).absolute()) if info.get("prefix") else "")
 
 
 def template_variables(model: Model, download_dir: Path, output_dir: Path, mo: MOInfo) -> dict:
