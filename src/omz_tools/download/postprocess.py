@@ -26,6 +26,20 @@ DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB in total
 DEFAULT_MAX_RATIO = 200.0  # declared total size / archive size
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
+# regex_replace runs in a child interpreter with a time budget: Python's re backtracks, so a
+# pattern like (a+)+$ can take longer than the universe on 35 bytes, cannot be interrupted from
+# another thread, and postprocessing runs on worker threads. A child can simply be killed.
+REGEX_TIMEOUT_VAR = "OMZ_REGEX_TIMEOUT"
+DEFAULT_REGEX_TIMEOUT = 60.0  # seconds; an ordinary substitution on a config file takes milliseconds
+_REGEX_CHILD = """
+import json, re, sys
+header = json.loads(sys.stdin.buffer.readline())
+text = sys.stdin.buffer.read().decode("utf-8", "surrogatepass")
+new_text, count = re.compile(header["pattern"], header["flags"]).subn(header["replacement"], text,
+                                                                      count=header["count"])
+sys.stdout.buffer.write(b"%d\\n" % count + new_text.encode("utf-8", "surrogatepass"))
+"""
+
 
 class PostprocessError(Exception):
     """A postprocessing step failed; the message is for the user."""
@@ -53,7 +67,7 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PostprocessError(f"regex_replace: cannot read {path} as UTF-8 text ({exc})") from None
-    new_text, count = step.pattern.subn(step.replacement, text, count=step.count)
+    new_text, count = _bounded_subn(step, text, path)
     if count == 0:
         raise PostprocessError(f"regex_replace: the pattern {step.pattern.pattern!r} matched nothing in "
                                f"{path}; the file was left as it is. The registry entry's pattern no "
@@ -77,6 +91,54 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
     if source_hash:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         records.record_file(path, "sha256", digest, state=records.POSTPROCESSED, source_hash=source_hash)
+
+
+def regex_timeout(env=None) -> float:
+    """The time budget of one regex_replace step, from OMZ_REGEX_TIMEOUT (seconds)."""
+    env = os.environ if env is None else env
+    raw = env.get(REGEX_TIMEOUT_VAR, "").strip()
+    if not raw:
+        return DEFAULT_REGEX_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise PostprocessError(f"regex_replace: {REGEX_TIMEOUT_VAR}={raw!r} is not a number of seconds; "
+                               f"give a positive number (the default is {DEFAULT_REGEX_TIMEOUT:g}).")
+    return value
+
+
+def _bounded_subn(step, text: str, path: Path) -> tuple:
+    """step.pattern.subn(...) in a child interpreter killed after the time budget."""
+    import json
+    import subprocess
+    import sys
+
+    budget = regex_timeout()
+    header = json.dumps({"pattern": step.pattern.pattern, "flags": step.pattern.flags,
+                         "replacement": step.replacement, "count": step.count}).encode()
+    data = header + b"\n" + text.encode("utf-8", "surrogatepass")
+    try:
+        # -I -S: no site-packages, no PYTHON* variables: a bare interpreter starts in ~20 ms.
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", _REGEX_CHILD], input=data,
+                              capture_output=True, timeout=budget)
+    except subprocess.TimeoutExpired:
+        raise PostprocessError(
+            f"regex_replace: the pattern {step.pattern.pattern!r} did not finish on {path} within "
+            f"{budget:g} s ({REGEX_TIMEOUT_VAR}); stopped it and left the file as it is. A pattern with "
+            "nested repetition such as (a+)+ can backtrack for ever; fix the pattern in the registry "
+            f"entry, or raise {REGEX_TIMEOUT_VAR} if the file is just very large.") from None
+    except OSError as exc:
+        raise PostprocessError(f"regex_replace: cannot start a Python interpreter ({sys.executable}) "
+                               f"to apply {step.pattern.pattern!r} to {path}: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise PostprocessError(
+            f"regex_replace: applying {step.pattern.pattern!r} to {path} failed "
+            f"({lines[-1] if lines else f'exit status {done.returncode}'}); the file was left as it is.")
+    count, _, rest = done.stdout.partition(b"\n")
+    return rest.decode("utf-8", "surrogatepass"), int(count)
 
 
 def _new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
