@@ -1,9 +1,12 @@
-"""Caffe fixtures for the converter tests: caffemodels with random weights for a prototxt.
+"""Caffe fixtures for the converter tests: caffemodels with random weights for a prototxt, and an
+independent numpy implementation of Caffe's forward pass (the reference for numeric tests).
 
-Messages come from the caffe_pb2 module the converter builds from Model Optimizer's own schema
-(omz_tools.convert.caffe_parser), so the helper needs no Caffe and no protoc. Weights are drawn so
-that activations stay sane through a deep network (He-style scaling, positive BatchNorm variance),
-and a seed makes every file reproducible.
+Messages come from the native front end's own schema (omz_tools.convert.caffe.schema): no Model
+Optimizer, no Caffe, no protoc. Weights have sensible scales, set while a numpy forward pass runs
+through the network on image-like inputs: He-initialised convolutions, BatchNorm statistics taken
+from the actual activations (so they normalise), and the last InnerProduct rescaled so the logits
+have a standard deviation of 2. The softmax is then far from one-hot, and a comparison of outputs
+means something; ``assert_not_saturated`` checks it. A seed makes every file reproducible.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from omz_tools.convert import caffe_parser
 
 # A small SE-ResNet with the layer types of SE-ResNet-101 (Convolution, BatchNorm, Scale, ReLU,
 # Pooling, Axpy, Sigmoid, InnerProduct, Softmax): converts in a few seconds.
@@ -145,119 +147,386 @@ layer {{
     return text
 
 
-# -- caffemodel building -------------------------------------------------------------------------
+# -- a numpy Caffe: the reference forward pass ------------------------------------------------------
 
-def caffe_pb2_module(cache_root: Path):
-    """The converter's caffe_pb2 for the installed MO, loaded under a private name."""
-    from omz_tools.convert.mo import find_mo
-    mo = find_mo()
-    folder = caffe_parser.ensure_parser(mo.mo_dir, mo.mo_version, cache_root)
-    existing = __import__("sys").modules.get("_omz_test_caffe_pb2")
-    if existing is not None:
-        return existing
-    spec = importlib.util.spec_from_file_location("_omz_test_caffe_pb2", folder / "caffe_pb2.py")
-    module = importlib.util.module_from_spec(spec)
-    __import__("sys").modules["_omz_test_caffe_pb2"] = module
-    spec.loader.exec_module(module)
-    return module
+IMAGE_MEAN = np.array([104.0, 117.0, 123.0])
 
 
-def _pooled(size, kernel, stride, pad):
-    # Caffe rounds pooling output up, then drops a window that would start in the padding.
-    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+def image_like(shape, seed: int) -> np.ndarray:
+    """Random pixels in 0..255 (what a classifier's input sees before mean subtraction)."""
+    return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+
+
+def parse_prototxt(text: str):
+    from google.protobuf import text_format
+    from omz_tools.convert.caffe.schema import schema
+    net = schema().NetParameter()
+    text_format.Merge(text, net, allow_unknown_field=True)
+    return net
+
+
+def _layers(net):
+    """(name, type, bottoms, tops, layer message) for V2 and V1 networks."""
+    from omz_tools.convert.caffe.reader import _layer_type
+    v1 = not len(net.layer) and len(net.layers)
+    for layer in (net.layers if v1 else net.layer):
+        yield layer.name, _layer_type(layer, v1), list(layer.bottom), list(layer.top), layer
+
+
+def _pair(param, many, h, w, default):
+    if param.HasField(h) or param.HasField(w):
+        return int(getattr(param, h)), int(getattr(param, w))
+    values = getattr(param, many)
+    if isinstance(values, int):
+        return (values, values) if values or param.HasField(many) else (default, default)
+    values = list(values) or [default]
+    return (values[0], values[1]) if len(values) > 1 else (values[0], values[0])
+
+
+def _np_conv(x, w, stride, pad, dilation, group):
+    n, c, h, wd = x.shape
+    out, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    ho = (h + 2 * pad[0] - (dilation[0] * (kh - 1) + 1)) // stride[0] + 1
+    wo = (wd + 2 * pad[1] - (dilation[1] * (kw - 1) + 1)) // stride[1] + 1
+    y = np.zeros((n, out, ho, wo))
+    og = out // group
+    for g in range(group):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
+                           j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]]
+                y[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    return y
+
+
+def _np_deconv(x, w, stride, pad, dilation, group):
+    n, c, h, wd = x.shape
+    cin, og, kh, kw = w.shape
+    cg = c // group
+    full_h = stride[0] * (h - 1) + dilation[0] * (kh - 1) + 1
+    full_w = stride[1] * (wd - 1) + dilation[1] * (kw - 1) + 1
+    y = np.zeros((n, og * group, full_h, full_w))
+    for g in range(group):
+        xs = x[:, g * cg:(g + 1) * cg]
+        for i in range(kh):
+            for j in range(kw):
+                contrib = np.einsum("nchw,co->nohw", xs, w[g * cg:(g + 1) * cg, :, i, j])
+                y[:, g * og:(g + 1) * og, i * dilation[0]: i * dilation[0] + stride[0] * (h - 1) + 1: stride[0],
+                  j * dilation[1]: j * dilation[1] + stride[1] * (wd - 1) + 1: stride[1]] += contrib
+    return y[:, :, pad[0]: full_h - pad[0], pad[1]: full_w - pad[1]]
+
+
+def _pool_size(size, kernel, stride, pad, ceil):
+    rounding = math.ceil if ceil else math.floor
+    out = int(rounding((size + 2 * pad - kernel) / stride)) + 1
     if pad and (out - 1) * stride >= size + pad:
-        out -= 1
+        out -= 1  # Caffe: the last window must start inside the image
     return out
 
 
-def _first(values, default):
-    return values[0] if len(values) else default
+def _pool(x, method, kernel, stride, pad, ceil=True):
+    n, c, h, w = x.shape
+    ho = _pool_size(h, kernel[0], stride[0], pad[0], ceil)
+    wo = _pool_size(w, kernel[1], stride[1], pad[1], ceil)
+    y = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            hs, ws = i * stride[0] - pad[0], j * stride[1] - pad[1]
+            he, we = min(hs + kernel[0], h + pad[0]), min(ws + kernel[1], w + pad[1])
+            area = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            window = x[:, :, hs:he, ws:we]
+            y[:, :, i, j] = window.max(axis=(2, 3)) if method == 0 else window.sum(axis=(2, 3)) / area
+    return y
 
 
-def _blob_bytes(array: np.ndarray) -> bytes:
-    """A serialized BlobProto: shape (field 7) then packed float data (field 5), built directly
-    because filling 49 M floats through the message API is slow."""
-    dims = b"".join(_varint(d) for d in array.shape)
-    shape = b"\x0a" + _len(dims)  # BlobShape.dim, packed int64
-    data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-    return b"\x3a" + _len(shape) + b"\x2a" + _len(data)
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
-def random_blobs(net, rng: np.random.Generator) -> dict:
-    """Blob arrays per layer name for a parsed prototxt, following blob shapes through the net."""
-    shapes: dict = {}
-    blobs: dict = {}
-    for layer in net.layer:
-        kind = layer.type
-        bottoms = [shapes[b] for b in layer.bottom]
-        if kind == "Input":
-            for top, shape in zip(layer.top, layer.input_param.shape):
-                shapes[top] = list(shape.dim)
-            continue
-        if kind == "Convolution":
+def _along(values, rank, axis):
+    values = np.asarray(values)
+    return values.reshape([1] * axis + list(values.shape) + [1] * (rank - axis - values.ndim))
+
+
+class _Weights:
+    """Blobs per layer: drawn while the forward pass meets each layer (``rng`` given) or read back."""
+
+    def __init__(self, rng=None, given=None):
+        self.rng = rng
+        self.blobs = {} if given is None else given
+
+    def get(self, name, make):
+        if name not in self.blobs:
+            if self.rng is None:
+                return []  # a layer without weights in this configuration (e.g. Scale by a bottom)
+            self.blobs[name] = [np.asarray(b, dtype=np.float64) for b in make()]
+        return [np.asarray(b, dtype=np.float64) for b in self.blobs[name]]
+
+
+def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0) -> dict:
+    """Caffe's forward pass in numpy (float64). ``inputs``: blob name -> array. Returns every blob
+    (last write). Drawing weights (``weights.rng``), BatchNorm takes its input's statistics and the
+    last InnerProduct is rescaled so its outputs have std ``classifier_std``."""
+    rng = weights.rng
+    blobs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    layer_list = [l for l in _layers(net) if l[1] != "Input"]
+    last_ip = max((i for i, l in enumerate(layer_list) if l[1] == "InnerProduct"), default=None)
+    for index, (name, kind, bottoms, tops, layer) in enumerate(layer_list):
+        xs = [blobs[b] for b in bottoms]
+        x = xs[0] if xs else None
+        if kind == "Convolution" or kind == "Deconvolution":
             p = layer.convolution_param
-            n, c, h, w = bottoms[0]
-            k, s, pad = _first(p.kernel_size, 1), _first(p.stride, 1), _first(p.pad, 0)
-            group = p.group or 1
-            fan_in = c // group * k * k
-            weights = rng.standard_normal((p.num_output, c // group, k, k)) * math.sqrt(2.0 / fan_in)
-            blobs[layer.name] = [weights] + ([rng.standard_normal(p.num_output) * 0.01] if p.bias_term else [])
-            out = [n, p.num_output, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1]
-        elif kind == "BatchNorm":
-            channels = bottoms[0][1]
-            # mean, variance (positive), scale factor (Caffe divides the first two by it).
-            blobs[layer.name] = [rng.standard_normal(channels) * 0.1, rng.uniform(0.5, 1.5, channels),
-                                 np.array([1.0])]
-            out = bottoms[0]
-        elif kind == "Scale":
-            channels = bottoms[0][1]
-            blobs[layer.name] = [rng.uniform(0.5, 1.5, channels)] + (
-                [rng.standard_normal(channels) * 0.1] if layer.scale_param.bias_term else [])
-            out = bottoms[0]
-        elif kind == "Pooling":
-            p = layer.pooling_param
-            n, c, h, w = bottoms[0]
-            if p.global_pooling:
-                out = [n, c, 1, 1]
+            kernel = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
+            stride = _pair(p, "stride", "stride_h", "stride_w", 1)
+            pad = _pair(p, "pad", "pad_h", "pad_w", 0)
+            dilation = tuple(list(p.dilation) * 2)[:2] if len(p.dilation) == 1 else tuple(p.dilation) or (1, 1)
+            group, c = p.group or 1, x.shape[1]
+            if kind == "Convolution":
+                fan_in = c // group * kernel[0] * kernel[1]
+                shape = (p.num_output, c // group) + kernel
             else:
-                out = [n, c, _pooled(h, p.kernel_size, p.stride or 1, p.pad),
-                       _pooled(w, p.kernel_size, p.stride or 1, p.pad)]
+                fan_in = c // group * kernel[0] * kernel[1] / (stride[0] * stride[1])
+                shape = (c, p.num_output // group) + kernel
+            blobs_ = weights.get(name, lambda: [rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)] + (
+                [rng.standard_normal(p.num_output) * 0.1] if p.bias_term else []))
+            y = (_np_conv if kind == "Convolution" else _np_deconv)(x, blobs_[0], stride, pad, dilation, group)
+            if p.bias_term:
+                y = y + blobs_[1].reshape(1, -1, 1, 1)
+            outs = [y]
         elif kind == "InnerProduct":
             p = layer.inner_product_param
-            fan_in = int(np.prod(bottoms[0][1:]))
-            blobs[layer.name] = [rng.standard_normal((p.num_output, fan_in)) * math.sqrt(1.0 / fan_in)] + (
-                [rng.standard_normal(p.num_output) * 0.01] if p.bias_term else [])
-            out = [bottoms[0][0], p.num_output]
+            axis = p.axis % x.ndim
+            flat = x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+            def make():
+                w = rng.standard_normal((p.num_output, flat.shape[1])) * math.sqrt(1.0 / flat.shape[1])
+                b = rng.standard_normal(p.num_output) * 0.1
+                if index == last_ip:  # logits with std classifier_std (1 for a handful of classes)
+                    std = classifier_std if p.num_output >= 100 else 1.0
+                    w = w * std / max(float((flat @ w.T).std()), 1e-12)
+                    b = b * std
+                w = w.T if p.transpose else w
+                return [w] + ([b] if p.bias_term else [])
+            blobs_ = weights.get(name, make)
+            w = blobs_[0].T if p.transpose else blobs_[0]
+            y = flat @ w.T + (blobs_[1] if p.bias_term else 0)
+            outs = [y.reshape(list(x.shape[:axis]) + [p.num_output])]
+        elif kind == "BatchNorm":
+            p = layer.batch_norm_param
+            axes = tuple(i for i in range(x.ndim) if i != 1)
+
+            def make():
+                factor = rng.uniform(0.5, 2.0)  # Caffe divides both statistics by this third blob
+                mean = x.mean(axis=axes) * rng.uniform(0.9, 1.1, x.shape[1])
+                variance = x.var(axis=axes) * rng.uniform(0.8, 1.2, x.shape[1]) + 1e-3
+                return [mean * factor, variance * factor, np.array([factor])]
+            mean, variance, factor = weights.get(name, make)
+            f = 0.0 if factor[0] == 0 else 1.0 / factor[0]
+            eps = p.eps if layer.HasField("batch_norm_param") else 1e-5
+            outs = [(x - _along(mean * f, x.ndim, 1)) / np.sqrt(_along(variance * f, x.ndim, 1) + eps)]
+        elif kind == "Scale":
+            p = layer.scale_param
+            axis = p.axis % x.ndim
+            if len(xs) == 2:
+                span = xs[1].shape
+                blobs_ = weights.get(name, lambda: [rng.standard_normal(span) * 0.1] if p.bias_term else [])
+                y = x * _along(xs[1], x.ndim, axis)
+                bias = blobs_[0] if p.bias_term else None
+            else:
+                num_axes = x.ndim - axis if p.num_axes == -1 else p.num_axes
+                span = x.shape[axis:axis + num_axes]
+                blobs_ = weights.get(name, lambda: [rng.uniform(0.5, 1.5, span)] + (
+                    [rng.standard_normal(span) * 0.1] if p.bias_term else []))
+                y = x * _along(blobs_[0], x.ndim, axis)
+                bias = blobs_[1] if p.bias_term else None
+            outs = [y + _along(bias, x.ndim, axis) if bias is not None else y]
+        elif kind == "ReLU":
+            slope = layer.relu_param.negative_slope
+            outs = [np.where(x > 0, x, x * slope)]
+        elif kind == "PReLU":
+            shared = layer.prelu_param.channel_shared
+            blobs_ = weights.get(name, lambda: [rng.uniform(0.05, 0.5, 1 if shared else x.shape[1])])
+            outs = [np.where(x > 0, x, x * _along(blobs_[0], x.ndim, 1))]
+        elif kind == "Pooling":
+            p = layer.pooling_param
+            if p.global_pooling:
+                outs = [x.max(axis=(2, 3), keepdims=True) if p.pool == 0 else x.mean(axis=(2, 3), keepdims=True)]
+            else:
+                ceil = not (p.HasField("ceil_mode") and not p.ceil_mode) and p.round_mode == 0
+                outs = [_pool(x, p.pool, _pair(p, "kernel_size", "kernel_h", "kernel_w", 1),
+                              _pair(p, "stride", "stride_h", "stride_w", 1), _pair(p, "pad", "pad_h", "pad_w", 0), ceil)]
+        elif kind == "Softmax":
+            outs = [_softmax(x, layer.softmax_param.axis)]
+        elif kind == "Sigmoid":
+            outs = [1 / (1 + np.exp(-x))]
+        elif kind == "TanH":
+            outs = [np.tanh(x)]
         elif kind == "Axpy":
-            out = bottoms[1]
-        elif kind in ("ReLU", "Sigmoid", "Softmax"):
-            out = bottoms[0]
+            outs = [xs[0] * xs[1] + xs[2]]
+        elif kind == "Eltwise":
+            p = layer.eltwise_param
+            if p.operation == 1:
+                coeffs = list(p.coeff) or [1.0] * len(xs)
+                outs = [sum(c * v for c, v in zip(coeffs, xs))]
+            else:
+                outs = [np.prod(xs, axis=0) if p.operation == 0 else np.max(xs, axis=0)]
+        elif kind == "Concat":
+            p = layer.concat_param
+            axis = p.concat_dim if p.HasField("concat_dim") and not p.HasField("axis") else p.axis
+            outs = [np.concatenate(xs, axis=axis)]
+        elif kind in ("Dropout", "Split"):
+            outs = [x] * len(tops)
+        elif kind == "LRN":
+            p = layer.lrn_param
+            size = p.local_size
+            if p.norm_region == 0:
+                pre = (size - 1) // 2
+                sq = np.pad(x * x, ((0, 0), (pre, size - 1 - pre), (0, 0), (0, 0)))
+                window = sum(sq[:, i:i + x.shape[1]] for i in range(size))
+                outs = [x * (p.k + p.alpha / size * window) ** -p.beta]
+            else:
+                pad = (size - 1) // 2
+                avg = _pool(x * x, 1, (size, size), (1, 1), (pad, pad))
+                outs = [x * (1 + p.alpha * avg) ** -p.beta]
+        elif kind == "Power":
+            p = layer.power_param
+            outs = [(p.shift + p.scale * x) ** p.power]
+        elif kind == "Flatten":
+            p = layer.flatten_param
+            start, end = p.axis % x.ndim, p.end_axis % x.ndim
+            outs = [x.reshape(list(x.shape[:start]) + [-1] + list(x.shape[end + 1:]))]
+        elif kind == "Reshape":
+            dims = [x.shape[i] if d == 0 else d for i, d in enumerate(layer.reshape_param.shape.dim)]
+            outs = [x.reshape(dims)]
+        elif kind == "Slice":
+            p = layer.slice_param
+            axis = p.slice_dim if p.HasField("slice_dim") and not p.HasField("axis") else p.axis
+            points = list(p.slice_point) or [x.shape[axis] // len(tops) * i for i in range(1, len(tops))]
+            outs = np.split(x, points, axis=axis)
+        elif kind == "Permute":
+            order = list(layer.permute_param.order)
+            outs = [x.transpose(order + [a for a in range(x.ndim) if a not in order])]
         else:
-            raise ValueError(f"helpers_caffe: unsupported layer type {kind!r} in layer {layer.name!r}")
-        for top in layer.top:
-            shapes[top] = list(out)
+            raise ValueError(f"helpers_caffe: no numpy reference for layer type {kind!r} (layer {name!r})")
+        for top, value in zip(tops, outs):
+            blobs[top] = value
     return blobs
 
 
-def write_caffemodel(prototxt: Path, caffemodel: Path, cache_root: Path, seed: int = 0) -> Path:
-    """Write a caffemodel with random weights for every parametrised layer of ``prototxt``."""
-    from google.protobuf import text_format
-    caffe_pb2 = caffe_pb2_module(cache_root)
-    net = caffe_pb2._NetParameterMessage()
-    text_format.Merge(Path(prototxt).read_text(encoding="utf-8"), net)
+def net_inputs(net) -> dict:
+    """Input blob name -> shape (Input layers, input + input_shape/input_dim)."""
+    shapes = {}
+    names = list(net.input)
+    if names:
+        if len(net.input_shape):
+            shapes = {n: list(s.dim) for n, s in zip(names, net.input_shape)}
+        else:
+            dims = list(net.input_dim)
+            step = len(dims) // len(names)
+            shapes = {n: dims[i * step:(i + 1) * step] for i, n in enumerate(names)}
+    for name, kind, bottoms, tops, layer in _layers(net):
+        if kind == "Input":
+            for i, top in enumerate(tops):
+                shapes[top] = list(layer.input_param.shape[min(i, len(layer.input_param.shape) - 1)].dim)
+    return shapes
+
+
+def make_weights(net, seed: int, *, mean=IMAGE_MEAN, batch: int = 2) -> dict:
+    """Blobs per layer with sensible scales (see the module docstring), drawn with ``seed``."""
     rng = np.random.default_rng(seed)
-    pieces = [caffe_pb2._NetParameterMessage(name=net.name).SerializeToString()]
-    blobs = random_blobs(net, rng)
-    # Layers are appended as serialized bytes (a repeated field concatenates), blobs included.
-    for layer in net.layer:
-        head = caffe_pb2.LayerParameter(name=layer.name, type=layer.type, bottom=layer.bottom,
-                                        top=layer.top).SerializeToString()
-        body = b"".join(b"\x3a" + _len(_blob_bytes(a)) for a in blobs.get(layer.name, []))  # blobs = 7
-        pieces.append(_field(100, head + body))  # NetParameter.layer = 100
+    inputs = {}
+    for i, (name, shape) in enumerate(net_inputs(net).items()):
+        shape = [batch] + list(shape[1:])
+        x = image_like(shape, seed + 1000 + i).astype(np.float64)
+        if len(shape) == 4 and shape[1] == len(mean):
+            x = x - np.asarray(mean).reshape(1, -1, 1, 1)
+        inputs[name] = x
+    weights = _Weights(rng=rng)
+    forward(net, inputs, weights)
+    return weights.blobs
+
+
+def reference(net, blobs: dict, inputs: dict) -> dict:
+    """Every blob of the network for ``inputs`` (preprocessed already), with the given weights."""
+    return forward(net, inputs, _Weights(given=blobs))
+
+
+def assert_not_saturated(prob: np.ndarray, axis: int = -1) -> None:
+    """A softmax output that proves something: top probability < 0.5, entropy well above 0."""
+    prob = np.asarray(prob, dtype=np.float64)
+    top = float(prob.max(axis=axis).max())
+    entropy = float((-(prob * np.log(np.clip(prob, 1e-30, None))).sum(axis=axis)).min())
+    assert top < 0.5, f"softmax saturated: top probability {top:.4f} (expected < 0.5)"
+    assert entropy > 0.5, f"softmax nearly one-hot: entropy {entropy:.4f} nats (expected > 0.5)"
+
+
+# -- caffemodel writing -----------------------------------------------------------------------------
+
+def _fill_blob(message, array, *, legacy_shape=False, unpacked=False, double=False):
+    array = np.asarray(array)
+    if legacy_shape:
+        dims = [1] * (4 - array.ndim) + list(array.shape)
+        message.num, message.channels, message.height, message.width = dims
+    else:
+        message.shape.dim.extend(int(d) for d in array.shape)
+    if double:
+        message.double_data = np.ascontiguousarray(array, dtype="<f8").tobytes()
+    elif not unpacked:
+        message.data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+
+
+def _unpacked_floats(values) -> bytes:
+    """BlobProto.data written unpacked: one fixed32 field (tag 5, wire type 5) per value."""
+    tag = bytes([5 << 3 | 5])
+    return b"".join(tag + np.float32(v).tobytes() for v in np.ravel(values))
+
+
+def write_caffemodel(prototxt: Path, caffemodel: Path, cache_root: Path = None, seed: int = 0, *,
+                     blobs: dict = None, legacy_shape: bool = False, unpacked: bool = False,
+                     double: bool = False) -> Path:
+    """Write a caffemodel with random, well-scaled weights for every parametrised layer of ``prototxt``
+    (``blobs``: use these instead). The layers keep the prototxt's form (V2 ``layer`` or V1 ``layers``).
+    ``cache_root`` is unused (kept for callers of the former MO-based helper)."""
+    from omz_tools.convert.caffe.schema import schema
+    net = parse_prototxt(Path(prototxt).read_text(encoding="utf-8"))
+    if blobs is None:
+        blobs = make_weights(net, seed)
+    classes = schema()
+    model = classes.NetParameter(name=net.name)
+    v1 = not len(net.layer) and len(net.layers)
+    for name, kind, bottoms, tops, layer in _layers(net):
+        target = model.layers.add() if v1 else model.layer.add()
+        target.name = name
+        if v1:
+            target.type = layer.type
+        else:
+            target.type = kind
+        target.bottom.extend(bottoms)
+        target.top.extend(tops)
+        for array in blobs.get(name, []):
+            _fill_blob(target.blobs.add(), array, legacy_shape=legacy_shape, unpacked=unpacked, double=double)
+    data = model.SerializeToString()
+    if unpacked:  # rebuild with unpacked data: parse back with the fallback schema is not needed
+        data = _with_unpacked(model, blobs, v1)
     caffemodel = Path(caffemodel)
     caffemodel.parent.mkdir(parents=True, exist_ok=True)
-    caffemodel.write_bytes(b"".join(pieces))
+    caffemodel.write_bytes(data)
     return caffemodel
+
+
+def _with_unpacked(model, blobs, v1) -> bytes:
+    pieces = [_field(1, model.name.encode())]
+    for layer in (model.layers if v1 else model.layer):
+        head = type(layer)(name=layer.name, type=layer.type, bottom=layer.bottom, top=layer.top).SerializeToString()
+        body = b""
+        for blob, array in zip(layer.blobs, blobs.get(layer.name, [])):
+            body += _field(6 if v1 else 7, blob.SerializeToString() + _unpacked_floats(array))
+        pieces.append(_field(2 if v1 else 100, head + body))
+    return b"".join(pieces)
 
 
 def _varint(value: int) -> bytes:
@@ -289,53 +558,19 @@ def file_digest(path: Path) -> tuple:
 
 # -- test registries ------------------------------------------------------------------------------
 
-def conv_fc_gflops(prototxt_text: str, cache_root: Path) -> float:
-    """2 x multiply-adds of the Convolution and InnerProduct layers (what ircheck estimates)."""
-    from google.protobuf import text_format
-    caffe_pb2 = caffe_pb2_module(cache_root)
-    net = caffe_pb2._NetParameterMessage()
-    text_format.Merge(prototxt_text, net)
-    blobs = random_blobs(net, np.random.default_rng(0))
-    shapes = _output_shapes(net)
+def conv_fc_gflops(prototxt_text: str, cache_root: Path = None) -> float:
+    """2 x multiply-adds of the Convolution and InnerProduct layers (what ircheck estimates), batch 1."""
+    net = parse_prototxt(prototxt_text)
+    blobs = make_weights(net, 0, batch=1)
+    inputs = {n: np.zeros([1] + list(s[1:])) for n, s in net_inputs(net).items()}
+    values = reference(net, blobs, inputs)
     macs = 0
-    for layer in net.layer:
-        if layer.type == "Convolution":
-            out = shapes[layer.top[0], layer.name]
-            macs += int(np.prod(out)) * int(np.prod(blobs[layer.name][0].shape[1:]))
-        elif layer.type == "InnerProduct":
-            macs += int(np.prod(blobs[layer.name][0].shape))
+    for name, kind, bottoms, tops, layer in _layers(net):
+        if kind == "Convolution":
+            macs += int(np.prod(values[tops[0]].shape)) * int(np.prod(blobs[name][0].shape[1:]))
+        elif kind == "InnerProduct":
+            macs += int(np.prod(blobs[name][0].shape))
     return 2 * macs / 1e9
-
-
-def _output_shapes(net) -> dict:
-    """(top, layer name) -> output shape, for Convolution layers (same rules as random_blobs)."""
-    shapes, result = {}, {}
-    for layer in net.layer:
-        bottoms = [shapes[b] for b in layer.bottom]
-        if layer.type == "Input":
-            for top, shape in zip(layer.top, layer.input_param.shape):
-                shapes[top] = list(shape.dim)
-            continue
-        if layer.type == "Convolution":
-            p = layer.convolution_param
-            n, c, h, w = bottoms[0]
-            k, s, pad = _first(p.kernel_size, 1), _first(p.stride, 1), _first(p.pad, 0)
-            out = [n, p.num_output, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1]
-            result[layer.top[0], layer.name] = out
-        elif layer.type == "Pooling":
-            p = layer.pooling_param
-            n, c, h, w = bottoms[0]
-            out = [n, c, 1, 1] if p.global_pooling else [
-                n, c, _pooled(h, p.kernel_size, p.stride or 1, p.pad), _pooled(w, p.kernel_size, p.stride or 1, p.pad)]
-        elif layer.type == "InnerProduct":
-            out = [bottoms[0][0], layer.inner_product_param.num_output]
-        elif layer.type == "Axpy":
-            out = bottoms[1]
-        else:
-            out = bottoms[0]
-        for top in layer.top:
-            shapes[top] = list(out)
-    return result
 
 
 def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list, outputs: dict,

@@ -75,6 +75,11 @@ def _spatial(param, many: str, one_h: str, one_w: str, default: int) -> List[int
     return values[:2] if len(values) >= 2 else values * 2
 
 
+def _dilation(param) -> List[int]:
+    values = [int(v) for v in param.dilation] or [1]
+    return values[:2] if len(values) >= 2 else values * 2
+
+
 # -- per-channel affine (BatchNorm, Scale) used by the folding pass and the translators --------------
 
 def batchnorm_affine(ctx: Context, layer, channels: int):
@@ -137,7 +142,7 @@ def convolution(ctx, layer, inputs):
     kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
     stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
     pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
-    dilation = _spatial(p, "dilation", "dilation", "dilation", 1) if len(p.dilation) else [1, 1]
+    dilation = _dilation(p)
     group, out = int(p.group or 1), int(p.num_output)
     if c % group or out % group:
         raise ctx.fail(layer, f"group {group} does not divide the {c} input and {out} output channels")
@@ -165,7 +170,7 @@ def deconvolution(ctx, layer, inputs):
     kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
     stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
     pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
-    dilation = _spatial(p, "dilation", "dilation", "dilation", 1) if len(p.dilation) else [1, 1]
+    dilation = _dilation(p)
     group, out = int(p.group or 1), int(p.num_output)
     if c % group or out % group:
         raise ctx.fail(layer, f"group {group} does not divide the {c} input and {out} output channels")
