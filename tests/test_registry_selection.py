@@ -374,12 +374,13 @@ def test_yaml_is_parsed_with_the_c_loader_when_available(monkeypatch):
     if not hasattr(yaml, "CSafeLoader"):
         pytest.skip("PyYAML was built without libyaml")
     loaders = []
-    real = yaml.load
+    real = yaml.CSafeLoader
 
-    def recording(stream, Loader):
-        loaders.append(Loader)
-        return real(stream, Loader=Loader)
+    class Recording(real):
+        def __init__(self, stream):
+            loaders.append(real)
+            super().__init__(stream)
 
-    monkeypatch.setattr(yaml, "load", recording)
+    monkeypatch.setattr(yaml, "CSafeLoader", Recording)
     Registry([builtin_registry()]).load("se-resnet-101")
-    assert loaders == [yaml.CSafeLoader]
+    assert loaders == [real]

@@ -74,7 +74,8 @@ def registry_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except RegistryError as exc:
-            fail(f"Registry error: {exc}")
+            # One line per invalid model (a RegistryErrors holds several).
+            fail("\n".join(f"Registry error: {line}" for line in str(exc).splitlines()))
         except NoMatchError as exc:
             fail(str(exc))
         except UsageError as exc:

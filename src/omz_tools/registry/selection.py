@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from omz_tools.registry.loader import Registry
+from omz_tools.registry.schema import Model, RegistryError, RegistryErrors
 
 
 class UsageError(Exception):
@@ -42,22 +43,67 @@ def read_list_file(path: Path) -> list:
     return patterns
 
 
+def output_path_conflicts(models: list) -> list:
+    """One :class:`RegistryError` per file of ``models`` whose output path (<subdirectory>/<name>)
+    another of these models writes too, or that is a folder of another's file or inside another's
+    file: nested model folders (``public/a`` with ``b/w.bin``, ``public/a/b`` with ``w.bin``) would
+    otherwise overwrite each other's files."""
+    files: dict = {}  # output path -> (model, index in its files)
+    folders: dict = {}  # folder holding some file -> that (model, index)
+    problems = []
+    for model in models:
+        for leaf in model.leaves():
+            for i, file in enumerate(leaf.files):
+                path = leaf.subdirectory / file.name
+                other = files.get(path) or folders.get(path)
+                if other is None:
+                    other = next((files[p] for p in path.parents if p in files), None)
+                if other is not None and other[0] is not leaf:
+                    owner, index = other
+                    problems.append(RegistryError(
+                        f"expected an output path no other selected model uses, found {path}, which overlaps "
+                        f"{owner.subdirectory / owner.files[index].name} of model \"{owner.name}\" "
+                        f"(files[{index}].name in {owner.config_dir / 'model.yml'})",
+                        leaf.config_dir / "model.yml", leaf.name, f"files[{i}].name"))
+                    continue
+                files.setdefault(path, (leaf, i))
+                for parent in path.parents:
+                    folders.setdefault(parent, (leaf, i))
+    return problems
+
+
 def select_models(registry: Registry, *, name: Optional[str] = None, list_file: Optional[Path] = None,
                   all: bool = False) -> list:
-    """The selected models, deduplicated by name in first-match order."""
+    """The selected models, deduplicated by name in first-match order.
+
+    Every invalid selected model is reported, not only the first: one invalid model raises its
+    :class:`RegistryError`, several a :class:`RegistryErrors` holding one each. Invalid models
+    that are not selected are not read."""
     count = sum([all, name is not None, list_file is not None])
     if count > 1:
         raise UsageError('at most one of "--all", "--name" or "--list" can be specified')
     if count == 0:
         raise UsageError('one of "--print_all", "--all", "--name" or "--list" must be specified')
-    if all:
-        return registry.load_all()
-    patterns = name.split(",") if name is not None else read_list_file(list_file)
+    errors: list = []
+    unmatched: list = []
     selected: dict = {}
-    for pattern in patterns:
-        matching = registry.match(pattern)
-        if not matching:
-            raise NoMatchError(pattern)
-        for model in matching:
-            selected[model.name] = model
-    return list(selected.values())
+    if all:
+        selected = {model.name: model for model in registry.load_all(errors)}
+    else:
+        for pattern in name.split(",") if name is not None else read_list_file(list_file):
+            before = len(errors)
+            matching = registry.match(pattern, errors)
+            if not matching and len(errors) == before:
+                unmatched.append(pattern)
+            for model in matching:
+                selected[model.name] = model
+    models = list(selected.values())
+    errors += output_path_conflicts(models)
+    unique = list({str(e): e for e in errors}.values())  # a model matched by two patterns fails once
+    if len(unique) == 1:
+        raise unique[0]
+    if unique:
+        raise RegistryErrors(unique)
+    if unmatched:
+        raise NoMatchError(unmatched[0])
+    return models
