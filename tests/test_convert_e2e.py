@@ -331,3 +331,27 @@ def test_full_disk_is_said_before_saving_not_blamed_on_the_model(small, small_tm
     assert "No IR was installed (the FP32 and FP16 folders are unchanged)" in result.stderr
     assert "does not match the registry" not in result.stderr
     assert not (small_tmpfs / "out" / "public" / NAME / "FP32").exists()
+
+
+def test_download_uses_the_downloaders_cache_with_the_origin_dead(small, tmp_path):
+    """--download passes --cache_dir (and the other downloader settings) through: with the files
+    in the cache and every origin URL dead, the model is fetched from the cache and converted."""
+    cache = tmp_path / "omz-cache"
+    fill = subprocess.run([command("omz-downloader"), "--name", NAME, "--registry", str(small.registry),
+                           "-o", str(tmp_path / "first"), "--cache_dir", str(cache)], capture_output=True,
+                          text=True, env=small.env)
+    assert fill.returncode == 0, fill.stdout + fill.stderr
+    dead = tmp_path / "dead-registry"
+    files = [(f, *file_digest(small.src / f), f"http://127.0.0.1:9/{f}") for f in (f"{NAME}.prototxt", f"{NAME}.caffemodel")]
+    write_model_yml(dead, NAME, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]},
+                    card_extra="  mparams: 0.006\n")
+    args = ["--name", NAME, "--registry", dead, "-d", tmp_path / "dl", "--precisions", "FP32", "--download"]
+    without = converter([*args, "--num_attempts", "1", "--timeout", "5"], small.env)
+    assert without.returncode == 1 and "downloading its files failed" in without.stderr
+    result = converter([*args, "--cache_dir", cache, "--offline"], small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "dl" / "public" / NAME / "FP32" / f"{NAME}.xml").is_file()
+    usage = converter(["--name", NAME, "--registry", dead, "--cache_dir", cache], small.env)
+    assert usage.returncode == 2 and "--cache_dir only apply with --download" in usage.stderr
+    bad = converter([*args, "--timeout", "soon"], small.env)
+    assert bad.returncode == 2 and "--timeout" in bad.stderr

@@ -45,19 +45,35 @@ def _jobs(ctx, param, value):
 @click.option("-j", "--jobs", default="1", show_default=True, callback=_jobs, metavar="N|auto",
               help="how many models to convert at once (memory permitting)")
 @click.option("--force", is_flag=True, help="convert again even when the IR is up to date")
-@click.option("--download", is_flag=True, help="fetch missing or unverified input files first")
+@click.option("--download", is_flag=True, help="fetch missing or unverified input files first (as omz-downloader "
+                                               "does; the five options below are its own)")
+@click.option("--cache_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="with --download: omz-downloader's content-addressed cache")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="with --download: try URL/<subdirectory>/<file> before the original source (repeatable; "
+                   "then $OMZ_MIRROR)")
+@click.option("--offline", is_flag=True,
+              help="with --download: no network connection, only files present or in the cache (also OMZ_OFFLINE=1)")
+@click.option("--num_attempts", type=click.IntRange(min=1), default=None, metavar="N",
+              help="with --download: attempts per file and source  [default: 3]")
+@click.option("--timeout", metavar="N|CONNECT,READ",
+              help="with --download: seconds to connect and between two reads (default $OMZ_TIMEOUT, else 15,60)")
 @click.option("--progress_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a status line on a terminal, plain lines otherwise; json: one event per line")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, download_dir, output_dir, precisions, python, mo,
-        extra_mo_args, dry_run, jobs, force, download, progress_format):
+        extra_mo_args, dry_run, jobs, force, download, cache_dir, mirrors, offline, num_attempts, timeout,
+        progress_format):
     """Convert the selected models to OpenVINO IR in DIR/<subdirectory>/<PRECISION>/, run Model
     Optimizer once per model (FP16 is derived from FP32), check the IR against the registry's
     model card, and skip models whose IR is up to date.
 
     Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
     2 usage error, 130 interrupted (no half-written IR is left behind).
+
+    Environment (with --download, as omz-downloader): OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT, HTTP(S)_PROXY.
     """
+    download_settings = _download_settings(download, cache_dir, mirrors, offline, num_attempts, timeout)
     try:
         models = resolve_models(name, list_file, all_models, print_all, registries)
         from omz_tools.convert.engine import Options, run
@@ -68,7 +84,8 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
-                      force=force, download=download, registries=list(registries))
+                      force=force, download=download, download_settings=download_settings,
+                      registries=list(registries))
     reporter = make_reporter(progress_format, jobs)
     try:
         result = run(models, options, reporter)
@@ -83,6 +100,28 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         click.echo("\n".join(failed_lines(result)), err=True)
     reporter.close()
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _download_settings(download, cache_dir, mirrors, offline, num_attempts, timeout) -> dict:
+    """--download's settings for omz_tools.download(), checked now (a bad value is a usage error)."""
+    given = {"--cache_dir": cache_dir is not None, "--mirror": bool(mirrors), "--offline": offline,
+             "--num_attempts": num_attempts is not None, "--timeout": timeout is not None}
+    if not download:
+        if any(given.values()):
+            raise click.UsageError(f"{', '.join(k for k, v in given.items() if v)} only apply with --download "
+                                   "(they are how it fetches missing input files)")
+        return {}
+    from omz_tools.download.options import NetLimits, RunOptions
+    from omz_tools.download.sources import SourceConfigError
+    try:
+        NetLimits.resolve(timeout)
+        RunOptions.resolve(None, mirrors, offline)
+    except SourceConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = {"cache_dir": cache_dir, "mirrors": list(mirrors), "offline": offline, "timeout": timeout}
+    if num_attempts is not None:
+        settings["num_attempts"] = num_attempts
+    return settings
 
 
 def main() -> None:

@@ -48,12 +48,15 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
             output_dir: Optional[Union[str, Path]] = None, precisions: Iterable[str] = ("FP32", "FP16"),
             registries: Iterable = (), download: bool = False, force: bool = False, jobs: int = 1,
             python: Optional[str] = None, mo: Optional[Union[str, Path]] = None,
-            extra_mo_args: Iterable[str] = (), progress: Union[bool, str, object] = False) -> dict:
+            extra_mo_args: Iterable[str] = (), progress: Union[bool, str, object] = False,
+            cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
+            num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None) -> dict:
     """Convert models to IR; reuses IR that is up to date.
 
     ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
     model is selected, else ``{model: {precision: Path}}``. ``download``: fetch missing inputs
-    first. ``progress``: False, True/"text" or "json". Raises :class:`ConversionError` naming
+    first, with ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts`` and ``timeout`` as
+    :func:`omz_tools.download` takes them. ``progress``: False, True/"text" or "json". Raises :class:`ConversionError` naming
     every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
     """
     from omz_tools.convert.progress import make_reporter
@@ -63,6 +66,7 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,
                       precisions=set(precisions), python=python, mo=Path(mo) if mo else None,
                       extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
+                      download_settings=_download_settings(cache_dir, mirrors, offline, num_attempts, timeout),
                       registries=[Path(r) for r in registries])
     reporter = make_reporter("text" if progress is True else progress, jobs)
     try:
@@ -77,14 +81,40 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     return result.successes
 
 
+def _log():
+    import logging
+    return logging.getLogger("omz_tools")
+
+
+def _load_progress(progress) -> tuple:
+    """(the downloader's progress, the converter's) for load(): see its docstring."""
+    if progress is None:
+        import sys
+        if sys.stderr.isatty() or sys.stdout.isatty():
+            return "text", "text"
+        from omz_tools.convert.progress import LoggingReporter
+        return False, LoggingReporter(_log())
+    return progress, progress
+
+
+def _download_settings(cache_dir, mirrors, offline, num_attempts, timeout) -> dict:
+    return {"cache_dir": cache_dir, "mirrors": list(mirrors or ()), "offline": offline,
+            "num_attempts": num_attempts, "timeout": timeout}
+
+
 def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str, Path]] = None,
          output_dir: Optional[Union[str, Path]] = None, registries: Iterable = (),
-         compile: Union[bool, str] = False, progress: Union[bool, str] = False, **convert_options):
+         compile: Union[bool, str] = False, progress: Union[bool, str, None] = None,
+         cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
+         num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None, **convert_options):
     """Download (if needed), convert (if needed) and return one model's IR, like ``from_pretrained``.
 
     Returns the Path of ``<output_dir>/<subdirectory>/<precision>/<name>.xml``, or with
     ``compile=True`` (CPU) or ``compile="GPU"`` etc. an ``openvino.CompiledModel``.
-    ``download_dir`` defaults to :func:`default_models_dir`.
+    ``download_dir`` defaults to :func:`default_models_dir`. ``cache_dir``, ``mirrors``,
+    ``offline``, ``num_attempts``, ``timeout``: as :func:`omz_tools.download` takes them.
+    ``progress``: by default (None) bars and lines on a terminal, else INFO records on the
+    ``omz_tools`` logger; False: nothing; "text" or "json" as the commands print them.
     """
     from omz_tools.registry import Registry
     registry = Registry.from_options([Path(r) for r in registries])
@@ -97,11 +127,15 @@ def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str
     if precision not in model.precisions:
         raise ConversionError(f"{name} has no {precision} IR; it converts to {', '.join(sorted(model.precisions))}")
     from omz_tools.download import download
-    fetched = download([model], output_dir=download_dir, progress=progress)
+    settings = _download_settings(cache_dir, mirrors, offline, num_attempts, timeout)
+    download_progress, convert_progress = _load_progress(progress)
+    if download_progress is False and convert_progress is not False:
+        _log().info("%s: checking its files in %s (fetching what is missing)", name, download_dir)
+    fetched = download([model], output_dir=download_dir, progress=download_progress, **settings)
     if fetched.failures:
         raise ConversionError("; ".join(f"{m}: {msg}" for m, msg in fetched.failures.items()))
     irs = convert(model, download_dir=download_dir, output_dir=output_dir, precisions=[precision],
-                  registries=registries, progress=progress, **convert_options)
+                  registries=registries, progress=convert_progress, **convert_options)
     xml = irs[precision]
     if not compile:
         return xml

@@ -60,6 +60,9 @@ class Options:
     jobs: int = 1
     force: bool = False
     download: bool = False
+    # --download's settings, as omz-downloader's flags (the library also reads OMZ_MIRROR,
+    # OMZ_OFFLINE and OMZ_TIMEOUT): cache_dir, mirrors, offline, num_attempts, timeout.
+    download_settings: dict = field(default_factory=dict)
     registries: list = field(default_factory=list)
     cache_root: Optional[Path] = None  # for the caffe_pb2 module (default ~/.cache/omz_tools)
     fast_caffe: bool = True  # False: MO's own parser (slow; for comparisons)
@@ -315,7 +318,16 @@ class Converter:
         if problems and options.download:
             self.reporter.phase(model.name, "download", ", ".join(name for name, _ in problems))
             from omz_tools.download import download
-            result = download([model], output_dir=options.download_dir)
+            from omz_tools.download.space import FolderNotWritable, NotEnoughSpace
+            try:
+                result = download([model], output_dir=options.download_dir, **options.download_settings)
+            except (ValueError, NotEnoughSpace, FolderNotWritable) as exc:
+                raise ModelFailed(f"downloading its files failed: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - cache.py is imported only with a cache
+                from omz_tools.download.cache import CacheError
+                if not isinstance(exc, CacheError):
+                    raise
+                raise ModelFailed(f"downloading its files failed: {exc}") from None
             if result.failures:
                 raise ModelFailed(f"downloading its files failed: {'; '.join(result.failures.values())}")
             problems = missing_inputs(model, options.download_dir)

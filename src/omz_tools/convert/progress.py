@@ -25,8 +25,79 @@ class Reporter:
     def skip(self, model: str, reason: str) -> None: ...
     def error(self, model: str, message: str, detail: str = "") -> None: ...
     def model_end(self, model: str, ok: bool, seconds: float, phases: dict) -> None: ...
+    def heartbeat(self, model: str, phase: str, seconds: float) -> None: ...
     def summary(self, result) -> None: ...
     def close(self) -> None: ...
+
+
+def installed_lines(result) -> list:
+    """Where each IR is, and the figures it was checked against (model card), one line per IR."""
+    lines = []
+    for outs in result.outcomes.values():
+        for outcome in outs:
+            if not outcome.ok or not outcome.irs:
+                continue
+            checked = _checked_text(outcome)
+            for precision, xml in outcome.irs.items():
+                lines.append(f"{outcome.model} {precision}: {xml}{checked}")
+    return lines
+
+
+def _checked_text(outcome) -> str:
+    figures = outcome.figures
+    if figures is None:
+        return ""
+    if not isinstance(figures, dict):
+        figures = {"inputs": figures.inputs, "outputs": figures.outputs, "params": figures.params,
+                   "gflops": figures.gflops}
+    card = getattr(outcome, "card", None) or {}
+    parts = []
+    for kind in ("inputs", "outputs"):
+        ports = figures.get(kind) or {}
+        if ports:
+            parts.append(f"{kind[:-1] if len(ports) == 1 else kind} " +
+                         ", ".join(f"{n} {'x'.join(map(str, shape))}" for n, shape in ports.items()))
+    if figures.get("params") is not None:
+        parts.append(f"{figures['params'] / 1e6:.3f} M parameters" +
+                     (f" (card {float(card['mparams']):.3f})" if "mparams" in card else ""))
+    if figures.get("gflops") is not None:
+        parts.append(f"{figures['gflops']:.3f} GFLOPs" + (f" (card {float(card['gflops']):.3f})" if "gflops" in card else ""))
+    backend = getattr(outcome, "backend", "")
+    return f" [{'; '.join(parts)}{'; ' + backend if backend else ''}]" if parts else ""
+
+
+class LoggingReporter(Reporter):
+    """Progress as records on a ``logging.Logger`` (``omz_tools.load()`` off a terminal)."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self._began: dict = {}
+
+    def _elapsed(self, model: str) -> float:
+        return time.monotonic() - self._began.get(model, time.monotonic())
+
+    def model_begin(self, model, precisions):
+        self._began[model] = time.monotonic()
+        self.logger.info("%s: converting to %s", model, ", ".join(precisions))
+
+    def phase(self, model, phase, detail=""):
+        self.logger.info("%s: %.1f s %s%s", model, self._elapsed(model), phase, f": {detail}" if detail else "")
+
+    def heartbeat(self, model, phase, seconds):
+        self.logger.info("%s: %s still running (%.0f s)", model, phase, seconds)
+
+    def skip(self, model, reason):
+        self.logger.info("%s: skipped: %s", model, reason)
+
+    def error(self, model, message, detail=""):
+        self.logger.error("%s: %s", model, message)
+
+    def model_end(self, model, ok, seconds, phases):
+        self.logger.info("%s: %s after %.1f s", model, "done" if ok else "FAILED", seconds)
+
+    def summary(self, result):
+        for line in installed_lines(result):
+            self.logger.info("%s", line)
 
 
 class JsonReporter(JsonLinesEmitter, Reporter):
