@@ -26,6 +26,7 @@ _LAZY = {
     "download": ("omz_tools.download", "download"),
     "convert": ("omz_tools.convert", "convert"),
     "load": ("omz_tools.convert", "load"),
+    "evaluate": ("omz_tools.accuracy", "evaluate"),
 }
 
 

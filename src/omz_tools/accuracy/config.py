@@ -1,0 +1,287 @@
+"""Open Model Zoo's ``accuracy-check.yml``, the classification subset.
+
+The file sits beside ``model.yml``. What is read (everything else is refused by name, so a protocol
+is never silently half-applied):
+
+- ``models[].launchers[]``: the entry whose launcher is ``dlsdk`` or ``openvino`` (the IR); entries
+  for the original framework (``caffe`` ...) are ignored. Launcher keys: ``framework``, ``adapter``
+  (``classification``, or ``{type: classification, output_blob: NAME}``), ``device``, ``tags``.
+- ``models[].datasets[]`` (exactly one): ``name``; ``preprocessing``: ``resize`` (``size`` or
+  ``dst_width``/``dst_height``, ``aspect_ratio_scale`` width|height|greater|fit_to_window,
+  ``interpolation`` NEAREST|LINEAR|CUBIC|AREA), ``crop`` (``size`` or ``dst_width``/``dst_height``,
+  ``central_fraction``), ``normalization`` (``mean``, ``std``: numbers), ``bgr_to_rgb``;
+  ``metrics``: ``type: accuracy`` with ``top_k``, ``name``, ``reference`` (a fraction, 0.78252) and
+  ``abs_threshold`` (the tolerance, a fraction).
+- ``class_order`` (ours, on the dataset): ``name``, ``count``, ``first`` (the class at index 0)
+  and ``sha256`` of the class ids (WordNet ids) joined by newlines, so a label file in another
+  order is caught instead of silently giving ~0.1 % accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+CONFIG_NAME = "accuracy-check.yml"
+IR_LAUNCHERS = ("dlsdk", "openvino")
+INTERPOLATIONS = ("NEAREST", "LINEAR", "CUBIC", "AREA")
+ASPECT_RATIO_SCALES = ("width", "height", "greater", "fit_to_window")
+
+
+class AccuracyConfigError(Exception):
+    """An accuracy-check.yml we cannot use; the message names the file, the key and what to do."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One preprocessing step: ``kind`` is resize, crop, normalization or bgr_to_rgb."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    top_k: int
+    reference: Optional[float]  # a fraction (0.78252), as Open Model Zoo writes it
+    abs_threshold: Optional[float]
+
+
+@dataclass(frozen=True)
+class ClassOrder:
+    name: str
+    count: int
+    first: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to evaluate one model: preprocessing, adapter output, metrics, class order."""
+
+    path: Path
+    dataset: str
+    steps: tuple
+    metrics: tuple
+    output_blob: Optional[str] = None
+    class_order: Optional[ClassOrder] = None
+
+    def describe(self) -> str:
+        return ", ".join(f"{s.kind}({', '.join(f'{k}={v}' for k, v in s.params.items())})" for s in self.steps)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Reader:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def error(self, key: str, problem: str) -> AccuracyConfigError:
+        return AccuracyConfigError(f"{self.path}: {key}: {problem}")
+
+    def unsupported(self, key: str, what: str) -> AccuracyConfigError:
+        return self.error(key, f"{what} is not supported by omz-accuracy-check (it reads the classification "
+                               "subset of Open Model Zoo's format: resize, crop, normalization, bgr_to_rgb, "
+                               "the classification adapter and top_k accuracy metrics)")
+
+    def mapping(self, key: str, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping, found {_show(value)}")
+        return value
+
+    def listing(self, key: str, value: Any) -> list:
+        if not isinstance(value, list) or not value:
+            raise self.error(key, f"expected a non-empty list, found {_show(value)}")
+        return value
+
+    def positive_int(self, key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.error(key, f"expected a positive integer, found {_show(value)}")
+        return value
+
+    def fraction(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise self.error(key, f"expected a fraction between 0 and 1 (0.78252 for 78.252 %), found {_show(value)}")
+        return float(value)
+
+    def numbers(self, key: str, value: Any) -> tuple:
+        """Open Model Zoo writes ``mean: 104, 117, 123`` (a string) or a list, or one number."""
+        items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+        try:
+            numbers = tuple(float(item) for item in items)
+        except (TypeError, ValueError):
+            if isinstance(value, str) and value.strip().isidentifier():
+                raise self.unsupported(key, f"the named preset {value!r}") from None
+            raise self.error(key, f"expected 1 or 3 numbers (e.g. 104, 117, 123), found {_show(value)}") from None
+        if len(numbers) not in (1, 3) or any(isinstance(item, bool) for item in items):
+            raise self.error(key, f"expected 1 or 3 numbers (e.g. 104, 117, 123), found {_show(value)}")
+        return numbers
+
+    def only(self, key: str, mapping: dict, allowed: tuple) -> None:
+        for name in mapping:
+            if name not in allowed:
+                raise self.unsupported(f"{key}.{name}", f"the key {name!r}")
+
+
+def _size(reader: _Reader, key: str, step: dict) -> tuple:
+    """(width, height) from ``size`` or ``dst_width``/``dst_height``."""
+    if "size" in step:
+        if "dst_width" in step or "dst_height" in step:
+            raise reader.error(key, "expected either size or dst_width/dst_height, found both")
+        size = reader.positive_int(f"{key}.size", step["size"])
+        return size, size
+    if "dst_width" not in step or "dst_height" not in step:
+        raise reader.error(key, "expected size, or both dst_width and dst_height")
+    return (reader.positive_int(f"{key}.dst_width", step["dst_width"]),
+            reader.positive_int(f"{key}.dst_height", step["dst_height"]))
+
+
+def _step(reader: _Reader, key: str, raw: Any) -> Step:
+    step = reader.mapping(key, raw)
+    kind = step.get("type")
+    if kind == "resize":
+        reader.only(key, step, ("type", "size", "dst_width", "dst_height", "aspect_ratio_scale", "interpolation",
+                                "use_pillow"))
+        if step.get("use_pillow"):
+            raise reader.unsupported(f"{key}.use_pillow", "resizing with Pillow")
+        width, height = _size(reader, key, step)
+        scale = step.get("aspect_ratio_scale")
+        if scale is not None and scale not in ASPECT_RATIO_SCALES:
+            raise reader.unsupported(f"{key}.aspect_ratio_scale", f"aspect_ratio_scale {scale!r}")
+        interpolation = str(step.get("interpolation", "LINEAR")).upper()
+        if interpolation not in INTERPOLATIONS:
+            raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r}")
+        return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale,
+                               "interpolation": interpolation})
+    if kind == "crop":
+        reader.only(key, step, ("type", "size", "dst_width", "dst_height", "central_fraction", "use_pillow"))
+        if step.get("use_pillow"):
+            raise reader.unsupported(f"{key}.use_pillow", "cropping with Pillow")
+        if "central_fraction" in step:
+            if any(k in step for k in ("size", "dst_width", "dst_height")):
+                raise reader.error(key, "expected either central_fraction or a size, found both")
+            fraction = reader.fraction(f"{key}.central_fraction", step["central_fraction"])
+            if fraction == 0:
+                raise reader.error(f"{key}.central_fraction", "expected a fraction above 0, found 0")
+            return Step("crop", {"central_fraction": fraction})
+        width, height = _size(reader, key, step)
+        return Step("crop", {"width": width, "height": height})
+    if kind == "normalization":
+        reader.only(key, step, ("type", "mean", "std"))
+        if "mean" not in step and "std" not in step:
+            raise reader.error(key, "expected mean and/or std, found neither")
+        mean = reader.numbers(f"{key}.mean", step["mean"]) if "mean" in step else None
+        std = reader.numbers(f"{key}.std", step["std"]) if "std" in step else None
+        if std is not None and any(value == 0 for value in std):
+            raise reader.error(f"{key}.std", f"expected non-zero values, found {_show(step['std'])}")
+        return Step("normalization", {"mean": mean, "std": std})
+    if kind == "bgr_to_rgb":
+        reader.only(key, step, ("type",))
+        return Step("bgr_to_rgb")
+    if kind is None:
+        raise reader.error(f"{key}.type", "expected a preprocessing type, found no such key")
+    raise reader.unsupported(f"{key}.type", f"the preprocessing step {kind!r}")
+
+
+def _metric(reader: _Reader, key: str, raw: Any) -> Metric:
+    metric = reader.mapping(key, raw)
+    reader.only(key, metric, ("type", "name", "top_k", "reference", "abs_threshold", "presenter"))
+    if metric.get("type") != "accuracy":
+        raise reader.unsupported(f"{key}.type", f"the metric {metric.get('type')!r}")
+    top_k = reader.positive_int(f"{key}.top_k", metric.get("top_k", 1))
+    reference = reader.fraction(f"{key}.reference", metric["reference"]) if "reference" in metric else None
+    threshold = (reader.fraction(f"{key}.abs_threshold", metric["abs_threshold"])
+                 if "abs_threshold" in metric else None)
+    return Metric(name=str(metric.get("name", f"accuracy@top{top_k}")), top_k=top_k, reference=reference,
+                  abs_threshold=threshold)
+
+
+def _class_order(reader: _Reader, key: str, raw: Any) -> ClassOrder:
+    order = reader.mapping(key, raw)
+    reader.only(key, order, ("name", "count", "first", "sha256"))
+    digest = order.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise reader.error(f"{key}.sha256", f"expected 64 lower-case hex digits, found {_show(digest)}")
+    return ClassOrder(name=str(order.get("name", "")), count=reader.positive_int(f"{key}.count", order.get("count")),
+                      first=str(order.get("first", "")), sha256=digest)
+
+
+def parse(data: Any, path: Path) -> Protocol:
+    """Validate a loaded accuracy-check.yml and return the IR's protocol."""
+    reader = _Reader(path)
+    top = reader.mapping("(top level)", data)
+    models = reader.listing("models", top.get("models"))
+    for i, raw_model in enumerate(models):
+        entry = reader.mapping(f"models[{i}]", raw_model)
+        launchers = reader.listing(f"models[{i}].launchers", entry.get("launchers"))
+        for j, raw_launcher in enumerate(launchers):
+            launcher = reader.mapping(f"models[{i}].launchers[{j}]", raw_launcher)
+            if launcher.get("framework") in IR_LAUNCHERS:
+                return _ir_protocol(reader, f"models[{i}]", entry, f"models[{i}].launchers[{j}]", launcher)
+    raise reader.error("models", f"expected an entry with a launcher whose framework is one of "
+                                 f"{', '.join(IR_LAUNCHERS)} (the OpenVINO IR), found none")
+
+
+def _ir_protocol(reader: _Reader, key: str, entry: dict, launcher_key: str, launcher: dict) -> Protocol:
+    reader.only(launcher_key, launcher, ("framework", "adapter", "device", "tags", "batch", "model", "weights"))
+    adapter = launcher.get("adapter")
+    output_blob = None
+    if isinstance(adapter, dict):
+        reader.only(f"{launcher_key}.adapter", adapter, ("type", "output_blob"))
+        output_blob = adapter.get("output_blob")
+        adapter = adapter.get("type")
+    if adapter != "classification":
+        raise reader.unsupported(f"{launcher_key}.adapter", f"the adapter {adapter!r}")
+    datasets = reader.listing(f"{key}.datasets", entry.get("datasets"))
+    if len(datasets) != 1:
+        raise reader.unsupported(f"{key}.datasets", f"evaluating on {len(datasets)} datasets at once")
+    dataset = reader.mapping(f"{key}.datasets[0]", datasets[0])
+    dkey = f"{key}.datasets[0]"
+    reader.only(dkey, dataset, ("name", "preprocessing", "metrics", "class_order", "reader"))
+    if dataset.get("reader", "opencv_imread") not in ("opencv_imread", {"type": "opencv_imread"}):
+        raise reader.unsupported(f"{dkey}.reader", f"the image reader {dataset.get('reader')!r}")
+    name = dataset.get("name")
+    if not isinstance(name, str) or not name:
+        raise reader.error(f"{dkey}.name", f"expected the dataset's name, found {_show(name)}")
+    for section in ("preprocessing", "metrics"):
+        if section not in dataset:
+            raise reader.error(f"{dkey}.{section}", f"expected this key, found none: Open Model Zoo took a missing "
+                                                    f"{section} from its global dataset_definitions.yml, which "
+                                                    "omz_tools does not read; write it here")
+    steps = tuple(_step(reader, f"{dkey}.preprocessing[{n}]", raw)
+                  for n, raw in enumerate(reader.listing(f"{dkey}.preprocessing", dataset["preprocessing"])))
+    metrics = tuple(_metric(reader, f"{dkey}.metrics[{n}]", raw)
+                    for n, raw in enumerate(reader.listing(f"{dkey}.metrics", dataset["metrics"])))
+    class_order = _class_order(reader, f"{dkey}.class_order", dataset["class_order"]) if "class_order" in dataset \
+        else None
+    return Protocol(path=reader.path, dataset=name, steps=steps, metrics=metrics, output_blob=output_blob,
+                    class_order=class_order)
+
+
+def load(path: Path) -> Protocol:
+    """Read and validate ``path``; raises :class:`AccuracyConfigError`."""
+    import yaml
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AccuracyConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise AccuracyConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse(data, Path(path))
+
+
+def for_model(model) -> Protocol:
+    """The protocol of a registry model (its accuracy-check.yml beside model.yml)."""
+    path = Path(model.config_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise AccuracyConfigError(f"model {model.name} has no {CONFIG_NAME} in {model.config_dir}: its registry "
+                                  "entry says nothing about how to evaluate it; write one (see the README's "
+                                  "omz-accuracy-check section)")
+    return load(path)

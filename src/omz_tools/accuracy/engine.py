@@ -1,0 +1,254 @@
+"""Evaluating IRs: images decoded and preprocessed on a thread pool while OpenVINO's asynchronous
+infer requests run the model, top-k counted per image, figures compared with the references.
+
+The pipeline keeps a bounded window of images in flight (decoding ahead of inference by about
+two images per worker and request), so memory stays flat on 50,000 images. OpenCV and OpenVINO
+release the GIL in their heavy calls, so the decode threads and the inference streams overlap.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from omz_tools.accuracy.config import Protocol
+from omz_tools.accuracy.preprocess import ImageError, prepare
+
+# Default tolerances (fractions, i.e. 0.005 = 0.5 percentage points) between a full run's figures and
+# the references; quantized IR is allowed the usual 1 point of post-training quantization.
+DEFAULT_TOLERANCE = 0.005
+DEFAULT_TOLERANCE_INT8 = 0.01
+PRECISION_ORDER = ("FP32", "FP16", "FP16-INT8", "FP32-INT8")
+
+
+class EvaluationError(Exception):
+    """The IR cannot be evaluated (missing, unreadable, does not fit the protocol)."""
+
+
+@dataclass
+class MetricResult:
+    name: str
+    top_k: int
+    correct: int
+    value: Optional[float]  # fraction; None when no image was evaluated
+    reference: Optional[float]
+    difference: Optional[float]
+    tolerance: float
+    within: Optional[bool]
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "top_k": self.top_k, "correct": self.correct, "value": self.value,
+                "reference": self.reference, "difference": self.difference, "tolerance": self.tolerance,
+                "within_tolerance": self.within}
+
+
+@dataclass
+class PrecisionResult:
+    precision: str
+    xml: Path
+    images: int  # images the run was asked to evaluate
+    evaluated: int
+    unreadable: list = field(default_factory=list)  # [(path, message)]
+    metrics: list = field(default_factory=list)  # [MetricResult]
+    verdict: str = ""  # ok, failed, partial, incomplete, no reference
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("ok", "partial", "no reference")
+
+    @property
+    def images_per_second(self) -> float:
+        return self.evaluated / self.seconds if self.seconds > 0 else 0.0
+
+    def metric(self, top_k: int) -> Optional[MetricResult]:
+        return next((m for m in self.metrics if m.top_k == top_k), None)
+
+    def as_dict(self) -> dict:
+        return {"precision": self.precision, "xml": str(self.xml), "images": self.images,
+                "evaluated": self.evaluated, "unreadable": len(self.unreadable),
+                "metrics": [m.as_dict() for m in self.metrics], "verdict": self.verdict,
+                "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2)}
+
+
+@dataclass
+class EvaluationResult:
+    model: str
+    dataset: str
+    results: dict = field(default_factory=dict)  # precision -> PrecisionResult
+    total_images: int = 0  # lines of the annotation
+    limited: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results.values())
+
+    def as_dict(self) -> dict:
+        unreadable = sorted({(str(p), m) for r in self.results.values() for p, m in r.unreadable})
+        return {"model": self.model, "dataset": self.dataset, "successful": self.ok,
+                "annotation_images": self.total_images, "partial": self.limited,
+                "results": [r.as_dict() for r in self.results.values()],
+                "unreadable": [{"image": p, "message": m} for p, m in unreadable]}
+
+
+class Reporter:
+    """Silent reporter (the Python API's default); see omz_tools.accuracy.progress."""
+
+    def begin(self, model: str, precision: str, xml: Path, images: int, requests: int) -> None: ...
+    def progress(self, model: str, precision: str, done: int, total: int, rate: float, eta: Optional[float]) -> None: ...
+    def image_error(self, model: str, precision: str, image: Path, message: str) -> None: ...
+    def end(self, model: str, result: PrecisionResult) -> None: ...
+    def summary(self, result: EvaluationResult) -> None: ...
+    def close(self) -> None: ...
+
+
+def _output_index(model, protocol: Protocol, xml: Path) -> int:
+    names = [sorted(o.get_names()) for o in model.outputs]
+    if protocol.output_blob is not None:
+        for index, output in enumerate(model.outputs):
+            if protocol.output_blob in output.get_names():
+                return index
+        raise EvaluationError(f"{xml}: the adapter's output_blob {protocol.output_blob!r} is not an output of the IR "
+                              f"(outputs: {names})")
+    if len(model.outputs) != 1:
+        raise EvaluationError(f"{xml}: the IR has {len(model.outputs)} outputs {names}; name the classification "
+                              f"one with adapter: {{type: classification, output_blob: NAME}} in {protocol.path.name}")
+    return 0
+
+
+def ir_classes(xml: Path, protocol: Protocol) -> int:
+    """Number of classes of the IR's classification output (for range-checking the annotation)."""
+    import openvino as ov
+    model = _read(ov.Core(), xml)
+    shape = model.outputs[_output_index(model, protocol, xml)].get_partial_shape()
+    if shape.is_dynamic:
+        raise EvaluationError(f"{xml}: the classification output has a dynamic shape {shape}")
+    return int(np.prod([d for d in shape.to_shape()[1:]]))
+
+
+def _read(core, xml: Path):
+    try:
+        return core.read_model(str(xml))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EvaluationError(f"{xml}: OpenVINO cannot read this IR: {first}") from None
+
+
+def run_precision(model_name: str, precision: str, xml: Path, samples: list, protocol: Protocol, *,
+                  jobs: int, reporter: Reporter, device: str = "CPU", tolerance: Optional[float] = None,
+                  card: Optional[dict] = None, partial: bool = False) -> PrecisionResult:
+    """Evaluate one IR on ``samples`` (all carrying labels)."""
+    import openvino as ov
+    core = ov.Core()
+    model = _read(core, xml)
+    if len(model.inputs) != 1:
+        raise EvaluationError(f"{xml}: the IR has {len(model.inputs)} inputs; a classification protocol feeds one")
+    input_shape = model.inputs[0].get_partial_shape()
+    if input_shape.is_dynamic:
+        raise EvaluationError(f"{xml}: the input has a dynamic shape {input_shape}; expected a static NCHW shape")
+    shape = list(input_shape.to_shape())
+    out_index = _output_index(model, protocol, xml)
+    compiled = core.compile_model(model, device, {"PERFORMANCE_HINT": "THROUGHPUT"})
+    try:
+        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    except RuntimeError:
+        requests = 2
+    requests = max(1, requests)
+    max_k = max(m.top_k for m in protocol.metrics)
+    count = len(samples)
+    top = np.full((count, max_k), -1, dtype=np.int64)
+    done = np.zeros(count, dtype=bool)
+    finished = [0]
+    lock = threading.Lock()
+
+    def on_done(request, index):
+        scores = request.get_output_tensor(out_index).data.reshape(-1)
+        # A stable sort: equal scores rank by class index, as numpy's argsort in OMZ's adapter.
+        top[index] = np.argsort(-scores, kind="stable")[:max_k]
+        done[index] = True
+        with lock:
+            finished[0] += 1
+
+    queue = ov.AsyncInferQueue(compiled, requests)
+    queue.set_callback(on_done)
+    reporter.begin(model_name, precision, xml, count, requests)
+    unreadable = []
+    start = time.monotonic()
+    last_report = start
+    depth = requests + 2 * jobs
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="omz-decode") as pool:
+        window: collections.deque = collections.deque()
+        pending = iter(enumerate(samples))
+
+        def refill():
+            while len(window) < depth:
+                item = next(pending, None)
+                if item is None:
+                    return
+                index, sample = item
+                window.append((index, sample, pool.submit(prepare, sample.path, protocol.steps, shape)))
+        try:
+            refill()
+            while window:
+                index, sample, future = window.popleft()
+                refill()
+                try:
+                    tensor = future.result()
+                except ImageError as exc:
+                    unreadable.append((sample.path, str(exc)))
+                    reporter.image_error(model_name, precision, sample.path, str(exc))
+                    continue
+                queue.start_async({0: tensor}, index)
+                now = time.monotonic()
+                if now - last_report >= 1.0:
+                    last_report = now
+                    with lock:
+                        completed = finished[0]
+                    rate = completed / (now - start) if completed else 0.0
+                    left = count - completed - len(unreadable)
+                    reporter.progress(model_name, precision, completed, count, rate, left / rate if rate else None)
+            queue.wait_all()
+        except BaseException:
+            for _, _, future in window:
+                future.cancel()
+            raise
+    seconds = time.monotonic() - start
+    evaluated = int(done.sum())
+    labels = np.array([s.label for s in samples], dtype=np.int64)
+    metrics = []
+    for metric in protocol.metrics:
+        correct = int(((top[:, :metric.top_k] == labels[:, None]).any(axis=1) & done).sum())
+        value = correct / evaluated if evaluated else None
+        reference = metric.reference
+        if reference is None and card and metric.top_k in (1, 5) and f"top{metric.top_k}" in card:
+            reference = float(card[f"top{metric.top_k}"]) / 100
+        if metric.abs_threshold is not None:
+            tol = metric.abs_threshold
+        elif tolerance is not None:
+            tol = tolerance
+        else:
+            tol = DEFAULT_TOLERANCE_INT8 if "INT" in precision else DEFAULT_TOLERANCE
+        difference = None if value is None or reference is None else value - reference
+        # 1e-9: the figures are ratios of integers, compared with references written to 5 digits.
+        within = None if difference is None else abs(difference) <= tol + 1e-9
+        metrics.append(MetricResult(metric.name, metric.top_k, correct, value, reference, difference, tol, within))
+    result = PrecisionResult(precision, xml, count, evaluated, unreadable, metrics, seconds=seconds)
+    if unreadable or evaluated < count:
+        result.verdict = "incomplete"
+    elif partial:
+        result.verdict = "partial"
+    elif all(m.within is None for m in metrics):
+        result.verdict = "no reference"
+    elif all(m.within is not False for m in metrics):
+        result.verdict = "ok"
+    else:
+        result.verdict = "failed"
+    reporter.end(model_name, result)
+    return result

@@ -1,0 +1,117 @@
+"""Image reading and preprocessing as Open Model Zoo's accuracy checker does it (OpenCV, BGR uint8).
+
+``prepare(path, steps)`` returns an NCHW float32 array for the IR (batch of one). The arithmetic
+follows the accuracy checker: ``cv2.imread`` (BGR, 8 bits), ``cv2.resize`` with the requested
+interpolation, a center crop with ``(size - crop) // 2`` offsets (a too small image is first
+enlarged so the crop fits), ``(x - mean) / std`` in float32, and ``cv2.cvtColor`` for bgr_to_rgb.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from omz_tools.accuracy.config import Step
+
+
+class ImageError(Exception):
+    """An image that cannot be read or decoded; the message says which and why."""
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImageError(f"OpenCV is not installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+                         "(or opencv-python-headless)") from None
+    return cv2
+
+
+def read_image(path: Path) -> np.ndarray:
+    """BGR uint8 HxWx3, as ``cv2.imread(path, IMREAD_COLOR)``; raises :class:`ImageError`."""
+    cv2 = _cv2()
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    # imdecode from bytes, not imread: imread says nothing about why it failed.
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        kind = "an empty file" if not data else f"{len(data)} bytes starting {data[:8]!r}"
+        raise ImageError(f"{path}: not an image OpenCV can decode ({kind})")
+    return image
+
+
+def _resize_to(step: Step, width: int, height: int) -> tuple:
+    dst_w, dst_h = step.params["width"], step.params["height"]
+    scale = step.params["aspect_ratio_scale"]
+    if scale == "width":
+        return int(dst_w * width / height), dst_h
+    if scale == "height":
+        return dst_w, int(dst_h * height / width)
+    if scale == "greater":
+        return (dst_w, int(dst_h * height / width)) if height > width else (int(dst_w * width / height), dst_h)
+    if scale == "fit_to_window":
+        ratio = min(dst_h / height, dst_w / width)
+        return int(ratio * width), int(ratio * height)
+    return dst_w, dst_h
+
+
+def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
+    """Apply the steps to an HxWxC image; uint8 until a normalization makes it float32."""
+    cv2 = _cv2()
+    for step in steps:
+        if step.kind == "resize":
+            height, width = image.shape[:2]
+            size = _resize_to(step, width, height)
+            image = cv2.resize(image, size, interpolation=getattr(cv2, f"INTER_{step.params['interpolation']}"))
+        elif step.kind == "crop":
+            height, width = image.shape[:2]
+            if "central_fraction" in step.params:
+                fraction = step.params["central_fraction"]
+                dst_w, dst_h = int(width * fraction), int(height * fraction)
+            else:
+                dst_w, dst_h = step.params["width"], step.params["height"]
+                if width < dst_w or height < dst_h:
+                    grown = np.array([width, height], dtype=np.float64)
+                    if grown[0] < dst_w:
+                        grown = grown * dst_w / grown[0]
+                    if grown[1] < dst_h:
+                        grown = grown * dst_h / grown[1]
+                    image = cv2.resize(image, tuple(int(v) for v in np.ceil(grown)))
+                    height, width = image.shape[:2]
+            top, left = (height - dst_h) // 2, (width - dst_w) // 2
+            image = image[top:top + dst_h, left:left + dst_w]
+        elif step.kind == "normalization":
+            image = image.astype(np.float32)
+            if step.params["mean"] is not None:
+                image -= np.asarray(step.params["mean"], dtype=np.float32)
+            if step.params["std"] is not None:
+                image /= np.asarray(step.params["std"], dtype=np.float32)
+        elif step.kind == "bgr_to_rgb":
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        else:  # config.parse admits no other kind
+            raise ValueError(f"unknown preprocessing step {step.kind!r}")
+    return image
+
+
+def to_input(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """HxWxC -> 1xCxHxW float32, checked against the IR input's static shape."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if len(shape) == 4 and shape[1] in (1, 3) and image.shape[:2] != tuple(shape[2:]):
+        raise ImageError(f"preprocessing gives {image.shape[1]}x{image.shape[0]} images, but the IR's input is "
+                         f"{shape[3]}x{shape[2]} (NCHW {list(shape)}): the accuracy-check.yml does not match "
+                         "the model")
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def prepare(path: Path, steps: Sequence[Step], shape: Sequence[int]) -> np.ndarray:
+    """Read, preprocess and lay out one image for the IR."""
+    return to_input(apply(read_image(path), steps), shape)

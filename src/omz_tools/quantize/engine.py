@@ -1,0 +1,320 @@
+"""The quantization pipeline: check, plan (skip when up to date), calibrate, save, verify, install."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from omz_tools.jsonlines import JsonLinesEmitter
+
+PRECISION = "FP16-INT8"  # Open Model Zoo's name for INT8 IR with FP16 floating-point weights
+RECORD_NAME = ".omz_quantized.json"
+RECIPE = 1  # bump when the recipe changes, to redo old output
+PRESETS = ("performance", "mixed")
+TARGET_DEVICES = ("ANY", "CPU", "GPU", "NPU", "CPU_SPR")
+
+
+class QuantizeError(Exception):
+    """The model cannot be quantized; the message says why and what to try."""
+
+
+@dataclass
+class QuantizeResult:
+    model: str
+    xml: Path
+    skipped: bool = False  # up to date
+    dry_run: bool = False
+    calibration_images: int = 0
+    validation_images: int = 0
+    fake_quantize: int = 0
+    seconds: float = 0.0
+    plan: list = field(default_factory=list)  # what --dry_run prints
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "xml": str(self.xml), "skipped": self.skipped, "dry_run": self.dry_run,
+                "calibration_images": self.calibration_images, "validation_images": self.validation_images,
+                "fake_quantize": self.fake_quantize, "seconds": round(self.seconds, 3)}
+
+
+class Reporter:
+    def line(self, model: str, phase: str, message: str) -> None: ...
+    def end(self, result: QuantizeResult) -> None: ...
+
+
+class TextReporter(Reporter):
+    def line(self, model, phase, message):
+        print(f"{model}: {message}", flush=True)
+
+    def end(self, result):
+        if result.dry_run:
+            return
+        if result.skipped:
+            print(f"{result.model}: {PRECISION} is up to date: {result.xml}", flush=True)
+        else:
+            print(f"{result.model}: wrote {result.xml} ({result.fake_quantize} FakeQuantize, calibrated on "
+                  f"{result.calibration_images} images) in {result.seconds:.1f} s", flush=True)
+
+
+class JsonReporter(JsonLinesEmitter, Reporter):
+    def line(self, model, phase, message):
+        self.emit("quantization_phase", model=model, phase=phase, message=message)
+
+    def end(self, result):
+        self.emit("quantization_end", successful=True, **result.as_dict())
+
+
+def make_reporter(progress) -> Reporter:
+    if progress in (None, False):
+        return Reporter()
+    return JsonReporter() if progress == "json" else TextReporter()
+
+
+def is_quantizable(model) -> bool:
+    # PyYAML reads `quantizable: yes` as True; a quoted "yes" stays a string.
+    return model.quantizable is True or str(model.quantizable).lower() == "yes"
+
+
+def _stat(path: Path) -> Optional[dict]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _version(package: str) -> Optional[str]:
+    from importlib import metadata
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _read_record(folder: Path) -> Optional[dict]:
+    try:
+        return json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _up_to_date(target: Path, name: str, key: dict) -> bool:
+    record = _read_record(target)
+    if not record or record.get("key") != key:
+        return False
+    return record.get("outputs") == {ext: _stat(target / f"{name}.{ext}") for ext in ("xml", "bin")}
+
+
+def _fsync_tree(folder: Path) -> None:
+    from omz_tools.download.durable import fsync_dir, fsync_file
+    for entry in folder.iterdir():
+        if entry.is_file():
+            fsync_file(entry)
+    fsync_dir(folder)
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Rename ``staged`` to ``target``: at every moment ``target`` is the old folder, absent, or the new one."""
+    from omz_tools.download.durable import fsync_dir
+    _fsync_tree(staged)
+    old = staged.with_name(staged.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(staged, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _decode(samples: list, steps, shape, jobs: int) -> list:
+    """Preprocessed inputs for ``samples``; every unreadable image is named in one QuantizeError."""
+    from omz_tools.accuracy.preprocess import ImageError, prepare
+
+    def one(sample):
+        try:
+            return prepare(sample.path, steps, shape), None
+        except ImageError as exc:
+            return None, str(exc)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="omz-decode") as pool:
+        results = list(pool.map(one, samples))
+    errors = [message for _, message in results if message]
+    if errors:
+        listed = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+        raise QuantizeError(f"{len(errors)} of {len(samples)} images cannot be used: {listed}. Nothing was written; "
+                            "remove them from the dataset (or the annotation) and run again")
+    return [tensor for tensor, _ in results]
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """NNCF prints progress bars on stdout; with JSON events stdout must stay pure JSON."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(1)
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str, Path]] = None,
+             converted_dir: Union[str, Path] = ".", output_dir: Optional[Union[str, Path]] = None,
+             subset_size: int = 300, preset: str = "performance", target_device: str = "CPU",
+             max_drop: Optional[float] = None, validation_size: int = 1000, dry_run: bool = False,
+             force: bool = False, jobs: Optional[int] = None, registries: Iterable = (),
+             progress: Union[bool, str, Reporter] = False) -> QuantizeResult:
+    """Quantize one model's FP32 IR to ``<output_dir>/<subdirectory>/FP16-INT8/<name>.xml``.
+
+    ``output_dir`` defaults to ``converted_dir``. ``max_drop``: the largest top-1 drop (a fraction,
+    0.01 = 1 point) allowed by NNCF's accuracy-aware path; needs ``annotation``. Raises
+    :class:`QuantizeError` (and the accuracy package's errors for the data and its protocol).
+    """
+    from omz_tools.accuracy import config, dataset as ds, find_model, ir_path
+
+    started = time.monotonic()
+    model = find_model(name, registries)
+    reporter = progress if isinstance(progress, Reporter) else make_reporter("text" if progress is True else progress)
+    if model.is_composite:
+        raise QuantizeError(f"{model.name} is a composite model; quantize its stages one by one")
+    if not is_quantizable(model):
+        raise QuantizeError(f"{model.name} is not marked 'quantizable: yes' in {model.config_dir / 'model.yml'}: "
+                            "Open Model Zoo did not validate post-training INT8 for it, so omz-quantizer refuses it. "
+                            "Use its FP32/FP16 IR, or quantize it with NNCF yourself and check it with "
+                            "omz-accuracy-check")
+    if preset not in PRESETS:
+        raise QuantizeError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if target_device not in TARGET_DEVICES:
+        raise QuantizeError(f"unknown target device {target_device!r}; expected one of {', '.join(TARGET_DEVICES)}")
+    if subset_size < 1:
+        raise QuantizeError(f"subset_size must be 1 or more, got {subset_size}")
+    if max_drop is not None and annotation is None:
+        raise QuantizeError("--max_drop needs --annotation: the accuracy-aware path measures top-1 on labelled images")
+    if max_drop is not None and not 0 < max_drop < 1:
+        raise QuantizeError(f"max_drop is a fraction between 0 and 1 (0.01 = 1 point of top-1), got {max_drop}")
+    protocol = config.for_model(model)
+    converted_dir = Path(converted_dir)
+    source = ir_path(model, converted_dir, "FP32")
+    if not source.is_file() or not source.with_suffix(".bin").is_file():
+        raise QuantizeError(f"no FP32 IR of {model.name} at {source}: quantization starts from it. Pass the "
+                            f"converter's output folder with -d, or create it: omz-converter --name {model.name} "
+                            f"-o {converted_dir} (after omz-downloader)")
+    if annotation is not None:
+        from omz_tools.accuracy.engine import ir_classes
+        samples = ds.read_annotation(Path(annotation), Path(dataset), ir_classes(source, protocol))
+    else:
+        samples = ds.list_images(Path(dataset))
+    calibration = ds.spread(samples, subset_size)
+    validation = ds.spread(samples, validation_size) if max_drop is not None else []
+    target = Path(output_dir if output_dir is not None else converted_dir) / model.subdirectory / PRECISION
+    xml = target / f"{model.name}.xml"
+    dataset_root = Path(dataset).resolve()
+
+    def listing(items):
+        return [[str(s.path.resolve().relative_to(dataset_root)) if s.path.resolve().is_relative_to(dataset_root)
+                 else str(s.path), _stat(s.path), s.label] for s in items]
+    key = {
+        "recipe": RECIPE, "model": model.name, "precision": PRECISION,
+        "source": {"xml": str(source.resolve()), **{ext: _stat(source.with_suffix(f".{ext}")) for ext in ("xml", "bin")}},
+        "preprocessing": protocol.describe(), "calibration": listing(calibration), "validation": listing(validation),
+        "options": {"preset": preset, "target_device": target_device, "subset_size": subset_size,
+                    "max_drop": max_drop},
+        "versions": {"openvino": _version("openvino"), "nncf": _version("nncf"), "omz_tools": _version("omz-tools")},
+    }
+    result = QuantizeResult(model=model.name, xml=xml, calibration_images=len(calibration),
+                            validation_images=len(validation))
+    method = "nncf.quantize_with_accuracy_control" if max_drop is not None else "nncf.quantize"
+    result.plan = [
+        f"source: {source}",
+        f"output: {xml}",
+        f"calibration: {len(calibration)} of {len(samples)} images in {dataset} ({protocol.describe()})",
+        f"{method}(preset={preset}, target_device={target_device}, subset_size={len(calibration)}"
+        + (f", max_drop={max_drop}, validation on {len(validation)} images)" if max_drop is not None else ")"),
+        f"save: openvino.save_model(..., compress_to_fp16=True), then rename into {target}",
+    ]
+    if dry_run:
+        result.dry_run = True
+        for line in result.plan:
+            reporter.line(model.name, "plan", line)
+        return result
+    if not force and _up_to_date(target, model.name, key):
+        result.skipped = True
+        result.seconds = time.monotonic() - started
+        reporter.end(result)
+        return result
+    if _version("nncf") is None:
+        raise QuantizeError(f"NNCF is not installed in {sys.executable}; install it with: "
+                            "pip install 'omz-tools[quantize]'")
+    import openvino as ov
+
+    core = ov.Core()
+    ov_model = core.read_model(str(source))
+    shape = list(ov_model.inputs[0].get_partial_shape().to_shape())
+    jobs = jobs or max(1, min(4, os.cpu_count() or 1))
+    reporter.line(model.name, "decode", f"preprocessing {len(calibration) + len(validation)} images")
+    calibration_data = _decode(calibration, protocol.steps, shape, jobs)
+    validation_data = list(zip(_decode(validation, protocol.steps, shape, jobs), [s.label for s in validation]))
+    reporter.line(model.name, "calibrate", f"{method} on {len(calibration)} images (preset {preset}, {target_device})")
+    quiet = isinstance(reporter, JsonReporter)
+    with _quiet_stdout(quiet):
+        quantized = _run_nncf(ov_model, calibration_data, validation_data, preset=preset, target_device=target_device,
+                              max_drop=max_drop)
+    staged = target.parent / f".{PRECISION}.tmp-{os.getpid()}"
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        staged.mkdir(parents=True)
+        ov.save_model(quantized, str(staged / f"{model.name}.xml"), compress_to_fp16=True)
+        reloaded = core.read_model(str(staged / f"{model.name}.xml"))
+        result.fake_quantize = sum(1 for op in reloaded.get_ops() if op.get_type_name() == "FakeQuantize")
+        if result.fake_quantize == 0:
+            raise QuantizeError(f"NNCF quantized nothing in {model.name} (no FakeQuantize in the result); "
+                                f"nothing was written at {target}")
+        core.compile_model(reloaded, "CPU")  # the IR must load, or it is not installed
+        record = {"format": 1, "key": key,
+                  "outputs": {ext: _stat(staged / f"{model.name}.{ext}") for ext in ("xml", "bin")},
+                  "fake_quantize": result.fake_quantize}
+        (staged / RECORD_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        _install(staged, target)
+    except OSError as exc:
+        raise QuantizeError(f"cannot write {exc.filename or staged}: {exc.strerror or exc}. Nothing was put at "
+                            f"{target}; check the permissions and free space there, or choose another -o") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    reporter.end(result)
+    return result
+
+
+def _run_nncf(ov_model, calibration: list, validation: list, *, preset: str, target_device: str,
+              max_drop: Optional[float]):
+    import logging
+
+    import nncf
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    name = ov_model.inputs[0].get_any_name()
+    calibration_dataset = nncf.Dataset(calibration, lambda tensor: {name: tensor})
+    options = dict(preset=nncf.QuantizationPreset(preset), target_device=nncf.TargetDevice(target_device),
+                   subset_size=len(calibration))
+    if max_drop is None:
+        return nncf.quantize(ov_model, calibration_dataset, **options)
+    import numpy as np
+
+    def top1(compiled, items) -> float:
+        output = compiled.output(0)
+        hits = [int(np.argmax(compiled({name: tensor})[output])) == label for tensor, label in items]
+        return float(np.mean(hits)) if hits else 0.0
+    validation_dataset = nncf.Dataset(validation)
+    return nncf.quantize_with_accuracy_control(ov_model, calibration_dataset, validation_dataset, top1,
+                                               max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **options)

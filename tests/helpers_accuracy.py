@@ -1,0 +1,141 @@
+"""Fixtures for the accuracy-check and quantizer tests: a small SE-ResNet (random, well-scaled weights)
+in a test registry with an accuracy-check.yml, converted to IR by the project's converter, and
+synthetic images written with OpenCV.
+
+The small net takes 64x64 inputs and has 10 classes; its protocol resizes to 72x72 and center-crops
+64x64 (the mean is baked into the IR as for se-resnet-101). Its class order is ten made-up ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import command
+from helpers_caffe import (
+    SMALL_CLASSES, SMALL_INPUT_SHAPE, file_digest, small_se_resnet_prototxt, write_caffemodel, write_model_yml,
+)
+
+NAME = "small-se-resnet"
+CLASS_IDS = [f"n{9000000 + i:08d}" for i in range(SMALL_CLASSES)]
+RESIZE, CROP = 72, 64
+
+
+def class_order_sha256(ids) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def accuracy_check_yml(*, top1: float = 0.7, top5: float = 0.95, extra_steps: str = "", metrics: str = None) -> str:
+    metrics = metrics if metrics is not None else f"""\
+          - name: accuracy@top1
+            type: accuracy
+            top_k: 1
+            reference: {top1}
+          - name: accuracy@top5
+            type: accuracy
+            top_k: 5
+            reference: {top5}
+"""
+    return f"""\
+models:
+  - name: {NAME}-cf
+    launchers:
+      - framework: caffe
+        adapter: classification
+    datasets:
+      - name: test_classes
+        preprocessing:
+          - type: resize
+            size: {RESIZE}
+  - name: {NAME}
+    launchers:
+      - framework: dlsdk
+        adapter: classification
+    datasets:
+      - name: test_classes
+        preprocessing:
+          - type: resize
+            size: {RESIZE}
+          - type: crop
+            size: {CROP}
+{extra_steps}        metrics:
+{metrics}        class_order:
+          name: test_classes
+          count: {SMALL_CLASSES}
+          first: {CLASS_IDS[0]} class zero
+          sha256: {class_order_sha256(CLASS_IDS)}
+"""
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMZ_REGISTRY", "OMZ_MIRROR", "OMZ_OFFLINE")}
+    env["CI"] = "true"
+    return env
+
+
+def build_small(root: Path, *, quantizable: bool = True) -> SimpleNamespace:
+    """Registry + downloaded files + FP32/FP16 IR of the small net under ``root``."""
+    import omz_tools
+    registry, dl, out = root / "registry", root / "dl", root / "out"
+    folder = dl / "public" / NAME
+    folder.mkdir(parents=True)
+    (folder / f"{NAME}.prototxt").write_text(small_se_resnet_prototxt())
+    write_caffemodel(folder / f"{NAME}.prototxt", folder / f"{NAME}.caffemodel", root / "cache", seed=7)
+    # The files are placed where omz-downloader would put them; the converter hashes them against
+    # the registry entry before use (no server needed: downloading is tested elsewhere).
+    files = [(f, *file_digest(folder / f), f"https://example.com/{f}") for f in (f"{NAME}.prototxt", f"{NAME}.caffemodel")]
+    write_model_yml(registry, NAME, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]},
+                    top_extra="quantizable: yes\n" if quantizable else "")
+    (registry / "public" / NAME / "accuracy-check.yml").write_text(accuracy_check_yml())
+    irs = omz_tools.convert(NAME, download_dir=dl, output_dir=out, registries=[registry])
+    return SimpleNamespace(root=root, registry=registry, dl=dl, out=out, irs=irs,
+                           config=registry / "public" / NAME / "accuracy-check.yml")
+
+
+def write_images(folder: Path, count: int, *, ext: str = ".jpg", size=(96, 80), seed: int = 0) -> list:
+    """``count`` synthetic photos-ish images (smooth colour blobs plus noise), width x height ``size``."""
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width, height = size
+    paths = []
+    for i in range(count):
+        coarse = rng.uniform(0, 255, (rng.integers(2, 7), rng.integers(2, 7), 3)).astype(np.float32)
+        image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        image += rng.normal(0, 12, image.shape).astype(np.float32)
+        path = folder / f"img_{i:04d}{ext}"
+        assert cv2.imwrite(str(path), np.clip(image, 0, 255).astype(np.uint8))
+        paths.append(path)
+    return paths
+
+
+def reference_scores(xml: Path, paths: list) -> np.ndarray:
+    """The IR's output for each image through an independent OpenCV pipeline (imread, resize, crop)."""
+    import cv2
+    import openvino as ov
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    scores = []
+    for path in paths:
+        image = cv2.resize(cv2.imread(str(path), cv2.IMREAD_COLOR), (RESIZE, RESIZE), interpolation=cv2.INTER_LINEAR)
+        offset = (RESIZE - CROP) // 2
+        crop = image[offset:offset + CROP, offset:offset + CROP]
+        scores.append(compiled(crop.transpose(2, 0, 1)[None].astype(np.float32))[0].reshape(-1))
+    return np.array(scores)
+
+
+def run_cli(name: str, *args, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([command(name), *map(str, args)], capture_output=True, text=True,
+                          env=env or clean_env(), timeout=timeout)
+
+
+def needs_opencv():
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        pytest.skip("needs OpenCV: pip install -e '.[test]' (opencv-python-headless)")
