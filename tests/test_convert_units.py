@@ -423,3 +423,29 @@ def test_record_key_names_the_interpreter_by_identity_not_by_path(tmp_path):
     key_other, info_other = key(other / "bin" / "python")
     assert info_other.mo_version == info3.mo_version and key_other != key3
     assert key_other["mo_command"][0] == f"python {info3.python_version} in {other.absolute()}"
+
+
+def test_frameworks_nothing_converts_fail_that_model_alone(tmp_path, clean_env):
+    """An mxnet model and one of an unknown framework load (registries outlive tools) and fail at
+    conversion, each in one message; a caffe2 model (ONNX first) fails as before; a model beside
+    them goes on."""
+    registry = _registry_with_small(tmp_path)
+    for name, framework, extra in (("old-mxnet", "mxnet", ""), ("odd", "darknet", ""),
+                                   ("c2", "caffe2", "conversion_to_onnx_args: [--model-name=x]\n")):
+        folder = registry / "public" / name
+        folder.mkdir(parents=True)
+        (folder / "model.yml").write_text(
+            f"description: d\ntask_type: classification\nframework: {framework}\nlicense: l\nfiles: []\n{extra}"
+            f"model_optimizer_args: [--input_model=$dl_dir/m.params]\n")
+    result = _run(["--name", "old-mxnet,odd,c2,small", "--registry", str(registry), "--dry_run"], clean_env, tmp_path)
+    assert result.returncode == 1
+    failed = result.stderr.split("FAILED:\n")[1].splitlines()
+    assert [line.split(":")[0] for line in failed] == ["old-mxnet", "odd", "c2"]
+    assert failed[0].startswith("old-mxnet: framework 'mxnet' cannot be converted (openvino-dev 2024.6's Model "
+                                "Optimizer has no MXNet front end any more): Model Optimizer (openvino-dev 2024.6) "
+                                "reads caffe, kaldi, onnx, paddle, tf models")
+    assert failed[1].startswith("odd: framework 'darknet' cannot be converted: ")
+    assert "the native backend reads caffe only" in failed[1]
+    assert "c2: models of framework 'caffe2' are converted to ONNX first (caffe2_to_onnx.py)" in failed[2]
+    assert "(DRY RUN) Conversion command:" in result.stdout and "--model_name=small" in result.stdout
+    assert "Traceback" not in result.stderr

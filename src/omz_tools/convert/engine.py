@@ -247,6 +247,15 @@ class Converter:
 
     @staticmethod
     def _unsupported(model: Model) -> str:
+        # Frameworks the registry accepts (registries outlive tools) but nothing here converts.
+        from omz_tools.registry.schema import MO_FRAMEWORKS
+        if model.framework not in MO_FRAMEWORKS and not model.conversion_to_onnx_args:
+            gone = " (openvino-dev 2024.6's Model Optimizer has no MXNet front end any more)" \
+                if model.framework == "mxnet" else ""
+            return (f"framework '{model.framework}' cannot be converted{gone}: Model Optimizer (openvino-dev "
+                    f"2024.6) reads {', '.join(sorted(MO_FRAMEWORKS))} models, and pytorch and caffe2 ones "
+                    f"through ONNX; the native backend reads caffe only. Convert the model to ONNX yourself and "
+                    f"list it with framework: onnx, or use an older openvino-dev's omz_converter.")
         # Steps omz_converter has that this converter does not implement yet: say so, never guess.
         if model.conversion_to_onnx_args:
             return (f"models of framework '{model.framework}' are converted to ONNX first "
