@@ -104,13 +104,13 @@ def _check_nodes(root, path: Path, model: Optional[str]) -> None:
         nonlocal alias_weight
         ident = id(node)
         if ident in open_nodes:
-            raise RegistryError(f"expected no recursive YAML alias (an alias inside its own anchor), found "
-                                f"one{where(node)}", path, model, key or "(top level)")
+            raise RegistryError(f"expected no recursive YAML alias, found an alias inside its own anchor (the "
+                                f"anchor{where(node)})", path, model, key or "(top level)")
         if ident in weights:  # a second appearance of a node: an alias to an anchor
             alias_weight += weights[ident]
             if alias_weight > MAX_ALIAS_EXPANSION:
                 raise RegistryError(f"expected YAML aliases to expand to at most {MAX_ALIAS_EXPANSION} nodes "
-                                    f"and characters in all, found more (an alias{where(node)})",
+                                    f"and characters in all, found more (repeating the anchor{where(node)})",
                                     path, model, key or "(top level)")
             return weights[ident]
         if depth > MAX_DEPTH:
