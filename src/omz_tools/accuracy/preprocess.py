@@ -20,12 +20,22 @@ class ImageError(Exception):
     """An image that cannot be read or decoded; the message says which and why."""
 
 
+_QUIETED = False
+
+
 def _cv2():
     try:
         import cv2
     except ImportError as exc:
         raise ImageError(f"OpenCV is not installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
                          "(or opencv-python-headless)") from None
+    global _QUIETED
+    if not _QUIETED:
+        # A damaged file is reported once, by us, with its path; OpenCV's own WARN lines on stderr
+        # (e.g. "read_chunk chunk data is too large") would only add noise without naming it.
+        if hasattr(cv2, "setLogLevel"):
+            cv2.setLogLevel(2)  # LOG_LEVEL_ERROR
+        _QUIETED = True
     return cv2
 
 
