@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""omz-accuracy-check throughput on a full-size SE-ResNet-101 (random, well-scaled weights) against a
+plain loop (cv2.imread + resize + crop, then one synchronous infer per image), for FP32, FP16 and
+FP16-INT8; and the FP16-INT8 IR's inference throughput against FP32's.
+
+    python benchmarks/accuracy.py [--images 2000] [--work DIR] [--keep]
+
+The model is built once in --work (default /tmp/omz-accuracy-bench; reused when present):
+generated caffemodel -> omz_tools.convert (FP32, FP16) -> omz-quantizer on 40 images. The images
+are synthetic 500x375 JPEGs with random labels (the figures are meaningless; only speed counts, so
+the accuracy check runs with --tolerance 100). Needs ../shared (the real prototxt).
+
+Targets on this machine: omz-accuracy-check >= 1.8x the plain loop; INT8 >= 1.4x FP32 throughput.
+Not a test; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+PROTOTXT = REPO.parent / "shared" / "fixtures" / "se-resnet-101" / "SE-ResNet-101.prototxt"
+NAME = "se-resnet-101"
+BIN = Path(sys.executable).parent
+TARGETS = {"pipeline": 1.8, "int8": 1.4}
+
+
+def build(work: Path) -> Path:
+    """The converted and quantized model under work/out; returns the registry folder."""
+    import yaml
+
+    import omz_tools
+    from helpers_accuracy import write_images
+    from helpers_caffe import file_digest, write_caffemodel
+    registry = work / "registry"
+    folder = work / "dl" / "public" / NAME
+    if not (work / "out" / "public" / NAME / "FP16-INT8" / f"{NAME}.xml").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROTOTXT, folder / f"{NAME}.prototxt")
+        if not (folder / f"{NAME}.caffemodel").exists():
+            write_caffemodel(folder / f"{NAME}.prototxt", folder / f"{NAME}.caffemodel", work / "cache", seed=101)
+        entry = yaml.safe_load((REPO / "models" / "public" / NAME / "model.yml").read_text())
+        for file in entry["files"]:
+            file["size"], file["sha256"] = file_digest(folder / file["name"])
+        (registry / "public" / NAME).mkdir(parents=True, exist_ok=True)
+        (registry / "public" / NAME / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
+        shutil.copyfile(REPO / "models" / "public" / NAME / "accuracy-check.yml",
+                        registry / "public" / NAME / "accuracy-check.yml")
+        print("converting ...", flush=True)
+        omz_tools.convert(NAME, download_dir=work / "dl", output_dir=work / "out", registries=[registry])
+        write_images(work / "calib", 40, size=(500, 375), seed=21)
+        print("quantizing ...", flush=True)
+        subprocess.run([BIN / "omz-quantizer", "--name", NAME, "--registry", registry, "-d", work / "out",
+                        "--dataset", work / "calib", "--subset_size", "40"], check=True, stdout=subprocess.DEVNULL)
+    return registry
+
+
+def plain_loop(xml: Path, paths: list) -> float:
+    """images/s of the obvious loop: cv2 + a synchronous infer per image (compile time excluded)."""
+    import cv2
+    import openvino as ov
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    start = time.perf_counter()
+    for path in paths:
+        image = cv2.resize(cv2.imread(str(path)), (256, 256), interpolation=cv2.INTER_LINEAR)[16:240, 16:240]
+        compiled(image.transpose(2, 0, 1)[None].astype(np.float32))
+    return len(paths) / (time.perf_counter() - start)
+
+
+def accuracy_check(registry: Path, work: Path, precision: str) -> tuple:
+    """(images/s from the first to the last image as the tool reports it, wall seconds of the command)."""
+    start = time.perf_counter()
+    proc = subprocess.run([BIN / "omz-accuracy-check", "--name", NAME, "--registry", registry, "-d", work / "out",
+                           "--dataset", work / "images", "--annotation", work / "val.txt", "--precisions", precision,
+                           "--tolerance", "100", "--progress_format", "json"], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"omz-accuracy-check failed (exit {proc.returncode}):\n{proc.stderr}")
+    end = [json.loads(line) for line in proc.stdout.splitlines()][-1]["results"][0]
+    return end["images_per_second"], wall
+
+
+def infer_throughput(xml: Path, count: int) -> float:
+    """Inferences/s with OpenVINO's throughput hint and an async queue (no decoding)."""
+    import openvino as ov
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    data = np.random.default_rng(0).uniform(0, 255, (1, 3, 224, 224)).astype(np.float32)
+    for _ in range(len(queue)):  # warm up
+        queue.start_async({0: data})
+    queue.wait_all()
+    start = time.perf_counter()
+    for _ in range(count):
+        queue.start_async({0: data})
+    queue.wait_all()
+    return count / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2000, help="synthetic 500x375 JPEGs (default 2000)")
+    parser.add_argument("--infers", type=int, default=100, help="inferences per precision for INT8 vs FP32")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/omz-accuracy-bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    if not PROTOTXT.exists():
+        sys.exit(f"needs the real SE-ResNet-101 prototxt at {PROTOTXT}")
+    from helpers_accuracy import write_images
+    work = args.work
+    registry = build(work)
+    paths = sorted((work / "images").glob("*.jpg")) if (work / "images").exists() else []
+    if len(paths) != args.images:
+        shutil.rmtree(work / "images", ignore_errors=True)
+        paths = write_images(work / "images", args.images, size=(500, 375), seed=5)
+    rng = np.random.default_rng(0)
+    (work / "val.txt").write_text("".join(f"{p.name} {rng.integers(1000)}\n" for p in paths))
+    ir = {p: work / "out" / "public" / NAME / p / f"{NAME}.xml" for p in ("FP32", "FP16", "FP16-INT8")}
+    rows, ok = [], True
+    for precision in ("FP32", "FP16", "FP16-INT8"):
+        plain = plain_loop(ir[precision], paths)
+        ours, wall = accuracy_check(registry, work, precision)
+        ratio = ours / plain
+        ok &= ratio >= TARGETS["pipeline"]
+        rows.append(f"| {precision} | {plain:.2f} | {ours:.2f} | {ratio:.2f}x | {len(paths) / wall:.2f} |")
+        print(rows[-1], flush=True)
+    fp32, int8 = infer_throughput(ir["FP32"], args.infers), infer_throughput(ir["FP16-INT8"], args.infers)
+    ok &= int8 / fp32 >= TARGETS["int8"]
+    print(f"\n{len(paths)} synthetic 500x375 JPEGs, se-resnet-101 (random weights)\n")
+    print("| precision | plain loop (images/s) | omz-accuracy-check (images/s) | ratio (target >= 1.8x) "
+          "| omz-accuracy-check incl. start-up (images/s) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    print(f"\nInference throughput ({args.infers} infers, THROUGHPUT hint): FP32 {fp32:.2f}/s, FP16-INT8 "
+          f"{int8:.2f}/s, ratio {int8 / fp32:.2f}x (target >= 1.4x)")
+    if not args.keep and args.work == Path("/tmp/omz-accuracy-bench"):
+        pass  # the built model is reused by the next run; delete the folder by hand
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
