@@ -15,6 +15,8 @@ from helpers_caffe import (IMAGE_MEAN, SMALL_INPUT_SHAPE, assert_not_saturated, 
 from omz_tools.convert import caffe
 from omz_tools.convert.caffe.reader import read_net
 
+# Needs no Model Optimizer: CI runs these again beside the newest openvino and numpy 2.
+pytestmark = pytest.mark.native
 ov = pytest.importorskip("openvino")
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 

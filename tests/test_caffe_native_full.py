@@ -33,6 +33,7 @@ def _count(model) -> int:
                for op in model.get_ops() if op.get_type_name() == "Constant")
 
 
+@pytest.mark.native
 def test_parameter_count_is_the_cards(full):
     assert round(_count(full["native"]) / 1e6, 3) == 49.274
 

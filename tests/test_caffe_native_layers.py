@@ -176,6 +176,7 @@ def _args(proto, model, extra=()):
 _NUMPY_DIFFERS = {"Pooling-AVE-pad": "AvgPool ceil-mode border windows: OpenVINO and MO differ from Caffe"}
 
 
+@pytest.mark.native
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=_NUMPY_DIFFERS[c], strict=True))
                                   if c in _NUMPY_DIFFERS else c for c in sorted(CASES)])
 def test_layer_matches_numpy_reference(case, nets):
@@ -214,6 +215,7 @@ def _constant_elements(model) -> int:
                for op in model.get_ops() if op.get_type_name() == "Constant")
 
 
+@pytest.mark.native
 def test_supported_types_match_translators():
     from omz_tools.convert.caffe.layers import SUPPORTED_LAYER_TYPES as table
     assert caffe.SUPPORTED_LAYER_TYPES == table
