@@ -130,9 +130,16 @@ def test_model_info_written_into_rt_info(small):
             str(small.conv_dir / precision)
 
 
+def _runnable(key_command: list) -> list:
+    """The record names the interpreter by identity ("python 3.11.7 in /venv"): this one, here."""
+    import sys
+    assert key_command[0].startswith("python ") and key_command[0].endswith(f" in {Path(sys.prefix).absolute()}")
+    return [sys.executable, *key_command[1:]]
+
+
 def test_fp16_bin_equals_mo_fp16_output(small, tmp_path):
     record = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())
-    cmd = [a for a in record["key"]["mo_command"] if not a.startswith(("--output_dir=", "--compress_to_fp16="))]
+    cmd = _runnable([a for a in record["key"]["mo_command"] if not a.startswith(("--output_dir=", "--compress_to_fp16="))])
     from omz_tools.convert.caffe_parser import ensure_parser
     from omz_tools.convert.mo import find_mo
     info = find_mo()
@@ -146,7 +153,7 @@ def test_fp16_bin_equals_mo_fp16_output(small, tmp_path):
 def test_fast_parser_gives_the_ir_of_mo_default_parser(small, tmp_path):
     """MO's own (pure-Python protobuf) Caffe path writes the same FP32 weights, byte for byte."""
     record = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())
-    cmd = [a for a in record["key"]["mo_command"] if not a.startswith("--output_dir=")]
+    cmd = _runnable([a for a in record["key"]["mo_command"] if not a.startswith("--output_dir=")])
     env = dict(small.env, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")  # MO's old module needs it
     run = subprocess.run([*cmd, f"--output_dir={tmp_path}"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stdout[-2000:]

@@ -39,6 +39,10 @@ def _jobs(ctx, param, value):
 @click.option("--mo", type=click.Path(dir_okay=False, path_type=Path), metavar="MO.PY",
               help="Model Optimizer entry point script (default: the 'mo' beside PYTHON, else "
                    "PYTHON -m openvino.tools.mo)")
+@click.option("--backend", type=click.Choice(["auto", "mo", "native"]), default="auto", show_default=True,
+              help="mo: Model Optimizer (openvino-dev 2024.6) run with PYTHON; native: the native Caffe front end "
+                   "in this process (Caffe models only; needs no Model Optimizer); auto: mo when PYTHON has it "
+                   "(or --mo is given), else native")
 @click.option("--add_mo_arg", "--add-mo-arg", "extra_mo_args", multiple=True, metavar="ARG",
               help="an extra argument for Model Optimizer (repeatable)")
 @click.option("--dry_run", "--dry-run", is_flag=True, help="print the conversion commands, run nothing")
@@ -62,11 +66,11 @@ def _jobs(ctx, param, value):
               help="text: a status line on a terminal, plain lines otherwise; json: one event per line")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, download_dir, output_dir, precisions, python, mo,
-        extra_mo_args, dry_run, jobs, force, download, cache_dir, mirrors, offline, num_attempts, timeout,
+        backend, extra_mo_args, dry_run, jobs, force, download, cache_dir, mirrors, offline, num_attempts, timeout,
         progress_format):
-    """Convert the selected models to OpenVINO IR in DIR/<subdirectory>/<PRECISION>/, run Model
-    Optimizer once per model (FP16 is derived from FP32), check the IR against the registry's
-    model card, and skip models whose IR is up to date.
+    """Convert the selected models to OpenVINO IR in DIR/<subdirectory>/<PRECISION>/: run Model
+    Optimizer (or the native Caffe front end, see --backend) once per model (FP16 is derived from
+    FP32), check the IR against the registry's model card, and skip models whose IR is up to date.
 
     Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
     2 usage error, 130 interrupted (no half-written IR is left behind).
@@ -83,7 +87,7 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         sys.exit(EXIT_INTERRUPTED)
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
-                      python=python, mo=mo, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
+                      python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
                       force=force, download=download, download_settings=download_settings,
                       registries=list(registries))
     reporter = make_reporter(progress_format, jobs)

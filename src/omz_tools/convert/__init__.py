@@ -47,14 +47,16 @@ def _select(name, registries, registry=None) -> list:
 def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] = ".",
             output_dir: Optional[Union[str, Path]] = None, precisions: Iterable[str] = ("FP32", "FP16"),
             registries: Iterable = (), download: bool = False, force: bool = False, jobs: int = 1,
-            python: Optional[str] = None, mo: Optional[Union[str, Path]] = None,
+            python: Optional[str] = None, mo: Optional[Union[str, Path]] = None, backend: str = "auto",
             extra_mo_args: Iterable[str] = (), progress: Union[bool, str, object] = False,
             cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
             num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None) -> dict:
     """Convert models to IR; reuses IR that is up to date.
 
     ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
-    model is selected, else ``{model: {precision: Path}}``. ``download``: fetch missing inputs
+    model is selected, else ``{model: {precision: Path}}``. ``backend``: "mo" (Model Optimizer of
+    ``python``), "native" (the native Caffe front end, in this process) or "auto" (mo when
+    ``python`` has it, else native). ``download``: fetch missing inputs
     first, with ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts`` and ``timeout`` as
     :func:`omz_tools.download` takes them. ``progress``: False, True/"text" or "json". Raises :class:`ConversionError` naming
     every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
@@ -64,7 +66,7 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
         precisions = precisions.split(",")
     models = _select(name, registries)
     options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,
-                      precisions=set(precisions), python=python, mo=Path(mo) if mo else None,
+                      precisions=set(precisions), python=python, mo=Path(mo) if mo else None, backend=backend,
                       extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
                       download_settings=_download_settings(cache_dir, mirrors, offline, num_attempts, timeout),
                       registries=[Path(r) for r in registries])

@@ -147,24 +147,27 @@ def find_mo(python: Optional[os.PathLike] = None, mo: Optional[os.PathLike] = No
                   prefix=str(Path(info["prefix"]).absolute()) if info.get("prefix") else "")
 
 
-def template_variables(model: Model, download_dir: Path, output_dir: Path, mo: MOInfo) -> dict:
-    return {
+def template_variables(model: Model, download_dir: Path, output_dir: Path, mo: Optional[MOInfo]) -> dict:
+    """The registry's ``$`` variables; without ``mo`` (the native backend) no ``$mo_dir``/``$mo_ext_dir``."""
+    variables = {
         "config_dir": str(model.config_dir),
         "conv_dir": str(Path(output_dir) / model.subdirectory),
         "dl_dir": str(Path(download_dir) / model.subdirectory),
-        "mo_dir": str(mo.mo_dir),
-        "mo_ext_dir": str(mo.mo_ext_dir),
     }
+    if mo is not None:
+        variables.update(mo_dir=str(mo.mo_dir), mo_ext_dir=str(mo.mo_ext_dir))
+    return variables
 
 
-def mo_arguments(model: Model, *, download_dir: Path, output_dir: Path, ir_dir: Path, mo: MOInfo,
-                 compress_to_fp16: bool, extra_args: Sequence[str] = (),
-                 caffe_parser_dir: Optional[Path] = None) -> list:
-    """The full MO command for ``model``, writing ``<ir_dir>/<name>.xml|.bin``."""
+def model_arguments(model: Model, *, download_dir: Path, output_dir: Path, ir_dir: Path, mo: Optional[MOInfo],
+                    compress_to_fp16: bool) -> list:
+    """The MO arguments for ``model`` without the interpreter/script prefix, the parser path and
+    extra arguments (what the native front end takes too). KeyError names a ``$variable`` that
+    only Model Optimizer has when ``mo`` is None."""
     variables = template_variables(model, download_dir, output_dir, mo)
     args = [string.Template(arg).substitute(variables) for arg in model.mo_args or []]
     framework = "onnx" if model.conversion_to_onnx_args else model.framework
-    cmd = [*mo.cmd_prefix, f"--framework={framework}", f"--output_dir={ir_dir}", f"--model_name={model.name}"]
+    cmd = [f"--framework={framework}", f"--output_dir={ir_dir}", f"--model_name={model.name}"]
     names = [i.name for i in model.input_info]
     if names:
         cmd.append("--input=" + ",".join(names))
@@ -176,8 +179,17 @@ def mo_arguments(model: Model, *, download_dir: Path, output_dir: Path, ir_dir: 
     if shapes:
         cmd.append(f"--input_shape={shapes}")
     cmd.append(f"--compress_to_fp16={compress_to_fp16}")
-    given = list(args) + list(extra_args)
-    if caffe_parser_dir is not None and framework == "caffe" and \
+    return cmd
+
+
+def mo_arguments(model: Model, *, download_dir: Path, output_dir: Path, ir_dir: Path, mo: MOInfo,
+                 compress_to_fp16: bool, extra_args: Sequence[str] = (),
+                 caffe_parser_dir: Optional[Path] = None) -> list:
+    """The full MO command for ``model``, writing ``<ir_dir>/<name>.xml|.bin``."""
+    cmd = [*mo.cmd_prefix, *model_arguments(model, download_dir=download_dir, output_dir=output_dir, ir_dir=ir_dir,
+                                            mo=mo, compress_to_fp16=compress_to_fp16)]
+    given = list(model.mo_args or []) + list(extra_args)
+    if caffe_parser_dir is not None and cmd[len(mo.cmd_prefix)] == "--framework=caffe" and \
             not any(a.startswith("--caffe_parser_path") for a in given):
         cmd.append(f"--caffe_parser_path={caffe_parser_dir}")
     cmd += list(extra_args)
