@@ -55,7 +55,7 @@ def test_connection_dropped_resumes_across_runs(tmp_path, server, blob):
     server.queue_fault("/m1/m.bin", Fault("drop", after=MiB + 10))
     first = run_downloader("--registry", reg, "--name", "m1", "-o", out, "--num_attempts", "1")
     assert first.returncode == 1
-    assert "FAILED:" in first.stderr and "m1:" in first.stderr and "kept m.bin.part" in first.stderr
+    assert "FAILED:" in first.stderr and "m1:" in first.stderr and "Kept m.bin.part" in first.stderr
     assert not _target(out).exists()
     part = _target(out).with_name("m.bin.part")
     assert part.stat().st_size == MiB + 10

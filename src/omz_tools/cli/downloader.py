@@ -43,16 +43,32 @@ except KeyboardInterrupt:
                    "then $OMZ_MIRROR, space separated); the hash decides, so any mirror is safe")
 @click.option("--offline", is_flag=True,
               help="no network connection at all: only files present or in the cache (also OMZ_OFFLINE=1)")
+@click.option("--timeout", metavar="SECONDS[,READ]",
+              help="seconds to connect and between two reads: one number for both, or CONNECT,READ "
+                   "(also OMZ_TIMEOUT)  [default: 15,60]")
+@click.option("--min_rate", metavar="RATE",
+              help="end an attempt (and resume from where it got) when fewer than RATE bytes/s arrive "
+                   "over --stall_window; e.g. 1024, 1K, 0.5M; 0 turns it off (also OMZ_MIN_RATE)  "
+                   "[default: 1K]")
+@click.option("--stall_window", metavar="SECONDS",
+              help="the window --min_rate is measured over (also OMZ_STALL_WINDOW)  [default: 30]")
+@click.option("--dry_run", is_flag=True,
+              help="print what would be fetched (each file's size and where it would come from: present, "
+                   "cache, mirrors in order, origin) and the total; no connection, nothing written")
+@click.option("-q", "--quiet", is_flag=True,
+              help="print only errors and the FAILED: list (no bars, no per-file lines)")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, precisions, output_dir, num_attempts, jobs,
-        progress_format, check_all, cache_dir, mirrors, offline):
+        progress_format, check_all, cache_dir, mirrors, offline, timeout, min_rate, stall_window, dry_run,
+        quiet):
     """Download the selected models' files into DIR/<subdirectory>/, verifying size and hash.
 
     Exit status: 0 all models ready, 1 some model failed (see the FAILED: list), 2 usage error,
     130 interrupted (partial downloads are kept as .part files and resumed next time).
 
     Environment: HTTP_PROXY, HTTPS_PROXY and NO_PROXY; REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) for a
-    CA bundle; OMZ_REGISTRY, OMZ_MIRROR and OMZ_OFFLINE (see --registry, --mirror, --offline).
+    CA bundle; OMZ_REGISTRY, OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT, OMZ_MIN_RATE and OMZ_STALL_WINDOW
+    (see the options of the same names).
     """
     models = resolve_models(name, list_file, all_models, print_all, registries)
 
@@ -60,10 +76,21 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     from omz_tools.download.sources import SourceConfigError
     from omz_tools.download.space import FolderNotWritable, NotEnoughSpace
 
+    if dry_run:
+        try:
+            _dry_run(models, output_dir, precisions, cache_dir, mirrors, offline, progress_format, quiet)
+        except SourceConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        sys.exit(EXIT_OK)
+    progress = progress_format
+    if quiet and progress_format == "text":
+        from omz_tools.download.progress import QuietReporter
+        progress = QuietReporter()
     try:
         result = download(models, output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
-                          check_all=check_all, progress=progress_format, cache_dir=cache_dir,
-                          mirrors=mirrors, offline=offline)
+                          check_all=check_all, progress=progress, cache_dir=cache_dir,
+                          mirrors=mirrors, offline=offline, timeout=timeout, min_rate=min_rate,
+                          stall_window=stall_window)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
     except (NotEnoughSpace, FolderNotWritable) as exc:
@@ -77,6 +104,46 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
             raise
         fail(str(exc))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _dry_run(models, output_dir, precisions, cache_dir, mirrors, offline, progress_format, quiet) -> None:
+    """Print the plan: no connection (requests is not even imported), nothing written."""
+    import json
+
+    from omz_tools.download.engine import plan
+    from omz_tools.download.options import RunOptions, dry_run
+    from omz_tools.download.sources import mirrors_from, offline_from
+    from omz_tools.download.space import human_size
+
+    options = RunOptions(mirrors=mirrors_from(list(mirrors or ())), offline=offline_from(offline))
+    rows = dry_run(plan(models, Path(output_dir), precisions, options.sources_for()), cache_dir,
+                   options.offline)
+    fetch = [row for row in rows if row["state"] == "fetch"]
+    missing = [row for row in rows if row["state"] == "missing"]
+    total = sum(row["size"] for row in fetch)
+    if progress_format == "json":
+        for row in rows:
+            click.echo(json.dumps({"$type": "download_plan_file", **row}))
+        click.echo(json.dumps({"$type": "download_plan", "files": len(rows), "files_to_fetch": len(fetch),
+                               "bytes_to_fetch": total, "files_missing": len(missing),
+                               "files_present": sum(r["state"].startswith("present") for r in rows),
+                               "files_cached": sum(r["state"] == "cache" for r in rows)}))
+        return
+    if not quiet:
+        click.echo("Dry run: nothing is fetched or written.")
+        model = None
+        for row in rows:
+            if row["model"] != model:
+                model = row["model"]
+                click.echo(f"{model}:")
+            where = {"fetch": "from " + ", then ".join(row["from"]), "cache": row["from"][0] if row["from"] else "cache",
+                     "missing": "missing (offline: no source)"}.get(row["state"], row["state"])
+            click.echo(f"  {row['model_file']}  {human_size(row['size'])}  {where}")
+    present = sum(r["state"].startswith("present") for r in rows)
+    cached = sum(r["state"] == "cache" for r in rows)
+    line = (f"To fetch: {len(fetch)} file(s), {human_size(total)} ({total} bytes); {present} present, "
+            f"{cached} from the cache")
+    click.echo(line + (f"; {len(missing)} missing offline" if missing else "") + ".")
 
 
 def _exit_now(code) -> None:

@@ -59,8 +59,7 @@ class RateWatch:
             rate = f"{human_size(got)} in {now - self.mark_time:.0f} s"
             raise TransientError(
                 f"the body from {url} arrives too slowly ({rate}, below the minimum of "
-                f"{human_size(int(self.min_rate))}/s; --min_rate and --stall_window set it); "
-                f"kept {part_name} ({done} of {size} bytes) to resume from there",
+                f"{human_size(int(self.min_rate))}/s; --min_rate and --stall_window set it)",
                 brief=f"too slow: {rate}", network=True)
         self.mark_time, self.mark_bytes = now, received
 
@@ -190,7 +189,7 @@ class Fetcher:
             message = "every source failed: " + " ".join(f"[{i}] {text}" for i, (text, _, _) in
                                                         enumerate(failures, 1))
             brief = "every source failed: " + "; ".join(b for _, b, _ in failures)
-        if any(network for _, _, network in failures):
+        if any(network for _, _, network in failures) and not task.received:
             message = f"{message} {NETWORK_ADVICE}"
         return FileOutcome(task, False, "failed", message=message, brief=brief, transferred=task.received)
 
@@ -376,9 +375,10 @@ class Fetcher:
             if self.cancel.is_set():
                 raise Interrupted() from None
             cause = transport.describe_error(exc)
-            kept = f"kept {part.name} to resume from there" if writer.size else "nothing was kept"
+            if isinstance(exc, TimeoutError) or "timed out" in cause:
+                cause = f"no data for {self.limits.read_timeout:g} s; --timeout sets it"
             raise TransientError(
-                f"the connection to {url} broke after {writer.size} of {size} bytes ({cause}); {kept}",
+                f"the connection to {url} broke after {writer.size} of {size} bytes ({cause})",
                 brief=f"connection broke after {writer.size} of {size} bytes ({cause})",
                 network=True) from None
         except BaseException:
@@ -388,8 +388,7 @@ class Fetcher:
         digest = writer.finish()
         self.reporter.file_progress(task.model, task.name, writer.size, size)
         if writer.size < size:
-            raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes; "
-                                 f"kept {part.name} to resume from there",
+            raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes",
                                  brief=f"body ended after {writer.size} of {size} bytes", network=True)
         if digest != checksum.value:
             with open(part, "rb") as stream:

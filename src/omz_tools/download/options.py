@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
-from omz_tools.download.sources import candidates, mirrors_from, offline_from
+from omz_tools.download.sources import SourceConfigError, candidates, mirrors_from, offline_from
 from omz_tools.download.space import PlannedFile, check_space, check_writable
 
 
@@ -182,3 +182,47 @@ def parse_rate(value, origin: str = "--min_rate") -> float:
     if not (0 <= number < 1e12):
         raise SourceConfigError(f"{origin}: expected bytes per second, 0 or more, found {value!r}.")
     return number * _RATE_UNITS[unit]
+
+
+def dry_run(jobs_plan: list, cache_dir=None, offline: bool = False) -> list:
+    """What a run would do, without a connection and without writing anything: per file a dict
+    {model, model_file, size, path, state, from} where state is "present" (its verification record
+    holds), "present, to re-check" (right size, no valid record: hashed at download time),
+    "cache" (an entry of that hash in ``cache_dir``), "fetch" or "missing" (offline); ``from``
+    lists the sources in order (the cache entry, then mirrors, then the origin)."""
+    from omz_tools.download import records
+    from omz_tools.download.cache import AREAS
+
+    rows = []
+    for job in jobs_plan:
+        for task in job.tasks:
+            size = task.model_file.size
+            checksum = task.model_file.checksum
+            row = {"model": task.model, "model_file": task.name, "size": size, "path": str(task.target),
+                   "from": []}
+            state = "fetch"
+            if task.consumed:
+                state = "present"  # unpacked by postprocessing earlier: nothing to fetch
+            elif os.path.isfile(task.target):
+                entry = records.FolderRecord(task.target.parent).file(task.target.name)
+                if entry and records.record_holds(entry, task.target):
+                    state = "present"
+                elif os.path.getsize(task.target) == size:
+                    state = "present, to re-check"
+            if state == "fetch" and cache_dir is not None and checksum.algorithm in AREAS:
+                entry_path = (Path(cache_dir) / AREAS[checksum.algorithm] / checksum.value[:2]
+                              / checksum.value[2:])
+                try:
+                    if entry_path.stat().st_size == size:
+                        state = "cache"
+                        row["from"].append(f"cache {entry_path}")
+                except OSError:
+                    pass
+            if state == "fetch":
+                row["from"] += [f"mirror {s.describe()}" if s.is_mirror else f"origin {s.describe()}"
+                                for s in task.sources]
+                if offline:
+                    state = "missing"
+            row["state"] = state
+            rows.append(row)
+    return rows

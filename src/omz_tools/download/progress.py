@@ -189,6 +189,17 @@ class TextReporter(Reporter):
             self._out("\n".join(failed_lines(result)), err=True)
 
 
+class QuietReporter(TextReporter):
+    """-q: only errors and the FAILED: list (on stderr); nothing on stdout."""
+
+    def _out(self, text: str, err: bool = False) -> None:
+        if err:
+            super()._out(text, err)
+
+    def retry(self, model, file, attempt, delay, message, attempts=0): ...
+    def note(self, model, file, message): ...
+
+
 class TqdmReporter(TextReporter):
     """A bar per file being transferred and a total bar, on a terminal."""
 
