@@ -362,3 +362,122 @@ def test_download_uses_the_downloaders_cache_with_the_origin_dead(small, tmp_pat
     assert usage.returncode == 2 and "--cache_dir only apply with --download" in usage.stderr
     bad = converter([*args, "--timeout", "soon"], small.env)
     assert bad.returncode == 2 and "--timeout" in bad.stderr
+
+
+# -- backends -------------------------------------------------------------------------------------
+
+def test_auto_picks_model_optimizer_here(small):
+    """This venv has openvino-dev: auto uses Model Optimizer, as the model card describes."""
+    assert "  check: backend mo (auto: Model Optimizer 2024.6.0 of " in small.result.stdout
+    record = json.loads((small.conv_dir / "FP32" / ".omz_converted.json").read_text())
+    assert record["backend"] == "mo" and record["key"]["versions"]["backend"] == "mo"
+
+
+def test_native_backend_passes_the_checks_and_agrees_with_model_optimizer(small, tmp_path):
+    args = ["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path, "--backend", "native"]
+    result = converter(args, small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "  check: backend native (--backend native)" in result.stdout
+    assert "  native: native Caffe front end, FP32" in result.stdout and "Model Optimizer" not in result.stdout
+    conv_dir = tmp_path / "public" / NAME
+    for precision in ("FP32", "FP16"):
+        assert sorted(p.name for p in (conv_dir / precision).iterdir()) == [".omz_converted.json", f"{NAME}.bin",
+                                                                           f"{NAME}.xml"]
+        record = json.loads((conv_dir / precision / ".omz_converted.json").read_text())
+        assert record["backend"] == "native" and record["key"]["versions"]["native_caffe"]
+        assert not any(a.startswith("python ") for a in record["key"]["mo_command"])
+        assert f"  {NAME} {precision}: {conv_dir / precision / NAME}.xml [input data 1x3x64x64; " in result.stdout
+    assert "0.006 M parameters (card 0.006)" in result.stdout and "; native]" in result.stdout
+    assert sorted(p.name for p in conv_dir.iterdir()) == ["FP16", "FP32"]  # no lock, log or scratch left
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        x = rng.uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
+        native = infer(conv_dir / "FP32" / f"{NAME}.xml", x)
+        mo = infer(small.conv_dir / "FP32" / f"{NAME}.xml", x)
+        assert native.argmax() == mo.argmax()
+        np.testing.assert_allclose(native, mo, atol=1e-5 * float(np.abs(mo).max()), rtol=0)
+    # Up to date for the native backend; the MO record of the same folder would not be.
+    again = converter([*args, "--progress_format", "json"], small.env)
+    assert json.loads(again.stdout.splitlines()[-1])["skipped"] == [NAME]
+    assert json.loads(again.stdout.splitlines()[-1])["irs"][0]["backend"] == "native"
+    mo_run = converter([*args[:-1], "mo", "--precisions", "FP32", "--progress_format", "json"], small.env)
+    summary = json.loads(mo_run.stdout.splitlines()[-1])
+    assert summary["skipped"] == [] and summary["irs"][0]["backend"] == "mo", mo_run.stderr
+
+
+def test_native_dry_run_names_the_backend_and_runs_nothing(small, tmp_path):
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out",
+                        "--backend", "native", "--dry_run"], small.env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "(DRY RUN) Backend: native (--backend native)" in lines
+    native = next(line for line in lines if line.startswith("(DRY RUN) Native Caffe front end, in this process: "))
+    assert f"--input_model={small.dl / 'public' / NAME / NAME}.caffemodel" in native
+    assert "--caffe_parser_path" not in native and "Conversion command" not in result.stdout
+    assert any(line.startswith("(DRY RUN) FP16: openvino.save_model(the native model, ") for line in lines)
+    assert not (tmp_path / "out").exists()
+
+
+def test_native_unsupported_layer_fails_that_model_alone(small, tmp_path):
+    """A layer type the native front end lacks: that model fails with the front end's message
+    (which points to --backend mo); the other model converts; nothing at the failed one's IR path."""
+    odd = "odd-layer"
+    folder = tmp_path / "dl" / "public" / odd
+    folder.mkdir(parents=True)
+    text = (small.src / f"{NAME}.prototxt").read_text()
+    first = text.index('  bottom: "data"')  # the first convolution reads an MVN of the input instead
+    (folder / f"{odd}.prototxt").write_text(
+        text[:first].replace('layer {\n  name: "conv1/7x7_s2"',
+                             'layer { name: "norm" type: "MVN" bottom: "data" top: "norm" }\n'
+                             'layer {\n  name: "conv1/7x7_s2"') + '  bottom: "norm"' + text[first + len('  bottom: "data"'):])
+    shutil_copy(small.src / f"{NAME}.caffemodel", folder / f"{odd}.caffemodel")
+    files = [(f, *file_digest(folder / f), f"http://127.0.0.1:9/{f}") for f in (f"{odd}.prototxt", f"{odd}.caffemodel")]
+    registry = tmp_path / "registry"
+    write_model_yml(registry, odd, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]})
+    for name in (f"{NAME}.prototxt", f"{NAME}.caffemodel"):
+        (tmp_path / "dl" / "public" / NAME).mkdir(parents=True, exist_ok=True)
+        shutil_copy(small.dl / "public" / NAME / name, tmp_path / "dl" / "public" / NAME / name)
+    result = converter(["--name", f"{odd},{NAME}", "--registry", registry, "--registry", small.registry,
+                        "-d", tmp_path / "dl", "-o", tmp_path / "out", "--backend", "native", "--precisions", "FP32"],
+                       small.env)
+    assert result.returncode == 1
+    failed = result.stderr.split("FAILED:\n")[1].splitlines()
+    assert len(failed) == 1 and failed[0].startswith(f"{odd}: the native Caffe front end cannot convert it: ")
+    assert 'layer "norm" has type "MVN"' in failed[0] and "--backend mo" in failed[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "public" / odd).exists()  # no IR, no empty folder
+    assert (tmp_path / "out" / "public" / NAME / "FP32" / f"{NAME}.xml").is_file()
+
+
+def shutil_copy(src, dst):
+    import shutil
+    shutil.copyfile(src, dst)
+
+
+def test_heartbeat_while_a_phase_runs_and_no_lock_left(small, tmp_path):
+    env = dict(small.env, OMZ_HEARTBEAT_SECONDS="0.5")
+    args = ["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path, "--precisions", "FP32"]
+    result = converter([*args, "--progress_format", "json"], env)
+    assert result.returncode == 0, result.stderr
+    beats = [e for e in map(json.loads, result.stdout.splitlines()) if e["$type"] == "model_conversion_heartbeat"]
+    assert beats and {"model", "phase", "phase_seconds", "seconds"} <= set(beats[0])
+    assert any(b["phase"] == "mo" for b in beats)
+    text = converter([*args, "--force"], env)
+    assert text.returncode == 0, text.stderr
+    assert f"  ... {NAME}: mo running for " in text.stdout
+    assert not list((tmp_path / "public" / NAME).glob("*.lock"))
+
+
+def test_load_logs_progress_by_default_and_is_quiet_when_asked(small, monkeypatch, caplog):
+    import logging
+
+    import omz_tools
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small.cache))
+    caplog.set_level(logging.INFO, logger="omz_tools")
+    omz_tools.load(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry])
+    messages = [r.getMessage() for r in caplog.records if r.name == "omz_tools"]
+    assert any("checking its files" in m for m in messages)
+    assert any(m.startswith(f"{NAME} FP16: {small.conv_dir / 'FP16' / NAME}.xml [") for m in messages), messages
+    caplog.clear()
+    omz_tools.load(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry], progress=False)
+    assert not [r for r in caplog.records if r.name == "omz_tools"]
