@@ -90,7 +90,8 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
                     store=options.store(reporter, check_all), limits=limits)
     try:
         result = engine.run(jobs_plan, options.session_factory())
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
+        reporter.close(interrupted=True)  # bars erased before anyone says "Interrupted"
         raise KeyboardInterrupt() from None
     reporter.summary(result)
     return result

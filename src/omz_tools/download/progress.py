@@ -31,7 +31,8 @@ class Reporter:
     def postprocessing_begin(self, model: str) -> None: ...
     def postprocessing_end(self, model: str, ok: bool = True) -> None: ...
     def summary(self, result) -> None: ...
-    def close(self) -> None: ...
+    # interrupted: the run is being cancelled; clear anything drawn (bars) before the caller speaks.
+    def close(self, interrupted: bool = False) -> None: ...
 
 
 def failed_lines(result) -> list:
@@ -233,6 +234,8 @@ class TqdmReporter(TextReporter):
                              dynamic_ncols=True)
             self._bars[(model, file)] = [bar, offset]
             self._total.update(offset)
+        if offset:
+            self._out(f"Resuming {model}/{file} at {human_size(offset)} of {human_size(size)}")
 
     def file_progress(self, model, file, done, size):
         with self._lock:
@@ -259,6 +262,24 @@ class TqdmReporter(TextReporter):
         with self._lock:
             self._total.close()
         super().summary(result)
+
+    def close(self, interrupted: bool = False):
+        """On an interrupt, erase every bar so that the next line starts on a clean line."""
+        if not interrupted:
+            return
+        with self._lock:
+            for bar, _ in list(self._bars.values()):
+                bar.leave = False
+                bar.close()
+            self._bars.clear()
+            self._total.leave = False
+            self._total.close()
+            for stream in (self.stream, self.err):
+                try:
+                    stream.write("\r\x1b[K")  # the terminal's ^C echo, if any, goes too
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
 
 
 def make_reporter(progress_format: str, total_bytes: int = 0) -> Reporter:
