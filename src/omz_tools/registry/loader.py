@@ -161,8 +161,10 @@ def _load_yaml(path: Path, model: Optional[str] = None):
     except yaml.YAMLError as exc:
         raise RegistryError(f"expected valid YAML, found a syntax error: {_cut(' '.join(str(exc).split()))}",
                             path, model) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        # A scalar the resolver took for a typed value that cannot be built (2020-13-45 as a date).
+    except RegistryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors on untrusted text: ValueError,
+        # KeyError (!!bool maybe), TypeError...: a scalar that cannot be built (2020-13-45 as a date).
         raise RegistryError(f"expected YAML values that can be read, found one that cannot "
                             f"({_cut(' '.join(str(exc).split()), 120)})", path, model) from None
     finally:
