@@ -137,6 +137,6 @@ def test_a_file_where_the_model_folder_should_be_fails_that_model_with_a_clear_m
     (out / "public" / "m1").write_bytes(b"not a folder")
     proc = run_downloader("--registry", reg, "--name", "m1", "-o", out)
     assert proc.returncode == 1 and not server.log
-    assert f"m1: w.bin: cannot write {out / 'public' / 'm1'}: File exists. Nothing was put at " \
+    assert f"Error: m1/w.bin: cannot write {out / 'public' / 'm1'}: File exists. Nothing was put at " \
            f"{out / 'public' / 'm1' / 'w.bin'}; check the permissions" in proc.stderr
     assert "Traceback" not in proc.stderr and "OSError" not in proc.stderr
