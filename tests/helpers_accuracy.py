@@ -115,6 +115,22 @@ def write_images(folder: Path, count: int, *, ext: str = ".jpg", size=(96, 80), 
     return paths
 
 
+def write_noise_images(folder: Path, count: int, *, size: int = 256, seed: int = 0) -> list:
+    """``count`` lossless PNGs of uniform noise 0..255, ``size`` x ``size``. With se-resnet-101's protocol
+    (resize to 256: a copy; center crop 224) the IR sees the kind of input helpers_caffe scales the
+    weights for, so its softmax is not saturated and a top-1 comparison means something; smooth
+    images drive a random 101-layer net far from those statistics, to one-hot outputs."""
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"noise_{i:04d}.png"
+        assert cv2.imwrite(str(path), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
 def reference_scores(xml: Path, paths: list) -> np.ndarray:
     """The IR's output for each image through an independent OpenCV pipeline (imread, resize, crop)."""
     import cv2
