@@ -87,9 +87,12 @@ def read(xml):
     return ov.Core().read_model(str(xml))
 
 
-def infer(xml, x):
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # comparisons: this CPU would otherwise run bf16
+
+
+def infer(xml, x, config=None):
     import openvino as ov
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    compiled = ov.Core().compile_model(str(xml), "CPU", config or {})
     return compiled({"data": x})[compiled.output(0)]
 
 
@@ -392,8 +395,8 @@ def test_native_backend_passes_the_checks_and_agrees_with_model_optimizer(small,
     rng = np.random.default_rng(11)
     for _ in range(3):
         x = rng.uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
-        native = infer(conv_dir / "FP32" / f"{NAME}.xml", x)
-        mo = infer(small.conv_dir / "FP32" / f"{NAME}.xml", x)
+        native = infer(conv_dir / "FP32" / f"{NAME}.xml", x, F32)
+        mo = infer(small.conv_dir / "FP32" / f"{NAME}.xml", x, F32)
         assert native.argmax() == mo.argmax()
         np.testing.assert_allclose(native, mo, atol=1e-5 * float(np.abs(mo).max()), rtol=0)
     # Up to date for the native backend; the MO record of the same folder would not be.

@@ -83,3 +83,32 @@ def test_rerun_is_skipped(full):
                              "-d", str(full["dl"]), "-o", str(full["root"] / "out")], capture_output=True,
                             text=True, env=full["env"])
     assert result.returncode == 0 and f"Skipped {NAME}: IR up to date" in result.stdout
+
+
+def test_native_backend_full_size_passes_the_card_checks_and_agrees_with_mo(full):
+    """omz-converter --backend native on the full SE-ResNet-101: the same card checks (49.274 M
+    parameters, GFLOPs, names, shapes, a probability vector) and, against the MO IR, the same
+    top-5 in the same order on 3 inputs, FP32 probabilities within 1e-4."""
+    out = full["root"] / "native"
+    result = subprocess.run([command("omz-converter"), "--name", NAME, "--registry", str(full["registry"]),
+                             "-d", str(full["dl"]), "-o", str(out), "--backend", "native"], capture_output=True,
+                            text=True, env=full["env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    native_dir = out / "public" / NAME
+    record = json.loads((native_dir / "FP32" / ".omz_converted.json").read_text())
+    assert record["backend"] == "native" and round(record["figures"]["params"] / 1e6, 3) == 49.274
+    assert f"{NAME} FP16: {native_dir / 'FP16' / NAME}.xml [input data 1x3x224x224; output prob 1x1000; " \
+           f"49.274 M parameters (card 49.274)" in result.stdout
+    import openvino as ov
+
+    from helpers_caffe import assert_not_saturated, image_like
+    core = ov.Core()
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}  # a CPU with bf16 would otherwise round both differently
+    native = core.compile_model(str(native_dir / "FP32" / f"{NAME}.xml"), "CPU", f32)
+    mo = core.compile_model(str(full["conv_dir"] / "FP32" / f"{NAME}.xml"), "CPU", f32)
+    for seed in (1, 2, 3):
+        x = image_like((1, 3, 224, 224), seed)
+        a, b = native({"data": x})[native.output(0)][0], mo({"data": x})[mo.output(0)][0]
+        assert_not_saturated(b)
+        assert list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5])
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
