@@ -484,3 +484,39 @@ def test_load_logs_progress_by_default_and_is_quiet_when_asked(small, monkeypatc
     caplog.clear()
     omz_tools.load(NAME, download_dir=small.dl, output_dir=small.out, registries=[small.registry], progress=False)
     assert not [r for r in caplog.records if r.name == "omz_tools"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_unexpected_error_is_that_models_failed_line_with_the_log(small, tmp_path, monkeypatch, jobs):
+    """A bug inside one model's conversion (injected: nothing here raises one for real) becomes
+    that model's FAILED line pointing to its log, which holds the traceback; no traceback is
+    printed and the other model goes on."""
+    import io
+
+    from omz_tools.convert import records
+    from omz_tools.convert.engine import Options, run
+    from omz_tools.convert.progress import TextReporter
+    from omz_tools.registry import Registry
+    real = records.input_fingerprint
+
+    def broken(model, download_dir):
+        if model.name == NAME:
+            raise ZeroDivisionError("boom")
+        return real(model, download_dir)
+
+    monkeypatch.setattr(records, "input_fingerprint", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small.cache))
+    registry = Registry.from_options([small.registry])
+    models = [registry.load(NAME), registry.load(NAME + "-nomean")]
+    out, err = io.StringIO(), io.StringIO()
+    reporter = TextReporter(out, err, group=jobs > 1)
+    result = run(models, Options(download_dir=small.dl, output_dir=tmp_path, precisions={"FP32"}, jobs=jobs), reporter)
+    reporter.summary(result)
+    log = tmp_path / "public" / NAME / f".omz_convert.{NAME}.log"
+    assert list(result.failures) == [NAME]
+    assert result.failures[NAME] == (f"unexpected error (ZeroDivisionError: boom). No IR was installed for {NAME}; "
+                                     f"this is a bug in omz_tools: please report it with the traceback in {log}.")
+    assert "Traceback (most recent call last)" in log.read_text() and "ZeroDivisionError: boom" in log.read_text()
+    assert "Traceback" not in out.getvalue() + err.getvalue()
+    assert f"FAILED:\n{NAME}: unexpected error" in err.getvalue()
+    assert (tmp_path / "public" / (NAME + "-nomean") / "FP32" / f"{NAME}-nomean.xml").is_file()

@@ -449,3 +449,25 @@ def test_frameworks_nothing_converts_fail_that_model_alone(tmp_path, clean_env):
     assert "c2: models of framework 'caffe2' are converted to ONNX first (caffe2_to_onnx.py)" in failed[2]
     assert "(DRY RUN) Conversion command:" in result.stdout and "--model_name=small" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_outside_any_model_is_one_message_with_the_log(tmp_path, monkeypatch, clean_env):
+    """The converter-wide guard (injected fault: nothing raises one for real): one paragraph
+    naming the log that holds the traceback, exit 1, no traceback printed."""
+    from click.testing import CliRunner
+
+    from omz_tools.cli.converter import cli
+    from omz_tools.convert import engine
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(engine, "run", broken)
+    result = CliRunner().invoke(cli, ["--name", "se-resnet-101", "-d", str(tmp_path), "--dry_run"])
+    assert result.exit_code == 1
+    text = result.output
+    assert text.startswith("omz-converter: unexpected error (KeyError: 'boom'); this is a bug in omz_tools: please "
+                           "report it with the traceback in ")
+    log = Path(text.split("traceback in ")[1].split(". IR folders")[0])
+    assert "Traceback (most recent call last)" in log.read_text() and "Traceback" not in text
+    log.unlink()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, parse_precisions, registry_errors,
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
     resolve_models, selection_options,
 )
 
@@ -97,6 +97,9 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         reporter.close()
         click.echo("Interrupted: Model Optimizer was stopped; IR folders are as before this run.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - a bug outside any one model: one message, never a traceback
+        reporter.close()
+        fail(_unexpected(exc))
     if not dry_run:
         reporter.summary(result)
     elif result.failures:
@@ -104,6 +107,18 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         click.echo("\n".join(failed_lines(result)), err=True)
     reporter.close()
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One paragraph for a bug; the traceback goes to a log file it names."""
+    import tempfile
+    import traceback
+    fd, log = tempfile.mkstemp(prefix="omz-converter.", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return (f"omz-converter: unexpected error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); this is "
+            f"a bug in omz_tools: please report it with the traceback in {log}. IR folders that were complete "
+            "stay as they were.")
 
 
 def _download_settings(download, cache_dir, mirrors, offline, num_attempts, timeout) -> dict:
