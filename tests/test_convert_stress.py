@@ -108,3 +108,14 @@ def test_cli_converts_several_models_at_once_again_and_again(stress, tmp_path, j
         for name in NAMES:
             for precision in ("FP32", "FP16"):
                 assert (tmp_path / "public" / name / precision / f"{name}.xml").is_file()
+
+
+@pytest.mark.parametrize("jobs", [2, 4])
+def test_cli_native_backend_many_models_many_times(stress, tmp_path, jobs):
+    """The native backend runs in the converter's own threads (no Model Optimizer process): -j N
+    over four models, --force, ten runs in a row."""
+    for round_ in range(10):
+        result = convert_cli(["--name", ",".join(NAMES), "--registry", stress.registry, "-d", stress.dl,
+                              "-o", tmp_path, "-j", jobs, "--force", "--backend", "native"], stress.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.count("; native]") == 2 * len(NAMES)
