@@ -305,8 +305,9 @@ def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0
             def make():
                 w = rng.standard_normal((p.num_output, flat.shape[1])) * math.sqrt(1.0 / flat.shape[1])
                 b = rng.standard_normal(p.num_output) * 0.1
-                if index == last_ip:  # logits with std classifier_std (1 for a handful of classes)
-                    std = classifier_std if p.num_output >= 100 else 1.0
+                if index == last_ip:  # logits with std classifier_std (a quarter of it for a handful of
+                    # classes: with 10 logits of std 1, a top probability above 0.5 is a common draw)
+                    std = classifier_std if p.num_output >= 100 else classifier_std / 4
                     w = w * std / max(float((flat @ w.T).std()), 1e-12)
                     b = b * std
                 w = w.T if p.transpose else w
