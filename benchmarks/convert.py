@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Converting a full-size SE-ResNet-101 (random weights) to FP32+FP16 IR: omz-converter against
-the old path, side by side.
+"""Converting a full-size SE-ResNet-101 (random weights) to FP32+FP16 IR: the old path, our Model
+Optimizer backend and our native Caffe front end, side by side in one run.
 
     python benchmarks/convert.py [--repeat N] [--old-venv DIR] [--work DIR] [--keep]
 
+Run it with the interpreter of a venv holding ``omz-tools[mo]`` (so both backends are there).
 The old path is what openvino-dev's omz_converter does: ``mo`` twice (FP32, then FP16) in a venv
 with ``openvino-dev[caffe]==2024.6.0`` (pure-Python protobuf 3.20). That venv is created at
---old-venv (default /tmp/omz-old-venv) when missing. Ours: ``omz-converter --force`` (one MO run
-with the upb caffe_pb2, FP16 derived, IR checked against the model card), then reruns with the
-IR up to date. Runs are interleaved, N rounds; peak RSS is each command's own process tree's
-(``wait4`` ru_maxrss: the largest single process, MO or the converter). Also checks that both
-paths write byte-identical .bin files.
+--old-venv (default /tmp/omz-old-venv) when missing. Ours: ``omz-converter --force --backend mo``
+(one MO run, FP16 derived, IR checked against the model card) and ``--backend native`` (the
+native front end in-process, same FP16 derivation and checks), then reruns with the IR up to
+date. Runs are interleaved, N rounds; peak RSS is each command's own process tree's (``wait4``
+ru_maxrss: the largest single process, MO or the converter). Checks that the MO backend writes
+the old path's .bin byte for byte, and compares the inference latency of the native IR with MO's
+(same input, 50 runs each, interleaved, median). The floor: reading the caffemodel and writing
+the FP32 and FP16 .bin files (fsynced).
 
-Targets: time <= 0.20x, peak memory <= 0.40x the old path's, an up-to-date rerun <= 1 s.
-Exits 1 if a command fails or a target is missed.
+Targets: native <= 0.03x the old path's time and <= 0.25x its peak memory; native IR latency
+within 3 % of MO's; an up-to-date rerun <= 1 s. Exits 1 if a command fails or a target is missed.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 PROTOTXT = REPO.parent / "shared" / "fixtures" / "se-resnet-101" / "SE-ResNet-101.prototxt"
 NAME = "se-resnet-101"
-TARGETS = {"time": 0.20, "memory": 0.40, "rerun_seconds": 1.0}
+TARGETS = {"time": 0.03, "memory": 0.25, "latency": 0.03, "rerun_seconds": 1.0}
 BIN = Path(sys.executable).parent
 
 
@@ -107,6 +111,43 @@ def fmt_mb(value: float) -> str:
     return f"{value / 2**20:,.0f}"
 
 
+def floor_seconds(caffemodel: Path, sizes: list, scratch: Path) -> float:
+    """Reading the caffemodel and writing files of ``sizes`` bytes (fsynced): the I/O any converter does."""
+    start = time.perf_counter()
+    with open(caffemodel, "rb") as stream:
+        while stream.read(1 << 24):
+            pass
+    chunk = b"\0" * (1 << 24)
+    for index, size in enumerate(sizes):
+        path = scratch / f"floor{index}.bin"
+        with open(path, "wb") as stream:
+            for offset in range(0, size, len(chunk)):
+                stream.write(chunk[:min(len(chunk), size - offset)])
+            stream.flush()
+            os.fsync(stream.fileno())
+        path.unlink()
+    return time.perf_counter() - start
+
+
+def latencies(native_xml: Path, mo_xml: Path, runs: int = 50) -> tuple:
+    """Median seconds of one synchronous inference of each IR on the same input, interleaved."""
+    import numpy as np
+    import openvino as ov
+    core = ov.Core()
+    compiled = [core.compile_model(str(xml), "CPU") for xml in (native_xml, mo_xml)]
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 224, 224)).astype(np.float32)
+    requests = [c.create_infer_request() for c in compiled]
+    outputs = [r.infer({"data": x})[c.output(0)].copy() for r, c in zip(requests, compiled)]
+    times = ([], [])
+    for _ in range(runs):
+        for index, request in enumerate(requests):
+            start = time.perf_counter()
+            request.infer({"data": x})
+            times[index].append(time.perf_counter() - start)
+    top5 = [list(np.argsort(-o[0])[:5]) for o in outputs]
+    return statistics.median(times[0]), statistics.median(times[1]), top5[0] == top5[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (default 1; each old round "
@@ -128,70 +169,85 @@ def main() -> None:
     env["XDG_CACHE_HOME"] = str(work / "cache")
     converter = [str(BIN / "omz-converter"), "--name", NAME, "--registry", str(registry), "-d", str(dl)]
     log = work / "bench.log"
+    caffemodel = dl / model.subdirectory / f"{NAME}.caffemodel"
 
-    ours_t, ours_m, old_t, old_m, mo_t, mo_m, old_mo_t = [], [], [], [], [], [], []
+    times = {k: [] for k in ("old", "mo", "native", "floor")}
+    peaks = {k: [] for k in ("old", "mo", "native")}
+    latency = {"native": [], "mo": []}
+    same_top5 = True
     for round_ in range(args.repeat):
-        out_old, out_new = work / f"old{round_}", work / f"new{round_}"
+        outs = {k: work / f"{k}{round_}" for k in ("old", "mo", "native")}
         seconds, peak = 0.0, 0
-        for cmd in old_commands(old_mo, dl, out_old, model):
+        for cmd in old_commands(old_mo, dl, outs["old"], model):
             s, m = run(cmd, env, log)
-            old_mo_t.append(s)
             seconds, peak = seconds + s, max(peak, m)
-        old_t.append(seconds)
-        old_m.append(peak)
+        times["old"].append(seconds)
+        peaks["old"].append(peak)
         print(f"round {round_ + 1}: old path {seconds:.1f} s, {fmt_mb(peak)} MB", flush=True)
-        s, m = run([*converter, "-o", str(out_new), "--force"], env, log)
-        ours_t.append(s)
-        ours_m.append(m)
-        import json
-        record = json.loads((out_new / model.subdirectory / "FP32" / ".omz_converted.json").read_text())
-        mo_t.append(record["mo_seconds"])
-        mo_m.append(record["mo_peak_rss_bytes"])
-        print(f"round {round_ + 1}: omz-converter {s:.1f} s, {fmt_mb(m)} MB", flush=True)
+        for backend in ("mo", "native"):
+            s, m = run([*converter, "-o", str(outs[backend]), "--force", "--backend", backend], env, log)
+            times[backend].append(s)
+            peaks[backend].append(m)
+            print(f"round {round_ + 1}: omz-converter --backend {backend} {s:.1f} s, {fmt_mb(m)} MB", flush=True)
         for precision in ("FP32", "FP16"):
-            a = (out_old / model.subdirectory / precision / f"{NAME}.bin").read_bytes()
-            b = (out_new / model.subdirectory / precision / f"{NAME}.bin").read_bytes()
+            a = (outs["old"] / model.subdirectory / precision / f"{NAME}.bin").read_bytes()
+            b = (outs["mo"] / model.subdirectory / precision / f"{NAME}.bin").read_bytes()
             if a != b:
-                sys.exit(f"{precision} .bin differs between the old path and omz-converter")
+                sys.exit(f"{precision} .bin differs between the old path and omz-converter --backend mo")
+        bins = [(outs["native"] / model.subdirectory / p / f"{NAME}.bin").stat().st_size for p in ("FP32", "FP16")]
+        times["floor"].append(floor_seconds(caffemodel, bins, work))
+        xmls = [outs[k] / model.subdirectory / "FP32" / f"{NAME}.xml" for k in ("native", "mo")]
+        native_s, mo_s, same = latencies(*xmls)
+        latency["native"].append(native_s)
+        latency["mo"].append(mo_s)
+        same_top5 = same_top5 and same
         if round_ < args.repeat - 1:
-            shutil.rmtree(out_old)
-            shutil.rmtree(out_new)
-    reruns = [run([*converter, "-o", str(work / f"new{args.repeat - 1}")], env, log)[0] for _ in range(args.reruns)]
+            for folder in outs.values():
+                shutil.rmtree(folder)
+    last = work / f"native{args.repeat - 1}"
+    reruns = [run([*converter, "-o", str(last), "--backend", "native"], env, log)[0] for _ in range(args.reruns)]
 
     med = statistics.median
     old_python = old_mo.parent / "python"
     print()
-    print(f"se-resnet-101, random weights ({(dl / model.subdirectory / (NAME + '.caffemodel')).stat().st_size:,} "
-          f"bytes), FP32+FP16, {os.cpu_count()} CPUs, {args.repeat} round(s), medians:")
+    print(f"se-resnet-101, random weights ({caffemodel.stat().st_size:,} bytes), FP32+FP16, {os.cpu_count()} CPUs, "
+          f"{args.repeat} round(s), medians:")
     print(f"  old: openvino-dev {package_version(old_python, 'openvino-dev')}, protobuf "
-          f"{package_version(old_python, 'protobuf')} (pure Python); ours: protobuf "
-          f"{package_version(Path(sys.executable), 'protobuf')} (upb)")
+          f"{package_version(old_python, 'protobuf')} (pure Python); ours: openvino "
+          f"{package_version(Path(sys.executable), 'openvino')}, protobuf {package_version(Path(sys.executable), 'protobuf')}")
     print()
+    old_t, old_m = med(times["old"]), med(peaks["old"])
     rows = [
-        ("old path: mo FP32 + mo FP16", med(old_t), med(old_m), 1.0, 1.0),
-        ("omz-converter (1 MO run + FP16 + checks)", med(ours_t), med(ours_m), med(ours_t) / med(old_t),
-         med(ours_m) / med(old_m)),
-        ("  of which: MO with the upb caffe_pb2", med(mo_t), med(mo_m), None, None),
-        ("  vs one old mo run (pure-Python protobuf)", med(old_mo_t), med(old_m), med(mo_t) / med(old_mo_t),
-         med(mo_m) / med(old_m)),
-        ("omz-converter rerun, IR up to date", med(reruns), None, med(reruns) / med(old_t), None),
+        ("old path: mo FP32 + mo FP16", med(times["old"]), old_m),
+        ("omz-converter --backend mo", med(times["mo"]), med(peaks["mo"])),
+        ("omz-converter --backend native", med(times["native"]), med(peaks["native"])),
+        ("native rerun, IR up to date", med(reruns), None),
+        ("floor: read caffemodel, write both .bin", med(times["floor"]), None),
     ]
-    print(f"| {'what':44} | {'time s':>8} | {'peak RSS MB':>11} | {'time ratio':>10} | {'memory ratio':>12} |")
-    print(f"|{'-' * 46}|{'-' * 10}:|{'-' * 12}:|{'-' * 11}:|{'-' * 13}:|")
-    for what, t, m, tr, mr in rows:
-        print(f"| {what:44} | {t:8.2f} | {fmt_mb(m) if m else '':>11} | "
-              f"{f'{tr:.3f}x' if tr is not None else '':>10} | {f'{mr:.3f}x' if mr is not None else '':>12} |")
+    print(f"| {'what':40} | {'time s':>8} | {'peak RSS MB':>11} | {'time ratio':>10} | {'memory ratio':>12} |")
+    print(f"|{'-' * 42}|{'-' * 10}:|{'-' * 12}:|{'-' * 11}:|{'-' * 13}:|")
+    for what, t, m in rows:
+        mr = f"{m / old_m:.3f}x" if m else ""
+        print(f"| {what:40} | {t:8.2f} | {fmt_mb(m) if m else '':>11} | {t / old_t:9.3f}x | {mr:>12} |")
+    native_l, mo_l = med(latency["native"]), med(latency["mo"])
+    print()
+    print(f"inference latency, FP32 IR, 50 runs each, median: native {native_l * 1e3:.1f} ms, MO {mo_l * 1e3:.1f} ms "
+          f"({(native_l / mo_l - 1) * 100:+.1f} %); same top-5: {'yes' if same_top5 else 'NO'}")
+    print("FP32 and FP16 .bin files: byte-identical between the old path and --backend mo")
     print()
     missed = []
-    if med(ours_t) / med(old_t) > TARGETS["time"]:
-        missed.append(f"time ratio {med(ours_t) / med(old_t):.3f} > {TARGETS['time']}")
-    if med(ours_m) / med(old_m) > TARGETS["memory"]:
-        missed.append(f"memory ratio {med(ours_m) / med(old_m):.3f} > {TARGETS['memory']}")
+    if med(times["native"]) / old_t > TARGETS["time"]:
+        missed.append(f"native time ratio {med(times['native']) / old_t:.3f} > {TARGETS['time']}")
+    if med(peaks["native"]) / old_m > TARGETS["memory"]:
+        missed.append(f"native memory ratio {med(peaks['native']) / old_m:.3f} > {TARGETS['memory']}")
+    if abs(native_l / mo_l - 1) > TARGETS["latency"]:
+        missed.append(f"latency {(native_l / mo_l - 1) * 100:+.1f} % beyond {TARGETS['latency'] * 100:.0f} %")
     if med(reruns) > TARGETS["rerun_seconds"]:
         missed.append(f"rerun {med(reruns):.2f} s > {TARGETS['rerun_seconds']} s")
-    print("targets: time <= 0.20x, memory <= 0.40x, rerun <= 1 s: " + ("met" if not missed else
-                                                                        "MISSED: " + "; ".join(missed)))
-    print("FP32 and FP16 .bin files: byte-identical between the two paths")
+    if not same_top5:
+        missed.append("native and MO IRs disagree on the top-5")
+    print("targets: native time <= 0.03x, memory <= 0.25x, latency within 3 %, rerun <= 1 s: "
+          + ("met" if not missed else "MISSED: " + "; ".join(missed)))
     if not args.keep and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if missed else 0)
