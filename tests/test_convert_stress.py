@@ -87,7 +87,7 @@ def test_fp16_and_checks_of_many_irs_at_once_in_one_process(stress, tmp_path, th
             tmp = tmp_path / f"w{worker}-{round_}"
             tmp.mkdir()
             outcome = Outcome(model.name, ok=True)
-            converter._derive_and_verify(model, ["FP32", "FP16"], mo_dir, tmp,
+            converter._derive_and_verify(model, ["FP32", "FP16"], mo_dir / f"{model.name}.xml", tmp,
                                          {p: tmp / "final" / p for p in ("FP32", "FP16")}, outcome)
             assert round(outcome.figures.mparams, 3) == 0.006 and "data" in outcome.figures.inputs
             assert (tmp / "FP16" / f"{model.name}.bin").stat().st_size < (tmp / "FP32" / f"{model.name}.bin").stat().st_size
