@@ -520,3 +520,21 @@ def test_an_unexpected_error_is_that_models_failed_line_with_the_log(small, tmp_
     assert "Traceback" not in out.getvalue() + err.getvalue()
     assert f"FAILED:\n{NAME}: unexpected error" in err.getvalue()
     assert (tmp_path / "public" / (NAME + "-nomean") / "FP32" / f"{NAME}-nomean.xml").is_file()
+
+
+def test_auto_without_model_optimizer_converts_natively(small, tmp_path):
+    """-p names an interpreter without openvino-dev: auto converts the Caffe model natively (in this
+    process); --backend mo fails it in one message that names the way out."""
+    import sys
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    args = ["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out", "-p",
+            bare / "bin" / "python", "--precisions", "FP16"]
+    result = converter(args, small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"  check: backend native (auto: {bare / 'bin' / 'python'} has no Model Optimizer)" in result.stdout
+    assert (tmp_path / "out" / "public" / NAME / "FP16" / f"{NAME}.xml").is_file()
+    refused = converter([*args, "--backend", "mo", "--force"], small.env)
+    assert refused.returncode == 1
+    assert "has no openvino.tools.mo package" in refused.stderr
+    assert "Caffe models also convert without it: --backend native (or auto)." in refused.stderr

@@ -215,14 +215,20 @@ class Converter:
                                   f"'{model.framework}' model; use --backend mo (or auto).")
             return "native", "--backend native"
         if choice == "mo" or self.options.mo is not None:  # --mo names Model Optimizer: use it, or say why not
-            mo = self.mo_info()
+            try:
+                mo = self.mo_info()
+            except ModelFailed as exc:
+                if model.framework != "caffe":
+                    raise
+                raise ModelFailed(f"{exc} Caffe models also convert without it: --backend native (or auto).") \
+                    from None
             return "mo", f"--backend mo: Model Optimizer {mo.mo_version} of {mo.python}"
         try:
             mo = self.mo_info()
-        except ModelFailed as exc:
+        except ModelFailed:
             if model.framework != "caffe":
                 raise
-            return "native", f"auto: no Model Optimizer ({' '.join(str(exc).split()[:12])} ...)"
+            return "native", f"auto: {self.options.python or sys.executable} has no Model Optimizer"
         return "mo", f"auto: Model Optimizer {mo.mo_version} of {mo.python}"
 
     def keys(self, model: Model, precisions: list, backend: str = "mo") -> dict:
