@@ -23,7 +23,7 @@ MODEL = "bench-download-model"
 
 def main() -> None:
     args = _bench.size_arguments(__doc__.splitlines()[0])
-    from omz_tools.download.verify import hash_file  # streams: keeps this process small
+    from omz_tools.localstate import hash_file  # streams: keeps this process small
 
     with _bench.work_folder("download", args.keep) as work:
         with _bench.served_ir_model(work, MODEL, 100_000, args.size_mb << 20) as (files, nginx):
@@ -68,7 +68,7 @@ def main() -> None:
                         rss[who].append(peak)
                     for name in files:
                         if who.startswith("omz-downloader"):  # every byte arrived as it should
-                            got = hash_file(out / "public" / MODEL / name, "sha384")[0].hexdigest()
+                            got = hash_file(out / "public" / MODEL / name, "sha384")[0]
                             assert got == files[name][1], name
                     shutil.rmtree(out)
 

@@ -9,7 +9,8 @@ from typing import Callable
 
 import click
 
-from omz_tools.registry import NoMatchError, Registry, RegistryError, UsageError, select_models
+from omz_tools.errors import OmzError
+from omz_tools.registry import Registry, RegistryError, select_models
 
 # Exit codes, the same for every command (documented in the README).
 EXIT_OK = 0
@@ -68,7 +69,8 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 
 
 def registry_errors(command: Callable) -> Callable:
-    """Turn registry problems into one message and exit 1, never a traceback."""
+    """Turn the project's errors (``OmzError``: registry problems, no match, bad option values, an
+    unusable cache, no disk space...) into their one message and exit code, never a traceback."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -76,10 +78,10 @@ def registry_errors(command: Callable) -> Callable:
         except RegistryError as exc:
             # One line per invalid model (a RegistryErrors holds several).
             fail("\n".join(f"Registry error: {line}" for line in str(exc).splitlines()))
-        except NoMatchError as exc:
-            fail(str(exc))
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
+        except OmzError as exc:
+            if exc.exit_code == EXIT_USAGE:
+                raise click.UsageError(str(exc)) from None
+            fail(str(exc), exc.exit_code)
     return wrapper
 
 

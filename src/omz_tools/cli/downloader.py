@@ -13,7 +13,7 @@ try:
     import click
 
     from omz_tools.cli.common import (
-        CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
+        CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, parse_precisions, registry_errors,
         resolve_models, selection_options,
     )
 except KeyboardInterrupt:
@@ -72,52 +72,38 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     """
     models = resolve_models(name, list_file, all_models, print_all, registries)
 
-    from omz_tools.download import download
-    from omz_tools.download.sources import SourceConfigError
-    from omz_tools.download.space import FolderNotWritable, NotEnoughSpace
+    from omz_tools.download import DownloadOptions, run
 
+    # Bad values (a mirror, a timeout, OMZ_OFFLINE...) are usage errors, said by registry_errors.
+    options = DownloadOptions.build(output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
+                                    check_all=check_all, cache_dir=cache_dir, mirrors=mirrors,
+                                    offline=offline, timeout=timeout, min_rate=min_rate,
+                                    stall_window=stall_window)
     if dry_run:
-        try:
-            _dry_run(models, output_dir, precisions, cache_dir, mirrors, offline, progress_format, quiet)
-        except SourceConfigError as exc:
-            raise click.UsageError(str(exc)) from None
+        _dry_run(models, options, progress_format, quiet)
         sys.exit(EXIT_OK)
     progress = progress_format
     if quiet and progress_format == "text":
         from omz_tools.download.progress import QuietReporter
         progress = QuietReporter()
     try:
-        result = download(models, output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
-                          check_all=check_all, progress=progress, cache_dir=cache_dir,
-                          mirrors=mirrors, offline=offline, timeout=timeout, min_rate=min_rate,
-                          stall_window=stall_window)
-    except SourceConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (NotEnoughSpace, FolderNotWritable) as exc:
-        fail(str(exc))
+        result = run(models, options, progress)
     except KeyboardInterrupt:
         click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - cache.py is imported only when --cache_dir is given
-        from omz_tools.download.cache import CacheError
-        if not isinstance(exc, CacheError):
-            raise
-        fail(str(exc))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
-def _dry_run(models, output_dir, precisions, cache_dir, mirrors, offline, progress_format, quiet) -> None:
+def _dry_run(models, options, progress_format, quiet) -> None:
     """Print the plan: no connection (requests is not even imported), nothing written."""
     import json
 
     from omz_tools.download.engine import plan
-    from omz_tools.download.options import RunOptions, dry_run
-    from omz_tools.download.sources import mirrors_from, offline_from
-    from omz_tools.download.space import human_size
+    from omz_tools.download.options import dry_run
+    from omz_tools.wording import human_size
 
-    options = RunOptions(mirrors=mirrors_from(list(mirrors or ())), offline=offline_from(offline))
-    rows = dry_run(plan(models, Path(output_dir), precisions, options.sources_for()), cache_dir,
-                   options.offline)
+    rows = dry_run(plan(models, options.output_dir, options.precisions, options.sources_for()),
+                   options.cache_dir, options.offline)
     fetch = [row for row in rows if row["state"] == "fetch"]
     missing = [row for row in rows if row["state"] == "missing"]
     total = sum(row["size"] for row in fetch)

@@ -8,7 +8,8 @@
 Modules: ``transport`` (HTTP session, Range/If-Range, retries, Google Drive), ``verify``
 (streaming hash+size, mismatch messages), ``records`` (what was verified; .part sidecars),
 ``postprocess`` (regex_replace, safe unpack_archive), ``progress`` (text/tqdm/JSON),
-``fetch`` (one file), ``engine`` (plan, parallel run, result), ``durable`` (fsync helpers).
+``fetch`` (one file), ``engine`` (plan, parallel run, result). Writes, fsync, hashing, the stat
+fingerprint and linking are :mod:`omz_tools.localstate`'s.
 Importing this package does not import requests; fetching does.
 """
 
@@ -19,9 +20,10 @@ from typing import Iterable, Optional, Union
 
 from omz_tools.download.engine import DownloadResult
 from omz_tools.download.errors import DownloadError, Interrupted
+from omz_tools.download.options import DownloadOptions
 from omz_tools.download.verify import verified
 
-__all__ = ["download", "DownloadResult", "DownloadError", "Interrupted", "verified"]
+__all__ = ["download", "DownloadOptions", "DownloadResult", "DownloadError", "Interrupted", "verified"]
 
 
 def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *, jobs: int = 1,
@@ -30,7 +32,7 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
              registry=None, cache_dir: Union[str, Path, None] = None, mirrors: Iterable[str] = (),
              offline: bool = False, timeout: Union[float, str, tuple, None] = None,
              min_rate: Union[float, str, None] = None,
-             stall_window: Optional[float] = None) -> DownloadResult:
+             stall_window: Optional[float] = None, options: Optional[DownloadOptions] = None) -> DownloadResult:
     """Fetch the files of the models matching ``names`` into ``output_dir/<subdirectory>/``.
 
     ``names``: a model name or fnmatch pattern, a list of them, or registry Model objects.
@@ -44,41 +46,44 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     or "CONNECT,READ" (default $OMZ_TIMEOUT, else 15 and 60). ``min_rate``: bytes/s (a number, or
     "1K", "0.5M"; 0 turns it off) below which, averaged over ``stall_window`` seconds, an attempt
     is ended and retried from where it got (defaults $OMZ_MIN_RATE or 1K, $OMZ_STALL_WINDOW or 30).
+    ``options``: a ready :class:`DownloadOptions` (then the keyword arguments above from
+    ``output_dir`` to ``stall_window`` are not used); otherwise one is built from them.
 
     Returns a :class:`DownloadResult`; a model that fails is listed in ``result.failures`` with the
     reason, never raised. Raises ``omz_tools.RegistryError`` for a broken registry,
     ``NoMatchError`` for a pattern matching nothing, ``ValueError`` for bad arguments (a bad mirror
     URL too), ``CacheError`` for an unusable cache folder, ``NotEnoughSpace`` when the files to
     fetch do not fit on disk and ``FolderNotWritable`` when they cannot be written to
-    ``output_dir`` (nothing is fetched then), and ``KeyboardInterrupt`` if interrupted (.part files are kept for the next call to resume).
+    ``output_dir`` (nothing is fetched then), and ``KeyboardInterrupt`` if interrupted (.part files
+    are kept for the next call to resume). All but the last are ``omz_tools.errors.OmzError``s.
     """
+    if options is None:
+        options = DownloadOptions.build(output_dir, jobs=jobs, num_attempts=num_attempts,
+                                        precisions=precisions, check_all=check_all, cache_dir=cache_dir,
+                                        mirrors=mirrors, offline=offline, timeout=timeout,
+                                        min_rate=min_rate, stall_window=stall_window)
+    return run(_models(names, registries, registry), options, progress)
+
+
+def _models(names, registries, registry) -> list:
+    from omz_tools.registry import Registry, select_models
+
+    names = [names] if isinstance(names, str) else list(names)
+    if names and all(hasattr(n, "leaves") for n in names):
+        return names
+    registry = registry or Registry.from_options([Path(r) for r in registries])
+    return select_models(registry, name=",".join(str(n) for n in names))
+
+
+def run(models: list, options: DownloadOptions, progress: Union[bool, str, object] = False) -> DownloadResult:
+    """Download ``models`` (registry Model objects) as ``options`` say; see :func:`download`."""
     from omz_tools.download import progress as progress_mod
     from omz_tools.download.engine import Engine, plan
-    from omz_tools.registry import Registry, select_models
-    from omz_tools.registry.schema import KNOWN_PRECISIONS
+    from omz_tools.download.options import RunOptions
 
-    if jobs < 1 or num_attempts < 1:
-        raise ValueError(f"jobs and num_attempts must be positive, got jobs={jobs}, num_attempts={num_attempts}")
-    if precisions is not None:
-        precisions = set(precisions.split(",") if isinstance(precisions, str) else precisions)
-        unknown = precisions - set(KNOWN_PRECISIONS)
-        if unknown:
-            raise ValueError(f"unknown precisions {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(KNOWN_PRECISIONS))}")
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
-    if names and all(hasattr(n, "leaves") for n in names):
-        models = names
-    else:
-        registry = registry or Registry.from_options([Path(r) for r in registries])
-        models = select_models(registry, name=",".join(str(n) for n in names))
-
-    from omz_tools.download.options import NetLimits, RunOptions
-    options = RunOptions.resolve(cache_dir, mirrors, offline)
-    limits = NetLimits.resolve(timeout, min_rate, stall_window)
-    jobs_plan = plan(models, Path(output_dir), precisions, options.sources_for())
-    options.check_space(jobs_plan, Path(output_dir))
+    live = RunOptions.of(options)
+    jobs_plan = plan(models, options.output_dir, options.precisions, options.sources_for())
+    live.check_space(jobs_plan, options.output_dir)
     if isinstance(progress, progress_mod.Reporter):
         reporter = progress
     elif progress in (False, None):
@@ -86,10 +91,9 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     else:
         total = sum(t.model_file.size for j in jobs_plan for t in j.tasks)
         reporter = progress_mod.make_reporter("json" if progress == "json" else "text", total)
-    engine = Engine(reporter=reporter, jobs=jobs, num_attempts=num_attempts, check_all=check_all,
-                    store=options.store(reporter, check_all), limits=limits)
+    engine = Engine(reporter=reporter, options=options, store=live.store(reporter, options.check_all))
     try:
-        result = engine.run(jobs_plan, options.session_factory())
+        result = engine.run(jobs_plan, live.session_factory())
     except (Interrupted, KeyboardInterrupt):
         reporter.close(interrupted=True)  # bars erased before anyone says "Interrupted"
         raise KeyboardInterrupt() from None

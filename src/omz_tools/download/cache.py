@@ -35,32 +35,23 @@ the changed mtime breaks the entry's record and the next hit re-hashes, removes 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
-import json
 import os
-import shutil
-import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from omz_tools.download.durable import describe_entry, fsync_file, open_regular
-from omz_tools.download.records import stat_fields
+from omz_tools.errors import OmzError
+from omz_tools.localstate import (  # noqa: F401 - reflink and copy_new: the cache's linking, for tests
+    copy_new, describe_entry, fingerprint_holds, hash_file, link_or_copy, place, read_json, reflink,
+    stat_fingerprint, temp_name, unlink_quietly, write_json,
+)
 
 OMZ_FORMAT_DIR = "1"  # omz_downloader's DirCache._FORMAT
 AREAS = {"sha384": OMZ_FORMAT_DIR, "sha256": "sha256"}
-CHUNK_SIZE = 1 << 20
 DEFAULT_LOCK_TIMEOUT = 3600.0  # long enough for a slow 200 MB transfer by another process
-FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int); fcntl.FICLONE exists only from Python 3.12
-# Errors meaning "this way of linking is not possible here", so the next way is tried.
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # a temporary file: created here, never through a link
-_LINK_UNSUPPORTED = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
-                     errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EBADF}
 
 
-class CacheError(Exception):
+class CacheError(OmzError):
     """A cache problem; the message is one paragraph meant for the user."""
 
 
@@ -82,101 +73,6 @@ class Lookup:
 class Materialised:
     path: Path
     method: str  # "reflink", "hardlink", "copy" or "present" (already that very file)
-
-
-def hash_file(path: Path, algorithm: str) -> tuple[str, int]:
-    """(hex digest, size) of a file, read in 1 MiB chunks (hashlib releases the GIL on them)."""
-    hasher = hashlib.new(algorithm)
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    size = 0
-    with open(path, "rb", buffering=0) as stream:
-        while True:
-            got = stream.readinto(view)
-            if not got:
-                break
-            hasher.update(view[:got])
-            size += got
-    return hasher.hexdigest(), size
-
-
-def _unique_name(name: str) -> str:
-    # pid + thread + random: unique across processes, -j threads and hosts sharing an NFS cache.
-    return f".{name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:12]}.tmp"
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def copy_new(src: Path, dst: Path) -> None:
-    """Copy src into a new file dst, created exclusively (never through a link planted at its
-    name); where sendfile(2) exists the kernel copies, no bytes pass through Python."""
-    with open(src, "rb") as source, open(open_regular(dst, _NEW), "wb") as target:
-        try:
-            if hasattr(os, "sendfile"):
-                size, offset = os.fstat(source.fileno()).st_size, 0
-                while offset < size:
-                    sent = os.sendfile(target.fileno(), source.fileno(), offset, min(size - offset, 1 << 30))
-                    if not sent:
-                        break
-                    offset += sent
-            else:  # pragma: no cover - not Linux
-                shutil.copyfileobj(source, target)
-        except BaseException:
-            target.close()
-            _unlink_quietly(dst)
-            raise
-
-
-def reflink(src: Path, dst: Path) -> None:
-    """Clone src into a new file dst (copy-on-write); raises OSError where unsupported."""
-    import fcntl
-    with open(src, "rb") as source, open(open_regular(dst, _NEW), "wb") as target:
-        try:
-            fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
-        except OSError:
-            target.close()
-            _unlink_quietly(dst)
-            raise
-
-
-def place(src: Path, dest: Path, *, allow_link: bool = True, sync: bool = True) -> str:
-    """Make ``dest`` hold src's bytes atomically: reflink, else hardlink, else copy, always into a
-    unique temporary name beside dest, then ``os.replace``. Returns the method used."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if os.path.samefile(src, dest):
-            return "present"  # rename(2) of two links to one inode would silently do nothing
-    tmp = dest.with_name(_unique_name(dest.name))
-    try:
-        method = None
-        if allow_link:
-            try:
-                reflink(src, tmp)
-                method = "reflink"
-            except OSError as exc:
-                if exc.errno not in _LINK_UNSUPPORTED:
-                    raise
-            if method is None:
-                try:
-                    os.link(src, tmp)
-                    method = "hardlink"
-                except OSError as exc:
-                    if exc.errno not in _LINK_UNSUPPORTED:
-                        raise
-        if method is None:
-            copy_new(src, tmp)
-            if sync:
-                fsync_file(tmp)
-            method = "copy"
-        os.replace(tmp, dest)
-        tmp = None
-        return method
-    finally:
-        if tmp is not None:
-            _unlink_quietly(tmp)
 
 
 class ContentCache:
@@ -246,35 +142,25 @@ class ContentCache:
     # -- records ----------------------------------------------------------------------------------
 
     def _read_record(self, algorithm: str, digest: str) -> Optional[dict]:
-        try:
-            fd = open_regular(self.record_path(algorithm, digest), os.O_RDONLY)
-            with open(fd, encoding="utf-8") as stream:
-                data = json.load(stream)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return read_json(self.record_path(algorithm, digest)) or None
 
     def _write_record(self, algorithm: str, digest: str, entry: Path) -> None:
-        fields = stat_fields(entry)
+        fields = stat_fingerprint(entry)
         if fields is None:
             return
         path = self.record_path(algorithm, digest)
-        tmp = path.with_name(_unique_name(path.name))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(open_regular(tmp, _NEW), "w", encoding="utf-8") as stream:
-                json.dump({**fields, "algorithm": algorithm, "hash": digest}, stream)
-            os.replace(tmp, path)
+            write_json(path, {**fields, "algorithm": algorithm, "hash": digest})
         except OSError:
-            _unlink_quietly(tmp)  # a missing record only costs a re-hash on the next hit
+            pass  # a missing record only costs a re-hash on the next hit
 
     def _record_holds(self, algorithm: str, digest: str, entry: Path, size: int) -> bool:
         record = self._read_record(algorithm, digest)
-        fields = stat_fields(entry)
-        if not record or fields is None or fields["size"] != size:
+        if not record or record.get("size") != size:
             return False
         return (record.get("algorithm") == algorithm and record.get("hash") == digest
-                and all(record.get(key) == value for key, value in fields.items()))
+                and fingerprint_holds(record, entry))
 
     # -- lookup / store / materialise ---------------------------------------------------------------
 
@@ -309,8 +195,8 @@ class ContentCache:
             "disk and whether something writes into downloaded model files in place."), rehashed=True)
 
     def remove(self, algorithm: str, digest: str) -> None:
-        _unlink_quietly(self.entry_path(algorithm, digest))
-        _unlink_quietly(self.record_path(algorithm, digest))
+        unlink_quietly(self.entry_path(algorithm, digest))
+        unlink_quietly(self.record_path(algorithm, digest))
 
     def store(self, src: Path, algorithm: str, digest: str, size: int, *, verified: bool = False) -> Path:
         """Put a copy of src into the cache (linked when possible) and return the entry.
@@ -335,20 +221,9 @@ class ContentCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         # A unique temporary name in the cache's own staging folder (same filesystem), then one
         # atomic rename: a concurrent reader sees the old entry, the new one, or none.
-        tmp = self.staging / _unique_name(entry.name)
+        tmp = self.staging / temp_name(entry.name)
         try:
-            method = None
-            for attempt in (reflink, os.link):
-                try:
-                    attempt(src, tmp)
-                    method = attempt
-                    break
-                except OSError as exc:
-                    if exc.errno not in _LINK_UNSUPPORTED:
-                        raise
-            if method is None:
-                copy_new(src, tmp)
-                fsync_file(tmp)
+            link_or_copy(src, tmp)
             if os.stat(tmp).st_size != size:  # src changed under us: never cache a wrong size
                 raise CacheError(f"Refused to cache {src}: it changed while being cached "
                                  f"(expected {size} bytes). The cache was left unchanged.")
@@ -360,7 +235,7 @@ class ContentCache:
                 "downloaded file itself is fine; check the cache folder's free space and permissions.") from None
         finally:
             if tmp is not None:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
         self._write_record(algorithm, digest, entry)
         return entry
 

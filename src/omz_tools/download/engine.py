@@ -157,16 +157,15 @@ def _brief_line(briefs: list) -> str:
 
 
 class Engine:
-    """Runs the plan: file tasks on ``jobs`` threads sharing one session, models postprocessed
-    by whichever worker finishes their last file."""
+    """Runs the plan: file tasks on ``options.jobs`` worker threads sharing one session, models
+    postprocessed by whichever worker finishes their last file."""
 
-    def __init__(self, *, reporter: Reporter, jobs: int = 1, num_attempts: int = 3,
-                 check_all: bool = False, store=None, limits=None):
+    def __init__(self, *, reporter: Reporter, options=None, store=None):
+        from omz_tools.download.options import DownloadOptions
+
         self.reporter = reporter
-        self.limits = limits
-        self.jobs = max(1, jobs)
-        self.num_attempts = num_attempts
-        self.check_all = check_all
+        self.options = options or DownloadOptions()
+        self.workers = max(1, self.options.jobs)
         self.store = store
         self.cancel = threading.Event()
         self._result = DownloadResult()
@@ -322,7 +321,7 @@ class Engine:
 
     # -- the run --------------------------------------------------------------------------------
 
-    def run(self, jobs: list, session_factory: Optional[Callable] = None) -> DownloadResult:
+    def run(self, model_jobs: list, session_factory: Optional[Callable] = None) -> DownloadResult:
         """Fetch everything; raises KeyboardInterrupt/Interrupted after stopping the workers
         (their .part files are kept) if the run is interrupted."""
         from omz_tools.download.fetch import Fetcher
@@ -331,12 +330,11 @@ class Engine:
         if session_factory is None:
             def session_factory():
                 from omz_tools.download.transport import make_session
-                return make_session(self.jobs)
+                return make_session(self.workers)
         self._fetcher = Fetcher(session_factory=session_factory, reporter=self.reporter,
-                                num_attempts=self.num_attempts, check_all=self.check_all,
-                                cancel=self.cancel, store=self.store, limits=self.limits)
+                                options=self.options, cancel=self.cancel, store=self.store)
         work: "queue.Queue" = queue.Queue()
-        for job in jobs:
+        for job in model_jobs:
             if job.skipped_reason or not job.tasks:
                 self._begin_model(job)
                 if job.skipped_reason:
@@ -364,7 +362,7 @@ class Engine:
                     return
 
         threads = [threading.Thread(target=worker, name=f"download-{i}", daemon=True)
-                   for i in range(min(self.jobs, max(1, work.qsize())))]
+                   for i in range(min(self.workers, max(1, work.qsize())))]
         for thread in threads:
             thread.start()
         try:
@@ -379,7 +377,7 @@ class Engine:
                 thread.join(max(0.0, deadline - time.monotonic()))
             raise
         finally:
-            for job in jobs:  # an interrupted run: let other processes have the models it held
+            for job in model_jobs:  # an interrupted run: let other processes have the models it held
                 self._release_model(job)
             session = self._fetcher._session
             if session is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from omz_tools.errors import OmzError, OmzInterrupted
 
-class DownloadError(Exception):
+
+class DownloadError(OmzError):
     """A file could not be fetched from one source; ``str(exc)`` is a one-paragraph explanation."""
 
     def __init__(self, message: str, *, brief: Optional[str] = None, network: bool = False):
@@ -48,5 +50,5 @@ class VerificationError(DownloadError):
         self.resumed = resumed
 
 
-class Interrupted(Exception):
+class Interrupted(OmzInterrupted):
     """The run was cancelled (Ctrl-C); .part files are kept for the next run."""

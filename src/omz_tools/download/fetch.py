@@ -10,33 +10,20 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records
-from omz_tools.download.durable import fsync_dir
 from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
 from omz_tools.download.errors import (
     Interrupted, PermanentError, RestartError, TransientError, VerificationError,
 )
 from omz_tools.download.tasks import FileOutcome, FileTask
-from omz_tools.download.verify import StreamWriter, hash_file, looks_like_html
-from omz_tools.download.verify import mismatch_message as _mismatch_message
+from omz_tools.download.verify import StreamWriter, looks_like_html, mismatch_message
+from omz_tools.localstate import fsync_dir, hash_file
+from omz_tools.wording import plural
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress events per second per file
 
 NETWORK_ADVICE = ("If this network cannot reach the server, use --mirror URL (a server holding a copy, "
                   "e.g. a previous run's output folder), --cache_dir DIR (a cache filled by an earlier "
                   "run), or --offline (only files already present or cached).")
-
-
-def mismatch_message(**kwargs) -> str:
-    """verify.mismatch_message, without "with sha256 not computed" when the hash was not taken
-    (the body was refused before its end)."""
-    text = _mismatch_message(**kwargs)
-    if kwargs.get("actual_hash") is None:
-        text = text.replace(f" with {kwargs['algorithm']} not computed", "", 1)
-    return text
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 class RateWatch:
@@ -55,7 +42,7 @@ class RateWatch:
             return
         got = received - self.mark_bytes
         if got < self.min_rate * (now - self.mark_time):
-            from omz_tools.download.space import human_size
+            from omz_tools.wording import human_size
             rate = f"{human_size(got)} in {now - self.mark_time:.0f} s"
             raise TransientError(
                 f"the body from {url} arrives too slowly ({rate}, below the minimum of "
@@ -67,21 +54,20 @@ class RateWatch:
 class Fetcher:
     """Shared by the worker threads of one run."""
 
-    def __init__(self, *, session_factory: Callable, reporter, num_attempts: int = 3,
-                 check_all: bool = False, cancel: Optional[threading.Event] = None,
-                 store=None, limits=None):
+    def __init__(self, *, session_factory: Callable, reporter, options=None,
+                 cancel: Optional[threading.Event] = None, store=None):
         self._session_factory = session_factory
         self._session = None
         self._session_lock = threading.Lock()
         self.reporter = reporter
-        self.num_attempts = max(1, num_attempts)
-        self.check_all = check_all
+        if options is None:
+            from omz_tools.download.options import DownloadOptions
+            options = DownloadOptions()
+        self.num_attempts = max(1, options.num_attempts)
+        self.check_all = options.check_all
+        self.limits = options.limits
         self.cancel = cancel or threading.Event()
-        self.store = store  # issue 4: cache lookup before transfer, store after verification
-        if limits is None:
-            from omz_tools.download.options import NetLimits
-            limits = NetLimits()
-        self.limits = limits
+        self.store = store  # cache lookup before a transfer, store after verification
         self._active: set = set()  # responses being read, so an interrupt can unblock their reads
 
     def abort_transfers(self) -> None:
@@ -107,13 +93,13 @@ class Fetcher:
 
         Called with the file's destination lock held (see :meth:`fetch`), so another process
         sharing the output folder cannot be renaming its verified copy into place meanwhile."""
-        from omz_tools.download.verify import check_file
+        from omz_tools.download.verify import verified
         target = task.target
         try:
             size = os.stat(target).st_size
         except FileNotFoundError:
             return False
-        if check_file(target, task.model_file, self.check_all, allow_postprocessed=task.postprocessed_ok):
+        if verified(target, task.model_file, self.check_all, allow_postprocessed=task.postprocessed_ok):
             return True
         checksum = task.model_file.checksum
         self.reporter.note(task.model, task.name,
@@ -197,11 +183,11 @@ class Fetcher:
         from omz_tools.download import transport  # imports requests: only when something is fetched
 
         attempts = self.num_attempts
-        tried = f"after {_plural(attempts, 'attempt')}"
+        tried = f"after {plural(attempts, 'attempt')}"
         made = [0]  # attempts made so far
 
         def give_up(exc, text: str) -> None:
-            count = f", {_plural(made[0], 'attempt')}" if made[0] > 1 else ""
+            count = f", {plural(made[0], 'attempt')}" if made[0] > 1 else ""
             failures.append((text, f"{exc.brief} ({source.describe()}{count})", exc.network))
 
         for attempt in range(attempts):
@@ -272,9 +258,9 @@ class Fetcher:
         offset, validator = self._kept_prefix(task, source)
 
         if offset and offset == size:  # killed after the last byte but before the rename: just verify it
-            hasher, _ = hash_file(part, checksum.algorithm)
-            if hasher.hexdigest() == checksum.value:
-                return self._commit(task, source, "resumed", 0, hasher.hexdigest())
+            digest, _ = hash_file(part, checksum.algorithm)
+            if digest == checksum.value:
+                return self._commit(task, source, "resumed", 0, digest)
             records.remove_part(target)
             offset, validator = 0, None
 

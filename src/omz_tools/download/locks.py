@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from omz_tools.errors import OmzError
+
 DEFAULT_TIMEOUT = 3600.0  # long enough for another process's slow 200 MB transfer
 
 try:
@@ -37,7 +39,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 
-class LockTimeout(Exception):
+class LockTimeout(OmzError):
     """Another live process held the lock for longer than the timeout."""
 
 
@@ -71,7 +73,7 @@ class PathLock:
             except filelock.Timeout:
                 raise LockTimeout(self._timeout_message()) from None
             return self
-        from omz_tools.download.durable import is_link_error, open_regular, remove_foreign
+        from omz_tools.localstate import is_link_error, open_regular, remove_foreign
 
         deadline = time.monotonic() + self.timeout
         pause = 0.005

@@ -1,5 +1,7 @@
-"""Issue 4's run options resolved once for the CLI and the Python API: the cache, the mirrors,
-offline mode, and the disk-space pre-check of a plan."""
+"""What a download run was asked to do, resolved once (arguments, then environment variables, then
+defaults) by the CLI and by the Python API into one :class:`DownloadOptions`, which the engine and
+the fetcher read; and :class:`RunOptions`, the run's live cache and sources built from it, with the
+disk-space pre-check of a plan."""
 
 from __future__ import annotations
 
@@ -12,11 +14,65 @@ from omz_tools.download.sources import SourceConfigError, candidates, mirrors_fr
 from omz_tools.download.space import PlannedFile, check_space, check_writable
 
 
+@dataclass(frozen=True)
+class DownloadOptions:
+    """Everything a download run was asked for, checked and resolved (see :meth:`build`)."""
+
+    output_dir: Path = Path(".")
+    jobs: int = 1  # files fetched at once (worker threads)
+    num_attempts: int = 3  # per file and source
+    precisions: Optional[frozenset] = None  # None: every precision
+    check_all: bool = False  # re-hash present files (and cache entries) instead of trusting records
+    cache_dir: Optional[Path] = None
+    mirrors: tuple = ()  # base URLs, in order: the arguments', then $OMZ_MIRROR's
+    offline: bool = False  # the argument or $OMZ_OFFLINE
+    limits: "NetLimits" = field(default_factory=lambda: NetLimits())
+
+    @classmethod
+    def build(cls, output_dir="." , *, jobs: int = 1, num_attempts: int = 3, precisions=None,
+              check_all: bool = False, cache_dir=None, mirrors: Iterable[str] = (), offline: bool = False,
+              timeout=None, min_rate=None, stall_window=None,
+              env: Optional[Mapping[str, str]] = None) -> "DownloadOptions":
+        """Arguments as :func:`omz_tools.download` takes them. ValueError for a bad count or an
+        unknown precision; SourceConfigError (a usage error, also a ValueError) for a bad mirror,
+        $OMZ_OFFLINE, timeout, rate or window."""
+        from omz_tools.registry.schema import KNOWN_PRECISIONS
+
+        env = os.environ if env is None else env
+        if jobs < 1 or num_attempts < 1:
+            raise ValueError(f"jobs and num_attempts must be positive, got jobs={jobs}, num_attempts={num_attempts}")
+        if precisions is not None:
+            precisions = frozenset(precisions.split(",") if isinstance(precisions, str) else precisions)
+            unknown = precisions - set(KNOWN_PRECISIONS)
+            if unknown:
+                raise ValueError(f"unknown precisions {', '.join(sorted(unknown))}; known: "
+                                 f"{', '.join(sorted(KNOWN_PRECISIONS))}")
+        return cls(output_dir=Path(output_dir), jobs=jobs, num_attempts=num_attempts, precisions=precisions,
+                   check_all=check_all, cache_dir=None if cache_dir is None else Path(cache_dir),
+                   mirrors=tuple(mirrors_from(list(mirrors or ()), env)), offline=offline_from(offline, env),
+                   limits=NetLimits.resolve(timeout, min_rate, stall_window, env))
+
+    def sources_for(self) -> Callable:
+        """plan()'s hook: mirrors in order, then the registry's source; none at all offline."""
+        def build(model, model_file) -> list:
+            return candidates(model.subdirectory, model_file, list(self.mirrors), offline=self.offline)
+        return build
+
+
 @dataclass
 class RunOptions:
     cache: Optional["ContentCache"] = None  # noqa: F821 - cache.py is imported only with a cache
     mirrors: list = field(default_factory=list)
     offline: bool = False
+
+    @classmethod
+    def of(cls, options: DownloadOptions) -> "RunOptions":
+        """The live cache (CacheError for an unusable cache folder) and sources of ``options``."""
+        cache = None
+        if options.cache_dir is not None:  # cache.py (hashlib, json, uuid...) only when used
+            from omz_tools.download.cache import ContentCache
+            cache = ContentCache(options.cache_dir)
+        return cls(cache=cache, mirrors=list(options.mirrors), offline=options.offline)
 
     @classmethod
     def resolve(cls, cache_dir=None, mirrors: Iterable[str] = (), offline: bool = False,

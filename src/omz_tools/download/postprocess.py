@@ -12,7 +12,8 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from omz_tools.download import records
-from omz_tools.download.durable import fsync_dir, fsync_file
+from omz_tools.errors import OmzError
+from omz_tools.localstate import commit, fsync_dir, fsync_file, unlink_quietly, write_temp
 from omz_tools.registry.schema import RegexReplace
 
 _TAR_MODES = {"tar": "r:", "gztar": "r:gz", "bztar": "r:bz2", "xztar": "r:xz"}
@@ -41,7 +42,7 @@ sys.stdout.buffer.write(b"%d\\n" % count + new_text.encode("utf-8", "surrogatepa
 """
 
 
-class PostprocessError(Exception):
+class PostprocessError(OmzError):
     """A postprocessing step failed; the message is for the user."""
 
 
@@ -54,11 +55,6 @@ def fingerprint(model) -> str:
         else:
             parts.append(f"unpack_archive:{step.file}:{step.format}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def touched_files(model) -> set:
-    """Names (posix) of the model's files that postprocessing rewrites or consumes."""
-    return {step.file.as_posix() for step in model.postprocessing}
 
 
 def regex_replace(folder: Path, step, source_hash: str = None) -> None:
@@ -76,20 +72,18 @@ def regex_replace(folder: Path, step, source_hash: str = None) -> None:
         raise PostprocessError(f"regex_replace: expected {step.count} matches of {step.pattern.pattern!r} in "
                                f"{path}, found {count}; the file was left as it is. Fix the pattern or count.")
     _remove_leftovers(path.parent, f".{path.name}.", ".regex-tmp")
-    tmp = _new_temp_file(path.parent, f".{path.name}.", ".regex-tmp")
+    data = new_text.encode("utf-8")
+    tmp = write_temp(path, data, suffix=".regex-tmp")
     try:
-        tmp.write_text(new_text, encoding="utf-8")
-        fsync_file(tmp)
+        original = path.with_name(path.name + ".orig")
+        if not original.exists():  # as OMZ: keep the first original
+            os.replace(path, original)
+        commit(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        unlink_quietly(tmp)
         raise
-    original = path.with_name(path.name + ".orig")
-    if not original.exists():  # as OMZ: keep the first original
-        os.replace(path, original)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
     if source_hash:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
         records.record_file(path, "sha256", digest, state=records.POSTPROCESSED, source_hash=source_hash)
 
 
@@ -141,15 +135,6 @@ def _bounded_subn(step, text: str, path: Path) -> tuple:
     return rest.decode("utf-8", "surrogatepass"), int(count)
 
 
-def _new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
-    """A new, empty, uniquely named hidden file in folder: created exclusively (O_EXCL), so no
-    link or file planted in advance at some name can be followed or reused."""
-    import tempfile
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    os.close(fd)
-    return Path(name)
-
-
 def _remove_leftovers(folder: Path, prefix: str, suffix: str = "") -> None:
     """Remove what an interrupted run left at our working names (files, folders, or links planted
     there, which are unlinked, never followed). Runs under the model's lock: no live peer owns them."""
@@ -195,7 +180,7 @@ class _Budget:
     """Adds up the members' declared sizes and refuses the archive as soon as a bound is passed."""
 
     def __init__(self, archive: Path):
-        from omz_tools.download.space import human_size
+        from omz_tools.wording import human_size
         self.archive = archive
         self.archive_size = max(os.path.getsize(archive), 1)
         self.max_size, self.max_ratio = unpack_limits()

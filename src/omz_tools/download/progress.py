@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from omz_tools.download.space import human_size
+from omz_tools.wording import failed_lines, human_size  # noqa: F401 - failed_lines: the converter imports it from here
 from omz_tools.jsonlines import JsonLinesEmitter
 
 
@@ -33,15 +33,6 @@ class Reporter:
     def summary(self, result) -> None: ...
     # interrupted: the run is being cancelled; clear anything drawn (bars) before the caller speaks.
     def close(self, interrupted: bool = False) -> None: ...
-
-
-def failed_lines(result) -> list:
-    """``FAILED:`` then one ``<model>: <why>`` line per failed model (a download or a conversion
-    result); a download result's short form (file names and causes) when it has one, since the
-    whole paragraph was said once already."""
-    briefs = getattr(result, "briefs", None) or {}
-    return ["FAILED:"] + [f"{model}: {briefs.get(model) or message}"
-                          for model, message in result.failures.items()]
 
 
 def served(result) -> list:

@@ -11,11 +11,12 @@ Both are only shortcuts: a missing or stale record means "hash it again", never 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Optional
+
+from omz_tools.localstate import fingerprint_holds, read_json, remove_foreign, stat_fingerprint, write_json
 
 RECORD_NAME = ".omz_verified.json"
 PART_SUFFIX = ".part"
@@ -30,6 +31,15 @@ UNPACKED = "unpacked"  # an archive verified, unpacked and removed
 
 _locks: dict = {}
 _locks_guard = threading.Lock()
+# Parsed records by path, with the stat fingerprint of the record file they were parsed from: a
+# run asks for a file's entry once per file, and re-parsing the folder's whole record each time
+# made a many-file folder quadratic. A record another process rewrote has a new fingerprint
+# (every write is a rename of a new file) and is read again. Updates never use this copy: they
+# re-read the file under the record's lock.
+_parsed: dict = {}
+_parsed_guard = threading.Lock()
+
+stat_fields = stat_fingerprint  # the fingerprint recorded per file
 
 
 def _lock(folder: Path) -> threading.Lock:
@@ -37,42 +47,25 @@ def _lock(folder: Path) -> threading.Lock:
         return _locks.setdefault(str(folder), threading.Lock())
 
 
-def stat_fields(path: Path) -> Optional[dict]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev}
+def _load_cached(path: Path) -> dict:
+    key = str(path)
+    fingerprint = stat_fingerprint(path)
+    with _parsed_guard:
+        cached = _parsed.get(key)
+    if cached is not None and fingerprint is not None and cached[0] == fingerprint:
+        return cached[1]
+    data = read_json(path)
+    if fingerprint is not None:
+        with _parsed_guard:
+            _parsed[key] = (fingerprint, data)
+    return data
 
 
-def _read_json(path: Path) -> dict:
-    from omz_tools.download.durable import open_regular
-    try:
-        # Never through a link: a link at a record's name reads as no record (and is replaced).
-        with open(open_regular(path, os.O_RDONLY), encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}  # absent or damaged: every file will simply be hashed again
-
-
-def _write_json(path: Path, data: dict) -> None:
-    # A unique hidden temporary name (pid, thread, random), created exclusively (never through a
-    # link), then one atomic rename, which replaces whatever is at the name (a link itself, not
-    # its target): readers see the old or the new record, never half of one, and no two writers
-    # share a temporary file.
-    from omz_tools.download.durable import open_regular
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _normal(data: dict) -> dict:
+    if data.get("format") != FORMAT or not isinstance(data.get("files", {}), dict) \
+            or not isinstance(data.get("models", {}), dict):
+        return {"format": FORMAT, "files": {}, "models": {}}
+    return {"format": FORMAT, "files": data.get("files", {}), "models": data.get("models", {})}
 
 
 class FolderRecord:
@@ -86,20 +79,19 @@ class FolderRecord:
         self.path = self.folder / RECORD_NAME
 
     def load(self) -> dict:
-        data = _read_json(self.path)
-        if data.get("format") != FORMAT:
-            data = {"format": FORMAT}
-        data.setdefault("files", {})
-        data.setdefault("models", {})
-        return data
+        """The record as read from disk now (for a read-modify-write)."""
+        return _normal(read_json(self.path))
+
+    def _entry(self, section: str, name: str) -> Optional[dict]:
+        """A copy of one entry, from this process's parsed copy while the record is unchanged."""
+        entry = _normal(_load_cached(self.path))[section].get(name)
+        return dict(entry) if isinstance(entry, dict) else None
 
     def file(self, name: str) -> Optional[dict]:
-        entry = self.load()["files"].get(name)
-        return entry if isinstance(entry, dict) else None
+        return self._entry("files", name)
 
     def model(self, name: str) -> dict:
-        entry = self.load()["models"].get(name)
-        return entry if isinstance(entry, dict) else {}
+        return self._entry("models", name) or {}
 
     def _change(self, section: str, key: str, value: Optional[dict]) -> None:
         from omz_tools.download.locks import LockTimeout, PathLock
@@ -114,7 +106,7 @@ class FolderRecord:
                         data[section].pop(key, None)
                     else:
                         data[section][key] = value
-                    _write_json(self.path, data)
+                    write_json(self.path, data)
             except (OSError, LockTimeout):
                 pass  # a read-only or full disk (or a stuck process) only costs a re-hash next time
 
@@ -138,12 +130,7 @@ def forget_file(path: Path) -> None:
     FolderRecord(path.parent).set_file(path.name, None)
 
 
-def record_holds(entry: Optional[dict], path: Path) -> bool:
-    """True when the file at path is still the one the record entry describes (same stat)."""
-    if not entry:
-        return False
-    fields = stat_fields(path)
-    return fields is not None and all(entry.get(k) == v for k, v in fields.items())
+record_holds = fingerprint_holds  # the file at path is still the one the record entry describes
 
 
 # -- resumable .part files -------------------------------------------------------------------------
@@ -157,12 +144,12 @@ def part_info_path(target: Path) -> Path:
 
 
 def read_part_info(target: Path) -> dict:
-    return _read_json(part_info_path(target))
+    return read_json(part_info_path(target))
 
 
 def write_part_info(target: Path, *, url: str, validator: Optional[str], algorithm: str, digest: str,
                     size: int) -> None:
-    _write_json(part_info_path(target), {"url": url, "validator": validator, "algorithm": algorithm,
+    write_json(part_info_path(target), {"url": url, "validator": validator, "algorithm": algorithm,
                                          "hash": digest, "size": size})
 
 
@@ -187,5 +174,4 @@ def state_paths(target: Path) -> list:
 def clear_state_links(target: Path) -> list:
     """Remove links and special files (FIFOs, devices) found at :func:`state_paths`, without
     following them; one sentence per removal, for the caller to say. A regular file is kept."""
-    from omz_tools.download.durable import remove_foreign
     return [note for note in map(remove_foreign, state_paths(target)) if note]

@@ -15,13 +15,15 @@ from pathlib import PurePosixPath
 from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
+from omz_tools.errors import OmzUsageError
+
 MIRROR_ENV = "OMZ_MIRROR"
 OFFLINE_ENV = "OMZ_OFFLINE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
-class SourceConfigError(ValueError):
+class SourceConfigError(OmzUsageError, ValueError):
     """A bad --mirror / OMZ_MIRROR / OMZ_OFFLINE value; a usage error (exit 2) for the CLI."""
 
 

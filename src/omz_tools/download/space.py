@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from omz_tools.errors import OmzError
+from omz_tools.wording import human_size  # noqa: F401 - also imported from here by the converter
+
 FreeBytes = Callable[[Path], int]
 
 
@@ -34,11 +37,11 @@ class PlannedFile:
     cached: bool = False
 
 
-class NotEnoughSpace(Exception):
+class NotEnoughSpace(OmzError):
     """The plan needs more space than is free; the message is one paragraph for the user."""
 
 
-class FolderNotWritable(Exception):
+class FolderNotWritable(OmzError):
     """Files must be written to a folder where nothing can be created; one paragraph for the user."""
 
 
@@ -74,16 +77,6 @@ def existing_ancestor(path: Path) -> Path:
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged user can still write on path's filesystem (statvfs f_bavail)."""
     return shutil.disk_usage(existing_ancestor(path)).free
-
-
-def human_size(size: int) -> str:
-    """1536 -> '1.5 KiB'; bytes up to TiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def needs(files: Iterable[PlannedFile], output_dir: Path, cache_dir: Optional[Path]) -> dict:

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
 from pathlib import Path
 from typing import Optional
 
-from omz_tools.download.space import human_size
+from omz_tools.wording import human_size
+from omz_tools.localstate import CHUNK_SIZE, hash_file, open_regular
 
-CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that hashlib releases the GIL and syscalls stay few
 QUEUE_CHUNKS = 4  # buffers per file: at most 4 MiB in flight between the socket and the disk
 _flush = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
-
-
-def hash_file(path: Path, algorithm: str, limit: Optional[int] = None, hasher=None):
-    """(hasher, bytes read) over the first ``limit`` bytes of path (all of it if None)."""
-    hasher = hasher or hashlib.new(algorithm)
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    done = 0
-    with open(path, "rb", buffering=0) as stream:
-        while limit is None or done < limit:
-            want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - done)
-            got = stream.readinto(view[:want])
-            if not got:
-                break
-            hasher.update(view[:got])
-            done += got
-    return hasher, done
 
 
 def looks_like_html(head: bytes, content_type: str = "") -> bool:
@@ -73,7 +55,6 @@ class StreamWriter:
         self._free: "queue.Queue" = queue.Queue()
         for _ in range(QUEUE_CHUNKS):
             self._free.put(bytearray(CHUNK_SIZE))
-        from omz_tools.download.durable import open_regular
         self._fd = open_regular(path, os.O_WRONLY | os.O_CREAT, 0o644)  # never through a link
         self._closed = False
         os.ftruncate(self._fd, offset)
@@ -173,9 +154,6 @@ class StreamWriter:
         for items in self._queues:
             items.put(item)
 
-    def put(self, chunk: bytes) -> None:
-        self.put_buffer(chunk, len(chunk))
-
     def _stop(self) -> None:
         for items, thread in zip(self._queues, self._threads):
             if thread.is_alive():
@@ -219,10 +197,9 @@ def mismatch_message(*, target: Path, url: str, expected_size: int, actual_size:
                      expected_hash: str, actual_hash: Optional[str], action: str,
                      html: bool = False, resumed: bool = False, cause: str = "") -> str:
     """One paragraph: what, where, expected vs actual, what was done, the likely cause, what to try."""
-    actual_hash_text = actual_hash or "not computed"
+    got = f"{actual_size} bytes" + (f" with {algorithm} {actual_hash}" if actual_hash else "")
     text = (f"{target.name}: the data from {url} does not match the registry: expected "
-            f"{expected_size} bytes with {algorithm} {expected_hash}, got {actual_size} bytes with "
-            f"{algorithm} {actual_hash_text}. {action}")
+            f"{expected_size} bytes with {algorithm} {expected_hash}, got {got}. {action}")
     if html:
         why = ("The server sent an HTML page instead of the file (a login, error, quota or "
                "consent page); open the URL in a browser to see it, and fix the URL or access to it.")
@@ -241,12 +218,8 @@ def mismatch_message(*, target: Path, url: str, expected_size: int, actual_size:
     return f"{text} {why}"
 
 
-def verified(path, model_file, full_check: bool = False) -> bool:
-    return check_file(path, model_file, full_check)
-
-
-def check_file(path, model_file, full_check: bool = False, allow_postprocessed: bool = True) -> bool:
-    """(``verified``) True iff the file at ``path`` is present and is ``model_file`` as the registry describes it.
+def verified(path, model_file, full_check: bool = False, *, allow_postprocessed: bool = True) -> bool:
+    """True iff the file at ``path`` is present and is ``model_file`` as the registry describes it.
 
     Trusts the folder's record when the file's size, mtime, inode and device still match it;
     otherwise (or with ``full_check``) hashes the file and, if it matches, records it for next time.
@@ -266,8 +239,8 @@ def check_file(path, model_file, full_check: bool = False, allow_postprocessed: 
         # Rewritten on purpose: compare with the hash of what we wrote, not the registry's.
         if not full_check and records.record_holds(entry, path):
             return True
-        hasher, _ = hash_file(path, entry.get("algorithm", "sha256"))
-        if hasher.hexdigest() == entry.get("hash"):
+        digest, _ = hash_file(path, entry.get("algorithm", "sha256"))
+        if digest == entry.get("hash"):
             records.record_file(path, entry.get("algorithm", "sha256"), entry["hash"],
                                 state=records.POSTPROCESSED, source_hash=checksum.value)
             return True
@@ -278,8 +251,8 @@ def check_file(path, model_file, full_check: bool = False, allow_postprocessed: 
             and entry.get("algorithm") == checksum.algorithm and entry.get("hash") == checksum.value
             and records.record_holds(entry, path)):
         return True
-    hasher, _ = hash_file(path, checksum.algorithm)
-    if hasher.hexdigest() != checksum.value:
+    digest, _ = hash_file(path, checksum.algorithm)
+    if digest != checksum.value:
         return False
     records.record_file(path, checksum.algorithm, checksum.value)
     return True

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
+from omz_tools.errors import OmzError
+
 # The frameworks Open Model Zoo's tools knew from 2020.1 to 2024.6 (and Model Optimizer's Kaldi), with
 # the script that converts a model to ONNX first (None: Model Optimizer reads it, or dldt: IR already). Any other framework string is accepted
 # too (registries outlive tools): the registry, the info dumper and the downloader treat the model as
@@ -63,7 +65,7 @@ RE_MODEL_NAME = re.compile(r"[0-9a-zA-Z._-]+")
 _RE_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
-class RegistryError(Exception):
+class RegistryError(OmzError):
     """A registry entry that cannot be used; the message is meant for the user as is."""
 
     def __init__(self, problem: str, config: Optional[Path] = None, model: Optional[str] = None,

@@ -6,15 +6,16 @@ import shlex
 from pathlib import Path
 from typing import Optional
 
+from omz_tools.errors import OmzError, OmzUsageError
 from omz_tools.registry.loader import Registry
 from omz_tools.registry.schema import Model, RegistryError, RegistryErrors
 
 
-class UsageError(Exception):
+class UsageError(OmzUsageError):
     """Bad combination of selection options (the CLI exits with 2)."""
 
 
-class NoMatchError(Exception):
+class NoMatchError(OmzError):
     """A pattern matched no model (the CLI exits with 1)."""
 
     def __init__(self, pattern: str):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from omz_tools.errors import OmzError
 
-class CaffeConversionError(Exception):
+
+class CaffeConversionError(OmzError):
     """A Caffe model could not be converted; the message (one paragraph) is for the user."""
 
 
