@@ -87,8 +87,8 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         sys.exit(EXIT_INTERRUPTED)
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
-                      python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run, jobs=jobs,
-                      force=force, download=download, download_settings=download_settings,
+                      python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run,
+                      jobs=jobs, force=force, download=download, download_settings=download_settings,
                       registries=list(registries))
     reporter = make_reporter(progress_format, jobs)
     try:

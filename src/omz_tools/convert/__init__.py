@@ -56,10 +56,10 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
     model is selected, else ``{model: {precision: Path}}``. ``backend``: "mo" (Model Optimizer of
     ``python``), "native" (the native Caffe front end, in this process) or "auto" (mo when
-    ``python`` has it, else native). ``download``: fetch missing inputs
-    first, with ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts`` and ``timeout`` as
-    :func:`omz_tools.download` takes them. ``progress``: False, True/"text" or "json". Raises :class:`ConversionError` naming
-    every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
+    ``python`` has it, else native). ``download``: fetch missing inputs first, with
+    ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts`` and ``timeout`` as
+    :func:`omz_tools.download` takes them. ``progress``: False, True/"text" or "json". Raises
+    :class:`ConversionError` naming every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
     """
     from omz_tools.convert.progress import make_reporter
     if isinstance(precisions, str):

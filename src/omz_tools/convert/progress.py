@@ -137,7 +137,8 @@ def _checked_text(outcome) -> str:
         parts.append(f"{figures['params'] / 1e6:.3f} M parameters" +
                      (f" (card {float(card['mparams']):.3f})" if "mparams" in card else ""))
     if figures.get("gflops") is not None:
-        parts.append(f"{figures['gflops']:.3f} GFLOPs" + (f" (card {float(card['gflops']):.3f})" if "gflops" in card else ""))
+        parts.append(f"{figures['gflops']:.3f} GFLOPs" +
+                     (f" (card {float(card['gflops']):.3f})" if "gflops" in card else ""))
     backend = getattr(outcome, "backend", "")
     return f" [{'; '.join(parts)}{'; ' + backend if backend else ''}]" if parts else ""
 
