@@ -12,6 +12,7 @@ from omz_tools.cli.common import (
     CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
     resolve_models, selection_options,
 )
+from omz_tools.registry import NoMatchError, RegistryError, UsageError
 
 
 def _jobs(ctx, param, value):
@@ -85,6 +86,10 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     except KeyboardInterrupt:  # before any conversion started (click would say "Aborted!" and exit 1)
         click.echo("Interrupted: nothing was converted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except (RegistryError, NoMatchError, UsageError):
+        raise  # registry_errors says these in one line
+    except Exception as exc:  # noqa: BLE001 - a bug while selecting: one message, never a traceback
+        fail(_unexpected(exc))
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run,
