@@ -321,6 +321,35 @@ class Engine:
 
     # -- the run --------------------------------------------------------------------------------
 
+    def _queue(self, model_jobs: list) -> "queue.Queue":
+        """The file tasks, a model's files together; models with nothing to fetch are settled now."""
+        work: "queue.Queue" = queue.Queue()
+        for job in model_jobs:
+            if job.skipped_reason or not job.tasks:
+                self._begin_model(job)
+                if job.skipped_reason:
+                    self.reporter.skip(job.model.name, None, job.skipped_reason)
+                self._finish_model(job)
+                continue
+            for task in job.tasks:
+                work.put((job, task))
+        return work
+
+    def _worker(self, work: "queue.Queue", errors: list) -> None:
+        while not self.cancel.is_set():
+            try:
+                job, task = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._run_task(job, task)
+            except Interrupted:
+                return
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                self.cancel.set()
+                return
+
     def run(self, model_jobs: list, session_factory: Optional[Callable] = None) -> DownloadResult:
         """Fetch everything; raises KeyboardInterrupt/Interrupted after stopping the workers
         (their .part files are kept) if the run is interrupted."""
@@ -333,35 +362,9 @@ class Engine:
                 return make_session(self.workers)
         self._fetcher = Fetcher(session_factory=session_factory, reporter=self.reporter,
                                 options=self.options, cancel=self.cancel, store=self.store)
-        work: "queue.Queue" = queue.Queue()
-        for job in model_jobs:
-            if job.skipped_reason or not job.tasks:
-                self._begin_model(job)
-                if job.skipped_reason:
-                    self.reporter.skip(job.model.name, None, job.skipped_reason)
-                self._finish_model(job)
-                continue
-            for task in job.tasks:
-                work.put((job, task))
-
+        work = self._queue(model_jobs)
         errors: list = []
-
-        def worker():
-            while not self.cancel.is_set():
-                try:
-                    job, task = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    self._run_task(job, task)
-                except Interrupted:
-                    return
-                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                    errors.append(exc)
-                    self.cancel.set()
-                    return
-
-        threads = [threading.Thread(target=worker, name=f"download-{i}", daemon=True)
+        threads = [threading.Thread(target=self._worker, args=(work, errors), name=f"download-{i}", daemon=True)
                    for i in range(min(self.workers, max(1, work.qsize())))]
         for thread in threads:
             thread.start()

@@ -5,50 +5,19 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records
 from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
-from omz_tools.download.errors import (
-    Interrupted, PermanentError, RestartError, TransientError, VerificationError,
-)
+from omz_tools.download.errors import Interrupted, PermanentError, RestartError, TransientError, VerificationError
 from omz_tools.download.tasks import FileOutcome, FileTask
-from omz_tools.download.verify import StreamWriter, looks_like_html, mismatch_message
 from omz_tools.localstate import fsync_dir, hash_file
 from omz_tools.wording import plural
-
-PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress events per second per file
 
 NETWORK_ADVICE = ("If this network cannot reach the server, use --mirror URL (a server holding a copy, "
                   "e.g. a previous run's output folder), --cache_dir DIR (a cache filled by an earlier "
                   "run), or --offline (only files already present or cached).")
-
-
-class RateWatch:
-    """Ends an attempt whose body arrives slower than ``min_rate`` bytes/s over ``window`` seconds."""
-
-    def __init__(self, min_rate: float, window: float):
-        self.min_rate, self.window = min_rate, window
-        self.mark_time = time.monotonic()
-        self.mark_bytes = 0
-
-    def check(self, received: int, url: str, part_name: str, done: int, size: int) -> None:
-        if self.min_rate <= 0:
-            return
-        now = time.monotonic()
-        if now - self.mark_time < self.window:
-            return
-        got = received - self.mark_bytes
-        if got < self.min_rate * (now - self.mark_time):
-            from omz_tools.wording import human_size
-            rate = f"{human_size(got)} in {now - self.mark_time:.0f} s"
-            raise TransientError(
-                f"the body from {url} arrives too slowly ({rate}, below the minimum of "
-                f"{human_size(int(self.min_rate))}/s; --min_rate and --stall_window set it)",
-                brief=f"too slow: {rate}", network=True)
-        self.mark_time, self.mark_bytes = now, received
 
 
 class Fetcher:
@@ -274,119 +243,12 @@ class Fetcher:
             response.close()
 
     def _receive(self, task: FileTask, source, opened, offset: int) -> FileOutcome:
-        from omz_tools.download import transport
+        from omz_tools.download.receive import BodyReceiver
 
-        target, part = task.target, records.part_path(task.target)
-        model_file = task.model_file
-        checksum, size = model_file.checksum, model_file.size
-        response = opened.response
-        url = response.url or source.url
-        content_type = response.headers.get("Content-Type", "")
-        start = opened.offset
-        if offset and start == 0:
-            self.reporter.note(task.model, task.name,
-                               f"the server sent the whole file instead of continuing at byte {offset} "
-                               "(it ignores Range, or the file changed); starting over")
-
-        if start == 0 and opened.total is not None and opened.total != size:
-            # Announced the wrong size: look at the start of the body to say what it is, keep nothing.
-            head = opened.prefix or transport.read_prefix(response, 64 * 1024)
-            records.remove_part(target)
-            raise PermanentError(mismatch_message(
-                target=target, url=url, expected_size=size, actual_size=opened.total,
-                algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
-                action="Nothing was written to the output folder.",
-                html=looks_like_html(head, content_type),
-                cause=("The server announced a different size (Content-Length) than the registry "
-                       "entry, so it is serving something else: the file changed upstream or the URL "
-                       "now points elsewhere; check the URL and the registry entry.")),
-                brief=f"the server announced {opened.total} bytes, expected {size}")
-        if start > 0 and opened.total is not None and opened.total != size:
-            raise RestartError(f"the server says the file at {url} is now {opened.total} bytes, not "
-                               f"{size}; discarding the partial file and starting over",
-                               brief=f"the file is now {opened.total} bytes; starting over")
-
-        records.write_part_info(target, url=source.url, validator=opened.validator,
-                                algorithm=checksum.algorithm, digest=checksum.value, size=size)
-        hasher = checksum.new_hasher()
-        if start:
-            hash_file(part, checksum.algorithm, limit=start, hasher=hasher)  # the kept prefix
-        self.reporter.file_transfer(task.model, task.name, size, start, url)
-
-        writer = StreamWriter(part, start, hasher)
-        read_into = transport.body_reader(response, opened.prefix)
-        received = 0
-        last_report = 0.0
-        watch = RateWatch(self.limits.min_rate, self.limits.stall_window)
-        try:
-            while True:
-                if self.cancel.is_set():
-                    raise Interrupted()
-                buffer = writer.buffer()
-                length = read_into(buffer)
-                if not length:
-                    writer.give_back(buffer)
-                    break
-                if not received and start == 0 and looks_like_html(bytes(buffer[:1024]), content_type):
-                    writer.abort()
-                    records.remove_part(target)
-                    raise PermanentError(mismatch_message(
-                        target=target, url=url, expected_size=size, actual_size=opened.total or length,
-                        algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
-                        action="Nothing was written to the output folder.", html=True),
-                        brief="an HTML page instead of the file")
-                if writer.size + length > size:
-                    writer.abort()
-                    records.remove_part(target)
-                    raise PermanentError(mismatch_message(
-                        target=target, url=url, expected_size=size, actual_size=writer.size + length,
-                        algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=None,
-                        action="Stopped reading and deleted the partial file for safety.",
-                        cause=(f"The body is longer than the registry's {size} bytes (at least "
-                               f"{writer.size + length} bytes arrived), so it is not the file the "
-                               "registry describes; check the URL and the registry entry.")),
-                        brief=f"the body is longer than {size} bytes")
-                writer.put_buffer(buffer, length)
-                received += length
-                task.received += length
-                now = time.monotonic()
-                if now - last_report >= PROGRESS_INTERVAL:
-                    last_report = now
-                    self.reporter.file_progress(task.model, task.name, writer.size, size)
-                watch.check(received, url, part.name, writer.size, size)
-        except transport.body_errors() as exc:
-            writer.abort()
-            if writer.size == 0:
-                records.remove_part(target)
-            if self.cancel.is_set():
-                raise Interrupted() from None
-            cause = transport.describe_error(exc)
-            if isinstance(exc, TimeoutError) or "timed out" in cause:
-                cause = f"no data for {self.limits.read_timeout:g} s; --timeout sets it"
-            raise TransientError(
-                f"the connection to {url} broke after {writer.size} of {size} bytes ({cause})",
-                brief=f"connection broke after {writer.size} of {size} bytes ({cause})",
-                network=True) from None
-        except BaseException:
-            writer.abort()
-            raise
-
-        digest = writer.finish()
-        self.reporter.file_progress(task.model, task.name, writer.size, size)
-        if writer.size < size:
-            raise TransientError(f"the body from {url} ended after {writer.size} of {size} bytes",
-                                 brief=f"body ended after {writer.size} of {size} bytes", network=True)
-        if digest != checksum.value:
-            with open(part, "rb") as stream:
-                head = stream.read(1024)  # to say whether it was a web page
-            records.remove_part(target)
-            raise VerificationError(mismatch_message(
-                target=target, url=url, expected_size=size, actual_size=writer.size,
-                algorithm=checksum.algorithm, expected_hash=checksum.value, actual_hash=digest,
-                action="Deleted the downloaded data for safety; nothing was written at "
-                       f"{target}.", resumed=start > 0, html=looks_like_html(head, content_type)),
-                resumed=start > 0, brief=f"{checksum.algorithm} mismatch")
-        return self._commit(task, source, "resumed" if start else "downloaded", received, digest)
+        body = BodyReceiver(task, source, opened, reporter=self.reporter, cancel=self.cancel, limits=self.limits)
+        body.check_announced(offset)
+        digest = body.receive()
+        return self._commit(task, source, "resumed" if body.start else "downloaded", body.received, digest)
 
     def _commit(self, task: FileTask, source, action: str, received: int, digest: str) -> FileOutcome:
         target, part = task.target, records.part_path(task.target)

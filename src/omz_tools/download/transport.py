@@ -281,6 +281,38 @@ def body_errors() -> tuple:
             requests.exceptions.RequestException)
 
 
+def _fallback_reader(raw, prefix: bytes):
+    """urllib3's raw read, undecoded, after ``prefix``."""
+    early = [prefix] if prefix else []
+
+    def read_into_fallback(buffer) -> int:
+        data = early.pop() if early else raw.read(len(buffer), decode_content=False)
+        buffer[:len(data)] = data
+        return len(data)
+    return read_into_fallback
+
+
+def _one_system_call(fp, inner):
+    """``read_some(view) -> n``: at most one read from the socket reader under http.client's
+    response ``fp``, keeping its count of the bytes left (0 at the end of the body)."""
+    def read_some(view) -> int:
+        if fp.fp is None:  # closed: the body is over
+            return 0
+        if fp.chunked:  # http.client decodes the chunk framing (not content encodings)
+            data = fp.read1(len(view))
+            view[:len(data)] = data
+            return len(data)
+        want = len(view) if fp.length is None else min(len(view), fp.length)
+        if not want:
+            fp.read(1)  # at the announced end: lets http.client release the connection for reuse
+            return 0
+        got = inner.readinto1(view[:want])
+        if fp.length is not None:
+            fp.length -= got
+        return got
+    return read_some
+
+
 def body_reader(response, prefix: bytes = b""):
     """``read_into(buffer) -> n``: fills the buffer with the body's bytes as sent (no content
     decoding: the bytes stored are the bytes the registry's hash describes, even when a server
@@ -297,30 +329,8 @@ def body_reader(response, prefix: bytes = b""):
     fp = getattr(raw, "_fp", None)  # http.client.HTTPResponse
     inner = getattr(fp, "fp", None)  # its socket reader
     if fp is None or inner is None or not hasattr(inner, "readinto1") or not hasattr(fp, "read1"):
-        early = [prefix] if prefix else []
-
-        def read_into_fallback(buffer) -> int:
-            data = early.pop() if early else raw.read(len(buffer), decode_content=False)
-            buffer[:len(data)] = data
-            return len(data)
-        return read_into_fallback
-
-    def read_some(view) -> int:
-        if fp.fp is None:  # closed: the body is over
-            return 0
-        if fp.chunked:  # http.client decodes the chunk framing (not content encodings)
-            data = fp.read1(len(view))
-            view[:len(data)] = data
-            return len(data)
-        want = len(view) if fp.length is None else min(len(view), fp.length)
-        if not want:
-            fp.read(1)  # at the announced end: lets http.client release the connection for reuse
-            return 0
-        got = inner.readinto1(view[:want])
-        if fp.length is not None:
-            fp.length -= got
-        return got
-
+        return _fallback_reader(raw, prefix)
+    read_some = _one_system_call(fp, inner)
     pending: list = []  # an error that came after some bytes: raised on the next call
     first = [prefix] if prefix else []  # bytes read before (a page looked at): they come first
 

@@ -75,15 +75,7 @@ def _preprocess(param, name: str, options: mo_args.Options):
     return as_output(x)
 
 
-def build(net: Net, options: mo_args.Options) -> Model:
-    shapes = mo_args.resolve_input_shapes(options, net.inputs)
-    for table, arg in ((options.mean_values, "mean_values"), (options.scale_values, "scale_values")):
-        for name in table:
-            if name and name not in shapes:
-                raise CaffeConversionError(f"--{arg}: the network has no input named {name!r} "
-                                           f"(its inputs: {', '.join(shapes)})")
-    outputs = _output_versions(net, options.outputs)
-    net.layers = _needed(net, outputs)
+def _refuse_unsupported(net: Net) -> None:
     unsupported = [layer for layer in net.layers if layer.type not in TRANSLATORS]
     if unsupported:
         first = unsupported[0]
@@ -93,9 +85,10 @@ def build(net: Net, options: mo_args.Options) -> Model:
             f"layer \"{first.name}\" has type \"{first.type}\", which the native Caffe front end does not convert"
             f"{others}. Supported types: {', '.join(sorted(SUPPORTED_LAYER_TYPES))}. Model Optimizer may convert it: "
             "run the converter with --backend mo.")
-    fold(net, outputs)
-    ctx = Context(net.model_path)
-    values: Dict[Version, object] = {}
+
+
+def _parameters(shapes: dict, options: mo_args.Options, values: dict) -> list:
+    """One Parameter per input (with its layout and preprocessing); its value goes into ``values``."""
     params = []
     for name, shape in shapes.items():
         param = ops.parameter(shape, Type.f32, name=name)
@@ -109,28 +102,50 @@ def build(net: Net, options: mo_args.Options) -> Model:
                                            f"({str(exc).splitlines()[0]})") from None
         params.append(param)
         values[(name, 0)] = _preprocess(param, name, options)
+    return params
+
+
+def _translate(ctx: Context, layer, values: dict) -> None:
+    """The layer's OpenVINO outputs into ``values``; a failure names the layer."""
+    translate = TRANSLATORS.get(layer.type) or INTERNAL[layer.type]
+    inputs = [values[v] for v in layer.inputs]
+    try:
+        produced = [as_output(value) for value in translate(ctx, layer, inputs)]
+    except CaffeConversionError as exc:
+        if str(exc).startswith(f"layer \"{layer.name}\""):
+            raise
+        raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {exc}") from None
+    except (RuntimeError, ValueError, TypeError) as exc:
+        shapes_in = [str(v.get_partial_shape()) for v in inputs]
+        raise CaffeConversionError(
+            f"layer \"{layer.name}\" ({layer.type}) with input shape(s) {', '.join(shapes_in)}: OpenVINO "
+            f"rejected it: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    if len(produced) != len(layer.outputs):
+        raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): expected {len(produced)} top(s), "
+                                   f"found {len(layer.outputs)}")
+    for version, value in zip(layer.outputs, produced):
+        node = value.get_node()
+        if node.get_type_name() not in ("Parameter", "Constant") and all(value != v for v in inputs):
+            node.set_friendly_name(layer.name)
+        values[version] = value
+
+
+def build(net: Net, options: mo_args.Options) -> Model:
+    shapes = mo_args.resolve_input_shapes(options, net.inputs)
+    for table, arg in ((options.mean_values, "mean_values"), (options.scale_values, "scale_values")):
+        for name in table:
+            if name and name not in shapes:
+                raise CaffeConversionError(f"--{arg}: the network has no input named {name!r} "
+                                           f"(its inputs: {', '.join(shapes)})")
+    outputs = _output_versions(net, options.outputs)
+    net.layers = _needed(net, outputs)
+    _refuse_unsupported(net)
+    fold(net, outputs)
+    ctx = Context(net.model_path)
+    values: Dict[Version, object] = {}
+    params = _parameters(shapes, options, values)
     for layer in net.layers:
-        translate = TRANSLATORS.get(layer.type) or INTERNAL[layer.type]
-        inputs = [values[v] for v in layer.inputs]
-        try:
-            produced = [as_output(value) for value in translate(ctx, layer, inputs)]
-        except CaffeConversionError as exc:
-            if str(exc).startswith(f"layer \"{layer.name}\""):
-                raise
-            raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {exc}") from None
-        except (RuntimeError, ValueError, TypeError) as exc:
-            shapes_in = [str(v.get_partial_shape()) for v in inputs]
-            raise CaffeConversionError(
-                f"layer \"{layer.name}\" ({layer.type}) with input shape(s) {', '.join(shapes_in)}: OpenVINO "
-                f"rejected it: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
-        if len(produced) != len(layer.outputs):
-            raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): expected {len(produced)} top(s), "
-                                       f"found {len(layer.outputs)}")
-        for version, value in zip(layer.outputs, produced):
-            node = value.get_node()
-            if node.get_type_name() not in ("Parameter", "Constant") and all(value != v for v in inputs):
-                node.set_friendly_name(layer.name)
-            values[version] = value
+        _translate(ctx, layer, values)
     final = {net.final_version(v[0]) for layer in net.layers for v in layer.outputs}
     for version in final:  # a blob's name goes to its last write (tensor names must be unique)
         value = values[version]
