@@ -202,16 +202,6 @@ def write_registry(root, models: dict) -> None:
         (folder / "model.yml").write_text(yaml.safe_dump(data))
 
 
-@dataclass
-class Fixture:
-    """A server plus a test registry in tmp_path: used by most downloader tests."""
-
-    server: FaultServer
-    registry: object
-    output: object
-    files: dict = field(default_factory=dict)
-
-
 # -- fixtures and helpers shared by the tests/test_download_*.py modules ---------------------------
 
 import json as _json

@@ -1,7 +1,7 @@
 """HTTPS from a loopback server with a self-signed certificate (made with the openssl command):
 refused without its CA (one clear message, no retry, nothing at the final path), accepted with the
 CA bundle named by REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, and reached through the CONNECT proxy that
-HTTPS_PROXY names, as issue 3 asks for."""
+HTTPS_PROXY names."""
 
 from __future__ import annotations
 

@@ -59,11 +59,3 @@ class CacheStore:
             self.cache.store(task.target, checksum.algorithm, checksum.value, size, verified=True)
         except CacheError as exc:
             self.reporter.note(task.model, task.name, str(exc))
-
-    def has(self, model_file) -> bool:
-        """Cheap: an entry of the right size exists (for the disk-space plan; not a verification)."""
-        checksum = model_file.checksum
-        try:
-            return self.cache.entry_path(checksum.algorithm, checksum.value).stat().st_size == model_file.size
-        except OSError:
-            return False

@@ -91,7 +91,7 @@ def plan(models: Iterable, output_dir: Path, precisions: Optional[set] = None,
          sources_for: Optional[Callable] = None) -> list:
     """ModelJobs for the selected models (composites expand to their stages), files filtered by
     precision as omz_downloader does. ``sources_for(model, model_file)`` gives a file's ordered
-    sources (issue 4 puts mirrors first); by default its registry source only."""
+    sources (mirrors first, then the origin); by default its registry source only."""
     from omz_tools.download.tasks import FileTask
 
     if sources_for is None:

@@ -85,7 +85,7 @@ class Fetcher:
         if self.cancel.is_set():
             raise Interrupted()
         task.target.parent.mkdir(parents=True, exist_ok=True)
-        # Issue 4: processes (and threads) sharing an output folder, with or without a cache, take
+        # Processes (and threads) sharing an output folder, with or without a cache, take
         # the destination's lock around check-present / resume / transfer / rename / record, so
         # one of them fetches the file and the others then find it verified. Lock order: the
         # model's postprocessing lock (engine._hold_model), if any, then this destination lock, then the cache's per-hash lock (store.hold), then the folder
@@ -114,7 +114,7 @@ class Fetcher:
             return FileOutcome(task, True, "present")
         if self.store is None:
             return self._fetch_sources(task)
-        # Issue 4: one process/thread per content hash fetches; the others wait, then hit the cache.
+        # One process/thread per content hash fetches; the others wait, then hit the cache.
         with self.store.hold(task):
             if self.store.lookup(task):
                 return self._from_cache(task)

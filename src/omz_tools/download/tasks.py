@@ -9,7 +9,7 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class Source:
-    """One place a file can come from. Issue 4's mirrors are more Sources before the original."""
+    """One place a file can come from: a mirror (tried first, in order) or the original."""
 
     url: str  # for Google Drive: "google_drive:<id>" (the endpoint is transport.google_drive_url())
     kind: str = "http"  # "http" or "google_drive"
@@ -56,7 +56,7 @@ class FileOutcome:
     ok: bool
     action: str  # "downloaded", "resumed", "present" (verified already), "failed", "cancelled"
     source: Optional[str] = None  # the URL that served it
-    served_by: str = ""  # issue 4: "original", "mirror <base URL>" or "cache <dir>"
+    served_by: str = ""  # "original", "mirror <base URL>" or "cache <dir>"
     transferred: int = 0  # bytes received over the network
     message: str = ""  # the whole paragraph, said once (Error: line, result.failures)
     brief: str = ""  # the cause in a few words, for the one-line FAILED: summary
