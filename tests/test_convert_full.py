@@ -4,6 +4,7 @@ Converted once per session (about a minute); the tests share the result."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +18,12 @@ from helpers_caffe import file_digest, write_caffemodel
 
 NAME = "se-resnet-101"
 pytestmark = pytest.mark.slow
+# The default backend (auto) is Model Optimizer where openvino-dev is installed, else the native
+# front end: the tests marked native hold for either, and CI runs them again without MO.
+try:
+    HAS_MO = importlib.util.find_spec("openvino.tools.mo") is not None
+except ModuleNotFoundError:  # no openvino.tools package at all (openvino 2025 and newer)
+    HAS_MO = False
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +60,20 @@ def full(tmp_path_factory, make_httpserver):
             "registry": root / "registry", "dl": dl, "card": entry["model_card"]}
 
 
+@pytest.mark.native
 def test_card_figures_of_the_full_model(full):
     record = json.loads((full["conv_dir"] / "FP32" / ".omz_converted.json").read_text())
+    assert record["backend"] == ("mo" if HAS_MO else "native")
     figures = record["figures"]
     assert figures["inputs"] == {"data": [1, 3, 224, 224]} and figures["outputs"] == {"prob": [1, 1000]}
     assert round(figures["params"] / 1e6, 3) == full["card"]["mparams"] == 49.274
     assert figures["gflops"] == pytest.approx(15.15, abs=0.01)  # vs the card's 15.239: within 2%
     assert abs(figures["gflops"] - full["card"]["gflops"]) <= 0.02 * full["card"]["gflops"]
-    assert "--caffe_parser_path=" in (full["conv_dir"] / f".omz_convert.{NAME}.log").read_text()
+    if HAS_MO:
+        assert "--caffe_parser_path=" in (full["conv_dir"] / f".omz_convert.{NAME}.log").read_text()
 
 
+@pytest.mark.native
 def test_both_precisions_infer_probabilities(full):
     import openvino as ov
     core = ov.Core()
@@ -78,6 +89,7 @@ def test_both_precisions_infer_probabilities(full):
     assert fp16_bytes < 0.51 * fp32_bytes  # weights really compressed
 
 
+@pytest.mark.native
 def test_rerun_is_skipped(full):
     result = subprocess.run([command("omz-converter"), "--name", NAME, "--registry", str(full["registry"]),
                              "-d", str(full["dl"]), "-o", str(full["root"] / "out")], capture_output=True,
@@ -89,6 +101,8 @@ def test_native_backend_full_size_passes_the_card_checks_and_agrees_with_mo(full
     """omz-converter --backend native on the full SE-ResNet-101: the same card checks (49.274 M
     parameters, GFLOPs, names, shapes, a probability vector) and, against the MO IR, the same
     top-5 in the same order on 3 inputs, FP32 probabilities within 1e-4."""
+    if not HAS_MO:
+        pytest.skip("needs Model Optimizer (openvino-dev) as the oracle; the native IR's own card checks ran above")
     out = full["root"] / "native"
     result = subprocess.run([command("omz-converter"), "--name", NAME, "--registry", str(full["registry"]),
                              "-d", str(full["dl"]), "-o", str(out), "--backend", "native"], capture_output=True,
