@@ -155,3 +155,62 @@ def needs_opencv():
         import cv2  # noqa: F401
     except ImportError:
         pytest.skip("needs OpenCV: pip install -e '.[test]' (opencv-python-headless)")
+
+
+def image_kinds(count: int, seed: int = 0) -> list:
+    """``count`` visually distinct kinds of image: two BGR colours blended by a sine grating of a
+    period (4-64 px) and an orientation of their own, plus noise of a strength of their own."""
+    rng = np.random.default_rng(seed)
+    return [dict(colours=rng.uniform(20, 235, (2, 3)), period=float(np.exp(rng.uniform(np.log(4), np.log(64)))),
+                 angle=float(rng.uniform(0, np.pi)), noise=float(rng.uniform(10, 60))) for _ in range(count)]
+
+
+def kind_image(kind: dict, rng, size: int = 256) -> np.ndarray:
+    """One image of ``kind`` with its own variation: colours, period, angle, phase and noise jittered."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    angle = kind["angle"] + rng.normal(0, 0.08)
+    period = kind["period"] * np.exp(rng.normal(0, 0.08))
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period + rng.uniform(0, 2 * np.pi))
+    first, second = kind["colours"] + rng.normal(0, 12, (2, 3))
+    image = first * wave[..., None] + second * (1 - wave[..., None])
+    image += rng.normal(0, kind["noise"] * np.exp(rng.normal(0, 0.2)), image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_kind_images(folder: Path, kinds: list, per_kind: int, *, seed: int, size: int = 256) -> tuple:
+    """``per_kind`` lossless PNGs (``size`` square) of each kind; returns (paths, kind index of each)."""
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths, labels = [], []
+    for i in range(per_kind):
+        for k, kind in enumerate(kinds):
+            path = folder / f"kind{k:02d}_{i:03d}.png"
+            assert cv2.imwrite(str(path), kind_image(kind, rng, size))
+            paths.append(path)
+            labels.append(k)
+    return paths, np.array(labels)
+
+
+def fit_classifier(features: np.ndarray, labels: np.ndarray, outputs: np.ndarray, classes: int, *,
+                   target: float = 6.0, ridge: float = 0.01, others_std: float = 0.5, seed: int = 0) -> tuple:
+    """An InnerProduct head (weights classes x features, bias) fitted by ridge regression so that
+    output ``outputs[k]`` scores images of kind ``k``: centred one-hot targets of height ``target``
+    on standardised features. The other outputs get random weights whose logits have std
+    ``others_std`` on these features: a softmax over all of them that is far from one-hot while
+    the fitted outputs lead by a margin of several logits."""
+    features = np.asarray(features, dtype=np.float64)
+    n, dim = features.shape
+    mu, sd = features.mean(0), features.std(0) + 1e-6
+    x = (features - mu) / sd
+    y = np.zeros((n, len(outputs)))
+    y[np.arange(n), labels] = target
+    y -= y.mean(0)
+    a = np.linalg.solve(x.T @ x + ridge * n * np.eye(dim), x.T @ y)  # dim x kinds, standardised features
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((classes, dim)) / np.sqrt(dim)
+    weights *= others_std / max(float((features @ weights.T).std()), 1e-12)
+    bias = -(features @ weights.T).mean(0)
+    weights[outputs] = (a / sd[:, None]).T
+    bias[outputs] = -(mu / sd) @ a
+    return weights, bias
