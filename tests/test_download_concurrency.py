@@ -146,7 +146,7 @@ def test_processes_sharing_an_output_folder_postprocess_a_model_once(tmp_path, s
 
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
-    from omz_tools.download.locks import PathLock
+    from omz_tools.locks import PathLock
     with PathLock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(3600)
@@ -154,7 +154,7 @@ HOLD_LOCK = textwrap.dedent("""
 
 
 def test_path_lock_of_a_sigkilled_holder_is_free_at_once_and_removed_after_use(tmp_path):
-    from omz_tools.download.locks import LockTimeout, PathLock
+    from omz_tools.locks import LockTimeout, PathLock
 
     path = tmp_path / ".m.bin.lock"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)

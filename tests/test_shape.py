@@ -16,14 +16,11 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "omz_tools"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-PENDING_MODULES = {"convert/engine.py"}
+PENDING_MODULES: set = set()
 PENDING_FUNCTIONS = {"accuracy/__init__.py:evaluate", "accuracy/engine.py:run_precision",
-                     "convert/engine.py:convert", "quantize/engine.py:quantize"}
+                     "quantize/engine.py:quantize"}
 PENDING_EXCEPTIONS = {"accuracy/config.py:AccuracyConfigError", "accuracy/dataset.py:DatasetError",
                       "accuracy/engine.py:EvaluationError", "accuracy/preprocess.py:ImageError",
-                      "convert/__init__.py:ConversionError", "convert/caffe_parser.py:CaffeParserError",
-                      "convert/engine.py:Cancelled", "convert/engine.py:ModelFailed",
-                      "convert/mo.py:MOError", "convert/rtinfo.py:RtInfoError",
                       "quantize/engine.py:QuantizeError"}
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 import click
 
 from omz_tools.errors import OmzError
-from omz_tools.registry import Registry, RegistryError, select_models
+from omz_tools.registry import Registry, RegistryError, resolve
 
 # Exit codes, the same for every command (documented in the README).
 EXIT_OK = 0
@@ -92,4 +92,4 @@ def resolve_models(name, list_file, all_models, print_all, registries) -> list:
         for model_name in registry.names():
             click.echo(model_name)
         sys.exit(EXIT_OK)
-    return select_models(registry, name=name, list_file=list_file, all=all_models)
+    return resolve(name, list_file=list_file, all=all_models, registry=registry)

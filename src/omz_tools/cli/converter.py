@@ -12,7 +12,7 @@ from omz_tools.cli.common import (
     CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
     resolve_models, selection_options,
 )
-from omz_tools.registry import NoMatchError, RegistryError, UsageError
+from omz_tools.errors import OmzError
 
 
 def _jobs(ctx, param, value):
@@ -76,9 +76,11 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
     2 usage error, 130 interrupted (no half-written IR is left behind).
 
-    Environment (with --download, as omz-downloader): OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT, HTTP(S)_PROXY.
+    Environment (with --download, as omz-downloader): OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT,
+    OMZ_MIN_RATE, OMZ_STALL_WINDOW, HTTP(S)_PROXY.
     """
-    download_settings = _download_settings(download, cache_dir, mirrors, offline, num_attempts, timeout)
+    download_options = _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts,
+                                         timeout)
     try:
         models = resolve_models(name, list_file, all_models, print_all, registries)
         from omz_tools.convert.engine import Options, run
@@ -86,14 +88,14 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     except KeyboardInterrupt:  # before any conversion started (click would say "Aborted!" and exit 1)
         click.echo("Interrupted: nothing was converted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except (RegistryError, NoMatchError, UsageError):
-        raise  # registry_errors says these in one line
+    except OmzError:
+        raise  # registry_errors says it in one line, with its exit code
     except Exception as exc:  # noqa: BLE001 - a bug while selecting: one message, never a traceback
         fail(_unexpected(exc))
 
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run,
-                      jobs=jobs, force=force, download=download, download_settings=download_settings,
+                      jobs=jobs, force=force, download=download, download_options=download_options,
                       registries=list(registries))
     reporter = make_reporter(progress_format, jobs)
     try:
@@ -102,6 +104,9 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         reporter.close()
         click.echo("Interrupted: Model Optimizer was stopped; IR folders are as before this run.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except OmzError:
+        reporter.close()
+        raise  # registry_errors says it in one line, with its exit code
     except Exception as exc:  # noqa: BLE001 - a bug outside any one model: one message, never a traceback
         reporter.close()
         fail(_unexpected(exc))
@@ -126,26 +131,22 @@ def _unexpected(exc: BaseException) -> str:
             "stay as they were.")
 
 
-def _download_settings(download, cache_dir, mirrors, offline, num_attempts, timeout) -> dict:
-    """--download's settings for omz_tools.download(), checked now (a bad value is a usage error)."""
+def _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts, timeout):
+    """--download's DownloadOptions (None without --download), checked now: a bad value is a usage error."""
     given = {"--cache_dir": cache_dir is not None, "--mirror": bool(mirrors), "--offline": offline,
              "--num_attempts": num_attempts is not None, "--timeout": timeout is not None}
     if not download:
         if any(given.values()):
             raise click.UsageError(f"{', '.join(k for k, v in given.items() if v)} only apply with --download "
                                    "(they are how it fetches missing input files)")
-        return {}
-    from omz_tools.download.options import NetLimits, RunOptions
+        return None
+    from omz_tools.download import DownloadOptions
     from omz_tools.download.sources import SourceConfigError
     try:
-        NetLimits.resolve(timeout)
-        RunOptions.resolve(None, mirrors, offline)
+        return DownloadOptions.build(download_dir, cache_dir=cache_dir, mirrors=mirrors, offline=offline,
+                                     num_attempts=3 if num_attempts is None else num_attempts, timeout=timeout)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    settings = {"cache_dir": cache_dir, "mirrors": list(mirrors), "offline": offline, "timeout": timeout}
-    if num_attempts is not None:
-        settings["num_attempts"] = num_attempts
-    return settings
 
 
 def main() -> None:

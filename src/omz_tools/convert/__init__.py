@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from omz_tools.convert.engine import ConvertResult, Options, run
+from omz_tools.errors import OmzError
 
 __all__ = ["convert", "load", "ConversionError", "ConvertResult", "Options", "run", "default_models_dir"]
 
 
-class ConversionError(Exception):
+class ConversionError(OmzError):
     """A model could not be downloaded or converted; the message says why and what to try."""
 
 
@@ -35,41 +36,38 @@ def default_models_dir() -> Path:
     return Path(base) / "omz_tools" / "models"
 
 
-def _select(name, registries, registry=None) -> list:
-    from omz_tools.registry import Registry, select_models
-    if hasattr(name, "leaves"):
-        return [name]
-    registry = registry or Registry.from_options([Path(r) for r in registries])
-    names = [name] if isinstance(name, str) else list(name)
-    return select_models(registry, name=",".join(names))
-
-
 def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] = ".",
             output_dir: Optional[Union[str, Path]] = None, precisions: Iterable[str] = ("FP32", "FP16"),
             registries: Iterable = (), download: bool = False, force: bool = False, jobs: int = 1,
             python: Optional[str] = None, mo: Optional[Union[str, Path]] = None, backend: str = "auto",
             extra_mo_args: Iterable[str] = (), progress: Union[bool, str, object] = False,
             cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
-            num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None) -> dict:
+            num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None,
+            min_rate: Union[float, str, None] = None, stall_window: Optional[float] = None,
+            download_options=None) -> dict:
     """Convert models to IR; reuses IR that is up to date.
 
     ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
     model is selected, else ``{model: {precision: Path}}``. ``backend``: "mo" (Model Optimizer of
     ``python``), "native" (the native Caffe front end, in this process) or "auto" (mo when
     ``python`` has it, else native). ``download``: fetch missing inputs first, with
-    ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts`` and ``timeout`` as
-    :func:`omz_tools.download` takes them. ``progress``: False, True/"text" or "json". Raises
+    ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts``, ``timeout``, ``min_rate`` and
+    ``stall_window`` as :func:`omz_tools.download` takes them, or a ready
+    ``download_options`` (:class:`omz_tools.download.DownloadOptions`). ``progress``: False, True/"text" or "json". Raises
     :class:`ConversionError` naming every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
     """
     from omz_tools.convert.progress import make_reporter
+    from omz_tools.registry import resolve
     if isinstance(precisions, str):
         precisions = precisions.split(",")
-    models = _select(name, registries)
+    models = resolve(name, registries=registries)
+    if download and download_options is None:
+        download_options = _download_options(download_dir, cache_dir, mirrors, offline, num_attempts, timeout,
+                                             min_rate, stall_window)
     options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,
                       precisions=set(precisions), python=python, mo=Path(mo) if mo else None, backend=backend,
                       extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
-                      download_settings=_download_settings(cache_dir, mirrors, offline, num_attempts, timeout),
-                      registries=[Path(r) for r in registries])
+                      download_options=download_options, registries=[Path(r) for r in registries])
     reporter = make_reporter("text" if progress is True else progress, jobs)
     try:
         result = run(models, options, reporter)
@@ -99,22 +97,26 @@ def _load_progress(progress) -> tuple:
     return progress, progress
 
 
-def _download_settings(cache_dir, mirrors, offline, num_attempts, timeout) -> dict:
-    return {"cache_dir": cache_dir, "mirrors": list(mirrors or ()), "offline": offline,
-            "num_attempts": num_attempts, "timeout": timeout}
+def _download_options(download_dir, cache_dir, mirrors, offline, num_attempts, timeout, min_rate, stall_window):
+    from omz_tools.download import DownloadOptions
+    return DownloadOptions.build(download_dir, cache_dir=cache_dir, mirrors=mirrors, offline=offline,
+                                 num_attempts=num_attempts, timeout=timeout, min_rate=min_rate,
+                                 stall_window=stall_window)
 
 
 def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str, Path]] = None,
          output_dir: Optional[Union[str, Path]] = None, registries: Iterable = (),
          compile: Union[bool, str] = False, progress: Union[bool, str, None] = None,
          cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
-         num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None, **convert_options):
+         num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None,
+         min_rate: Union[float, str, None] = None, stall_window: Optional[float] = None, **convert_options):
     """Download (if needed), convert (if needed) and return one model's IR, like ``from_pretrained``.
 
     Returns the Path of ``<output_dir>/<subdirectory>/<precision>/<name>.xml``, or with
     ``compile=True`` (CPU) or ``compile="GPU"`` etc. an ``openvino.CompiledModel``.
     ``download_dir`` defaults to :func:`default_models_dir`. ``cache_dir``, ``mirrors``,
-    ``offline``, ``num_attempts``, ``timeout``: as :func:`omz_tools.download` takes them.
+    ``offline``, ``num_attempts``, ``timeout``, ``min_rate``, ``stall_window``: as
+    :func:`omz_tools.download` takes them.
     ``progress``: by default (None) bars and lines on a terminal, else INFO records on the
     ``omz_tools`` logger; False: nothing; "text" or "json" as the commands print them.
     """
@@ -128,12 +130,13 @@ def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str
                               f"({', '.join(s.name for s in model.model_stages)}), or use convert()")
     if precision not in model.precisions:
         raise ConversionError(f"{name} has no {precision} IR; it converts to {', '.join(sorted(model.precisions))}")
-    from omz_tools.download import download
-    settings = _download_settings(cache_dir, mirrors, offline, num_attempts, timeout)
+    from omz_tools.download import run as download_run
+    options = _download_options(download_dir, cache_dir, mirrors, offline, num_attempts, timeout, min_rate,
+                                stall_window)
     download_progress, convert_progress = _load_progress(progress)
     if download_progress is False and convert_progress is not False:
         _log().info("%s: checking its files in %s (fetching what is missing)", name, download_dir)
-    fetched = download([model], output_dir=download_dir, progress=download_progress, **settings)
+    fetched = download_run([model], options, download_progress)
     if fetched.failures:
         raise ConversionError("; ".join(f"{m}: {msg}" for m, msg in fetched.failures.items()))
     irs = convert(model, download_dir=download_dir, output_dir=output_dir, precisions=[precision],
@@ -146,15 +149,6 @@ def load(name: str, precision: str = "FP16", *, download_dir: Optional[Union[str
 
 
 # ``omz_tools.convert`` is both this package and (lazily, in omz_tools/__init__.py) the function.
-# Importing any submodule binds the package as omz_tools' ``convert`` attribute, so the package is
-# made callable too: ``omz_tools.convert(...)`` works whichever object it resolves to.
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
+from omz_tools.modulecall import make_callable  # noqa: E402
 
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs) -> dict:
-        return convert(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, convert)

@@ -18,16 +18,18 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
+
+from omz_tools.errors import OmzError
+from omz_tools.localstate import atomic_write
 
 # Bump when the generated module's text changes, so cached copies are rebuilt.
 GENERATOR_VERSION = 1
 MODULE_NAME = "caffe_pb2"
 
 
-class CaffeParserError(Exception):
+class CaffeParserError(OmzError):
     """MO's Caffe schema could not be found or read; the message is for the user."""
 
 
@@ -159,13 +161,6 @@ def ensure_parser(mo_dir: Path, mo_version: str, cache_root: Optional[Path] = No
         raise CaffeParserError(f"expected a Caffe schema with a NetParameter message in {source}, found "
                                f"{name} (package {package}) without one")
     target_dir.mkdir(parents=True, exist_ok=True)
-    # Write beside and rename: concurrent converters never see a half-written module.
-    fd, tmp = tempfile.mkstemp(prefix=".caffe_pb2.", suffix=".tmp", dir=target_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(module_source(serialized, f"{source} (MO {mo_version})"))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Written whole, then renamed: concurrent converters never see a half-written module.
+    atomic_write(target, module_source(serialized, f"{source} (MO {mo_version})").encode("utf-8"))
     return target_dir

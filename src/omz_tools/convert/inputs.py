@@ -28,9 +28,9 @@ def missing_inputs(model: Model, download_dir: Path) -> list:
 
 def _unpacked_record(folder: Path, name: str, model_file) -> bool:
     """The archive is gone because the downloader's unpack_archive consumed it after verifying it."""
-    from omz_tools.download import records as dl_records
-    entry = dl_records.FolderRecord(folder).file(name)
-    return bool(entry and entry.get("state") == dl_records.UNPACKED
+    from omz_tools.download.records import UNPACKED, FolderRecord
+    entry = FolderRecord(folder).file(name)
+    return bool(entry and entry.get("state") == UNPACKED
                 and entry.get("hash") == model_file.checksum.value)
 
 

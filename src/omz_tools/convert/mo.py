@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from omz_tools.errors import OmzError
 from omz_tools.registry import Model
 
 # Run with the target Python: where MO lives and which versions it would use. Only package
@@ -48,7 +49,7 @@ print(json.dumps({"mo_dir": mo_dir, "openvino_dev": version("openvino-dev"),
 """
 
 
-class MOError(Exception):
+class MOError(OmzError):
     """Model Optimizer cannot be found or used; the message is for the user."""
 
 

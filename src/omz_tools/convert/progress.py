@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from omz_tools.download.progress import failed_lines  # the downloader's FAILED: list, same form
+from omz_tools.wording import failed_lines  # the downloader's FAILED: list, same form
 from omz_tools.jsonlines import JsonLinesEmitter
 
 

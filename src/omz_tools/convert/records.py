@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from omz_tools.localstate import read_json, write_json
+
 RECORD_NAME = ".omz_converted.json"
 # Bump when the conversion itself changes (FP16 derivation, rt_info, checks), to redo old IR.
 RECIPE = 1
@@ -56,20 +58,11 @@ def outputs(ir_dir: Path, name: str) -> dict:
 
 def write(ir_dir: Path, key: dict, name: str, extra: Optional[dict] = None) -> None:
     record = {"format": 1, "key": key, "outputs": outputs(ir_dir, name), **(extra or {})}
-    path = Path(ir_dir) / RECORD_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as stream:
-        json.dump(record, stream, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_json(Path(ir_dir) / RECORD_NAME, record)
 
 
 def read(ir_dir: Path) -> Optional[dict]:
-    try:
-        with open(Path(ir_dir) / RECORD_NAME, encoding="utf-8") as stream:
-            data = json.load(stream)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(Path(ir_dir) / RECORD_NAME) or None
 
 
 def up_to_date(ir_dir: Path, key: dict, name: str) -> bool:

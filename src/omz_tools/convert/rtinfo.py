@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omz_tools.errors import OmzError
+
 # model_info keys omz_converter copies into rt_info ['model_info', key], with their kinds.
 MODEL_INFO_KEYS = {
     "model_type": str, "confidence_threshold": float, "iou_threshold": float, "resize_type": str,
@@ -11,7 +13,7 @@ MODEL_INFO_KEYS = {
 }
 
 
-class RtInfoError(ValueError):
+class RtInfoError(OmzError, ValueError):
     pass
 
 

@@ -62,17 +62,8 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
                                         precisions=precisions, check_all=check_all, cache_dir=cache_dir,
                                         mirrors=mirrors, offline=offline, timeout=timeout,
                                         min_rate=min_rate, stall_window=stall_window)
-    return run(_models(names, registries, registry), options, progress)
-
-
-def _models(names, registries, registry) -> list:
-    from omz_tools.registry import Registry, select_models
-
-    names = [names] if isinstance(names, str) else list(names)
-    if names and all(hasattr(n, "leaves") for n in names):
-        return names
-    registry = registry or Registry.from_options([Path(r) for r in registries])
-    return select_models(registry, name=",".join(str(n) for n in names))
+    from omz_tools.registry import resolve
+    return run(resolve(names, registries=registries, registry=registry), options, progress)
 
 
 def run(models: list, options: DownloadOptions, progress: Union[bool, str, object] = False) -> DownloadResult:
@@ -102,15 +93,6 @@ def run(models: list, options: DownloadOptions, progress: Union[bool, str, objec
 
 
 # ``omz_tools.download`` is both this package and (lazily, in omz_tools/__init__.py) this function.
-# Importing any submodule binds the package as the ``download`` attribute of omz_tools, so make the
-# package itself callable: ``omz_tools.download([...])`` then works whichever object it resolves to.
-import sys as _sys
-import types as _types
+from omz_tools.modulecall import make_callable  # noqa: E402
 
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs) -> DownloadResult:
-        return download(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, download)

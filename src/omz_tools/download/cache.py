@@ -121,7 +121,7 @@ class ContentCache:
         descriptor, and flock(2) locks belong to open file descriptions. The lock file is never
         opened through a link; what was found and removed at its name is yielded (sentences to say).
         """
-        from omz_tools.download.locks import LockTimeout, PathLock
+        from omz_tools.locks import LockTimeout, PathLock
 
         path = self.lock_path(algorithm, digest)
         wait = self.lock_timeout if timeout is None else timeout

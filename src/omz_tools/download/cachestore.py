@@ -37,7 +37,7 @@ class CacheStore:
         checksum = task.model_file.checksum
         with self.cache.locked(checksum.algorithm, checksum.value) as notes:
             for note in notes or ():  # a link planted at the lock's name, removed
-                self.reporter.note(task.model, task.name, note)
+                self.reporter.note(task.model_name, task.name, note)
             yield
 
     def lookup(self, task) -> bool:
@@ -46,7 +46,7 @@ class CacheStore:
         placed, damaged = self.cache.fetch_to(checksum.algorithm, checksum.value, size, task.target,
                                               full_check=self.check_all)
         if damaged:
-            self.reporter.note(task.model, task.name, damaged)
+            self.reporter.note(task.model_name, task.name, damaged)
         if placed is None:
             return False
         records.remove_part(task.target)  # a .part left by an interrupted run is not needed now
@@ -58,4 +58,4 @@ class CacheStore:
         try:
             self.cache.store(task.target, checksum.algorithm, checksum.value, size, verified=True)
         except CacheError as exc:
-            self.reporter.note(task.model, task.name, str(exc))
+            self.reporter.note(task.model_name, task.name, str(exc))

@@ -192,7 +192,7 @@ class Engine:
         rewrote would look damaged). Deadlock-free: a thread waits for a model's lock only
         before that model's first file, holding no other lock, and the queue hands out a
         model's files together, so every held model lock belongs to files being worked on."""
-        from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
+        from omz_tools.locks import LockTimeout, PathLock, lock_path_for
 
         job.folder.mkdir(parents=True, exist_ok=True)
         path = lock_path_for(job.folder / f"{job.model.name}.postprocessing")
@@ -271,19 +271,19 @@ class Engine:
         from omz_tools.download.tasks import FileOutcome
 
         self._begin_model(job)
-        self.reporter.file_begin(task.model, task.name, task.model_file.size)
+        self.reporter.file_begin(task.model_name, task.name, task.model_file.size)
         with job.lock:
             failed_already = [name for name, _ in job.briefs if name]
         if task.consumed:
             outcome = FileOutcome(task, True, "present")
-            self.reporter.skip(task.model, task.name, "unpacked by postprocessing earlier")
+            self.reporter.skip(task.model_name, task.name, "unpacked by postprocessing earlier")
         elif (failed_already or job.failures) and task.sources:
             # Do not fetch the rest of a model that already failed. Offline (no sources) costs
             # nothing, so every missing file of the selection is named.
             outcome = FileOutcome(task, False, "cancelled", message=(
                 f"another file of the model failed ({', '.join(failed_already)})" if failed_already
                 else "the model failed"))
-            self.reporter.skip(task.model, task.name, outcome.message)
+            self.reporter.skip(task.model_name, task.name, outcome.message)
         else:
             try:
                 outcome = self._fetcher.fetch(task)
@@ -300,11 +300,11 @@ class Engine:
             outcome.message = _without_name(outcome.message, task)
             outcome.brief = _without_name(outcome.brief or outcome.message, task)
             if outcome.action == "present":
-                self.reporter.skip(task.model, task.name, "already verified" if outcome.source is None
+                self.reporter.skip(task.model_name, task.name, "already verified" if outcome.source is None
                                    else f"from the {outcome.source}")
             elif not outcome.ok:
-                self.reporter.error(task.model, task.name, outcome.message)
-        self.reporter.file_end(task.model, task.name, outcome.ok, outcome.action, served_by=outcome.served_by)
+                self.reporter.error(task.model_name, task.name, outcome.message)
+        self.reporter.file_end(task.model_name, task.name, outcome.ok, outcome.action, served_by=outcome.served_by)
         with self._result_lock:
             self._result.files.append(outcome)
         with job.lock:

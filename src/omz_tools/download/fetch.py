@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records
-from omz_tools.download.locks import LockTimeout, PathLock, lock_path_for
+from omz_tools.locks import LockTimeout, PathLock, lock_path_for
 from omz_tools.download.errors import Interrupted, PermanentError, RestartError, TransientError, VerificationError
 from omz_tools.download.tasks import FileOutcome, FileTask
 from omz_tools.localstate import fsync_dir, hash_file
@@ -71,7 +71,7 @@ class Fetcher:
         if verified(target, task.model_file, self.check_all, allow_postprocessed=task.postprocessed_ok):
             return True
         checksum = task.model_file.checksum
-        self.reporter.note(task.model, task.name,
+        self.reporter.note(task.model_name, task.name,
                            f"{target} was present but is not the expected file ({size} bytes, expected "
                            f"{task.model_file.size} bytes with {checksum.algorithm} {checksum.value}); "
                            "deleted it and fetching it again")
@@ -92,7 +92,7 @@ class Fetcher:
         # record's lock (records.py, held only for one read-modify-write); never the reverse.
         existed = os.path.lexists(task.target)  # before waiting for any lock
         for note in records.clear_state_links(task.target):  # links there: removed, never followed
-            self.reporter.note(task.model, task.name, note)
+            self.reporter.note(task.model_name, task.name, note)
         try:
             with PathLock(lock_path_for(task.target), cancel=self.cancel, cancelled=Interrupted):
                 return self._fetch_locked(task, existed)
@@ -136,7 +136,7 @@ class Fetcher:
                     self.store.put(task)
                 return outcome
             if source is not task.sources[-1] and failures:  # say why a mirror was passed over
-                self.reporter.note(task.model, task.name,
+                self.reporter.note(task.model_name, task.name,
                                    f"{source.label} failed, trying the next source: {failures[-1][0]}")
         if len(failures) == 1:
             message, brief = failures[0][0], failures[0][1]
@@ -169,14 +169,14 @@ class Fetcher:
                 if last:
                     give_up(exc, f"{exc}; gave up {tried}.")
                     return None
-                self.reporter.retry(task.model, task.name, attempt + 2, 0.0, exc.brief, attempts)
+                self.reporter.retry(task.model_name, task.name, attempt + 2, 0.0, exc.brief, attempts)
             except VerificationError as exc:
                 records.remove_part(task.target)
                 if not exc.resumed or last:
                     give_up(exc, str(exc))
                     return None
                 # A continued download may have mixed two versions of the file: one clean retry.
-                self.reporter.retry(task.model, task.name, attempt + 2, 0.0,
+                self.reporter.retry(task.model_name, task.name, attempt + 2, 0.0,
                                     "the resumed file did not verify; starting over", attempts)
             except TransientError as exc:
                 if last:
@@ -193,7 +193,7 @@ class Fetcher:
                     give_up(exc, f"{exc}; gave up {tried}. {advice}")
                     return None
                 delay = transport.backoff_delay(attempt, exc.retry_after)
-                self.reporter.retry(task.model, task.name, attempt + 2, delay, exc.brief, attempts)
+                self.reporter.retry(task.model_name, task.name, attempt + 2, delay, exc.brief, attempts)
                 if self.cancel.wait(delay):
                     raise Interrupted()
             except PermanentError as exc:

@@ -254,7 +254,7 @@ def dry_run(jobs_plan: list, cache_dir=None, offline: bool = False) -> list:
         for task in job.tasks:
             size = task.model_file.size
             checksum = task.model_file.checksum
-            row = {"model": task.model, "model_file": task.name, "size": size, "path": str(task.target),
+            row = {"model": task.model_name, "model_file": task.name, "size": size, "path": str(task.target),
                    "from": []}
             state = "fetch"
             if task.consumed:

@@ -37,7 +37,7 @@ class Reporter:
 
 def served(result) -> list:
     """[{model, model_file, served_by, url}] for the files this run fetched or took from a cache."""
-    return [{"model": o.task.model, "model_file": o.task.name, "served_by": o.served_by, "url": o.source}
+    return [{"model": o.task.model_name, "model_file": o.task.name, "served_by": o.served_by, "url": o.source}
             for o in result.files if o.ok and getattr(o, "served_by", "")]
 
 

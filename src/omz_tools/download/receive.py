@@ -63,7 +63,7 @@ class BodyReceiver:
 
         opened, size = self.opened, self.size
         if offset and self.start == 0:
-            self.reporter.note(self.task.model, self.task.name,
+            self.reporter.note(self.task.model_name, self.task.name,
                                f"the server sent the whole file instead of continuing at byte {offset} "
                                "(it ignores Range, or the file changed); starting over")
         if opened.total is None or opened.total == size:
@@ -91,11 +91,11 @@ class BodyReceiver:
         hasher = checksum.new_hasher()
         if self.start:
             hash_file(self.part, checksum.algorithm, limit=self.start, hasher=hasher)  # the kept prefix
-        self.reporter.file_transfer(self.task.model, self.task.name, self.size, self.start, self.url)
+        self.reporter.file_transfer(self.task.model_name, self.task.name, self.size, self.start, self.url)
         writer = StreamWriter(self.part, self.start, hasher)
         self._stream(writer)
         digest = writer.finish()
-        self.reporter.file_progress(self.task.model, self.task.name, writer.size, self.size)
+        self.reporter.file_progress(self.task.model_name, self.task.name, writer.size, self.size)
         self._verify(writer.size, digest)
         return digest
 
@@ -122,7 +122,7 @@ class BodyReceiver:
                 now = time.monotonic()
                 if now - last_report >= PROGRESS_INTERVAL:
                     last_report = now
-                    self.reporter.file_progress(task.model, task.name, writer.size, size)
+                    self.reporter.file_progress(task.model_name, task.name, writer.size, size)
                 watch.check(self.received, self.url)
         except transport.body_errors() as exc:
             writer.abort()

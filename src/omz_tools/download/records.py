@@ -94,7 +94,7 @@ class FolderRecord:
         return self._entry("models", name) or {}
 
     def _change(self, section: str, key: str, value: Optional[dict]) -> None:
-        from omz_tools.download.locks import LockTimeout, PathLock
+        from omz_tools.locks import LockTimeout, PathLock
 
         with _lock(self.folder):
             try:
@@ -164,7 +164,7 @@ def remove_part(target: Path) -> None:
 def state_paths(target: Path) -> list:
     """The names where the tool keeps its own state for the file at ``target``: its .part and
     .part.json, its lock, and its folder's record and the record's lock."""
-    from omz_tools.download.locks import lock_path_for
+    from omz_tools.locks import lock_path_for
     target = Path(target)
     record = target.parent / RECORD_NAME
     return [part_path(target), part_info_path(target), lock_path_for(target), record,

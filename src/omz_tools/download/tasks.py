@@ -35,7 +35,7 @@ def source_for(file_source) -> Source:
 class FileTask:
     """One file to put at ``target``; ``sources`` are tried in order and the hash decides."""
 
-    model: str  # the (stage) model name used in events
+    model_name: str  # the (stage) model's name, as events name it
     model_file: object  # registry ModelFile
     target: Path
     sources: list = field(default_factory=list)

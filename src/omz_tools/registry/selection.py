@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import shlex
 from pathlib import Path
 from typing import Optional
@@ -108,3 +109,20 @@ def select_models(registry: Registry, *, name: Optional[str] = None, list_file: 
     if unmatched:
         raise NoMatchError(unmatched[0])
     return models
+
+
+def resolve(names=None, *, list_file: Optional[Path] = None, all: bool = False, registries=(),
+            registry: Optional[Registry] = None) -> list:
+    """The models the commands and the API work on: registry Model objects as given, else names or
+    fnmatch patterns (a string, a comma-separated string or a list), ``list_file`` or ``all``,
+    matched by :func:`select_models` in ``registry`` (default: the ``registries`` folders, then
+    $OMZ_REGISTRY, then the built-in registry)."""
+    if hasattr(names, "leaves"):
+        return [names]
+    if names is not None:
+        names = [names] if isinstance(names, str) else list(names)
+        if names and builtins.all(hasattr(n, "leaves") for n in names):
+            return names
+        names = ",".join(str(n) for n in names)
+    registry = registry or Registry.from_options([Path(r) for r in registries])
+    return select_models(registry, name=names, list_file=list_file, all=all)

@@ -88,21 +88,77 @@ def parse_prototxt(path: Path):
     return net
 
 
-def parse_caffemodel(path: Path):
-    """The NetParameter of a binary caffemodel."""
+# NetParameter's fields holding layers: layer (V2) and layers (V1).
+_LAYER_FIELDS = {100: "LayerParameter", 2: "V1LayerParameter"}
+
+
+class _Corrupt(CaffeConversionError):
+    """The weights file's protobuf framing is broken (said as a CaffeConversionError by the reader)."""
+
+
+def _varint(stream, at_tag: bool = False) -> Optional[int]:
+    """A protobuf varint from ``stream``; None at a clean end of the file before a tag."""
+    result = shift = 0
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            if at_tag and shift == 0:
+                return None
+            raise _Corrupt(f"the file ends inside a field header at byte {stream.tell()}")
+        result |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise _Corrupt(f"a field header at byte {stream.tell()} is not a valid varint")
+
+
+def _layer_messages(stream, size: int):
+    """(field number, bytes) of each layer of a binary NetParameter, one at a time: the file is
+    never held whole (a 198 MB caffemodel would otherwise sit in memory beside its weights)."""
+    while True:
+        tag = _varint(stream, at_tag=True)
+        if tag is None:
+            return
+        field, wire = tag >> 3, tag & 7
+        if field == 0 or wire not in (0, 1, 2, 5):
+            raise _Corrupt(f"invalid field header {tag} at byte {stream.tell()}")
+        if wire == 0:
+            _varint(stream)
+            continue
+        length = 8 if wire == 1 else 4 if wire == 5 else _varint(stream)
+        if stream.tell() + length > size:
+            raise _Corrupt(f"a field of {length} bytes at byte {stream.tell()} runs past the end of the file")
+        if wire == 2 and field in _LAYER_FIELDS:
+            yield field, stream.read(length)
+        else:
+            stream.seek(length, os.SEEK_CUR)
+
+
+def read_caffemodel(path: Path, wanted: Dict[str, str]) -> Dict[str, List[np.ndarray]]:
+    """name -> blobs (float32 arrays) of the caffemodel's layers named in ``wanted`` (name -> type,
+    for messages): the first layer of a name, the V2 form before the V1 one, as Model Optimizer."""
     from google.protobuf.message import DecodeError
+    found: Dict[int, Dict[str, List[np.ndarray]]] = {100: {}, 2: {}}
+    size = 0
     try:
-        data = Path(path).read_bytes()
+        size = os.stat(path).st_size
+        with open(path, "rb") as stream:
+            for field, data in _layer_messages(stream, size):
+                layer = getattr(schema(), _LAYER_FIELDS[field]).FromString(data)
+                del data
+                if layer.name in wanted and layer.name not in found[field]:
+                    kind = wanted[layer.name]
+                    found[field][layer.name] = [
+                        blob_array(blob, f"{path}: layer \"{layer.name}\" ({kind}), blob {i}")
+                        for i, blob in enumerate(layer.blobs)]
     except OSError as exc:
         raise CaffeConversionError(f"cannot read the Caffe weights file {path}: {exc}") from None
-    model = schema().NetParameter()
-    try:
-        model.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
+    except (_Corrupt, DecodeError, RuntimeError, ValueError) as exc:
         raise CaffeConversionError(
-            f"cannot read the Caffe weights file {path} ({len(data)} bytes): it is not a valid binary "
+            f"cannot read the Caffe weights file {path} ({size} bytes): it is not a valid binary "
             f"NetParameter ({exc}); the file is probably truncated or corrupt: download it again") from None
-    return model
+    return {**found[2], **found[100]}
 
 
 def _layer_type(layer, v1: bool) -> str:
@@ -149,17 +205,16 @@ def blob_array(blob, where: str) -> np.ndarray:
 
 def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
     proto = parse_prototxt(proto_path)
-    model = parse_caffemodel(model_path) if model_path is not None else None
     v1 = not len(proto.layer) and len(proto.layers) > 0
     proto_layers = proto.layers if v1 else proto.layer
     if not len(proto_layers):
         raise CaffeConversionError(f"{proto_path}: expected layers (\"layer {{ ... }}\" or the old \"layers\"), "
                                    "found none")
     inputs = _net_inputs(proto, proto_path)
-    model_blobs: Dict[str, Any] = {}
-    if model is not None:
-        for model_layer in list(model.layer) + list(model.layers):
-            model_blobs.setdefault(model_layer.name, model_layer)
+    wanted: Dict[str, str] = {}
+    for layer in proto_layers:
+        wanted.setdefault(layer.name, _layer_type(layer, v1))
+    model_blobs = read_caffemodel(model_path, wanted) if model_path is not None else {}
     layers: List[Layer] = []
     for index, layer in enumerate(proto_layers):
         kind = _layer_type(layer, v1)
@@ -172,12 +227,9 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
                 inputs[top] = [int(d) for d in shapes[min(i, len(shapes) - 1)].dim]
             continue
         item = Layer(name=name, type=kind, bottoms=list(layer.bottom), tops=list(layer.top), proto=layer)
-        source = model_blobs.get(layer.name)
-        if source is not None:
-            item.blobs = [blob_array(blob, f"{model_path}: layer \"{name}\" ({kind}), blob {i}")
-                          for i, blob in enumerate(source.blobs)]
+        item.blobs = list(model_blobs.get(layer.name, ()))
         layers.append(item)
-    del model, model_blobs
+    del model_blobs
     if not inputs:
         raise CaffeConversionError(f"{proto_path}: the network has no inputs (expected an \"Input\" layer or "
                                    "\"input\" with \"input_shape\"/\"input_dim\")")
