@@ -13,6 +13,7 @@ from .fold import fold
 from .layers import INTERNAL, SUPPORTED_LAYER_TYPES, TRANSLATORS, Context, as_output, const, shape_of
 from .opset import Layout, Model, Type, ops
 from .reader import Net, Version
+from .strides import optimize_strides, subsampled
 
 
 def _output_versions(net: Net, names: List[str]) -> Dict[Version, str]:
@@ -108,7 +109,7 @@ def _parameters(shapes: dict, options: mo_args.Options, values: dict) -> list:
 def _translate(ctx: Context, layer, values: dict) -> None:
     """The layer's OpenVINO outputs into ``values``; a failure names the layer."""
     translate = TRANSLATORS.get(layer.type) or INTERNAL[layer.type]
-    inputs = [values[v] for v in layer.inputs]
+    inputs = subsampled(layer, [values[v] for v in layer.inputs], ops)
     try:
         produced = [as_output(value) for value in translate(ctx, layer, inputs)]
     except CaffeConversionError as exc:
@@ -141,11 +142,16 @@ def build(net: Net, options: mo_args.Options) -> Model:
     net.layers = _needed(net, outputs)
     _refuse_unsupported(net)
     fold(net, outputs)
+    optimize_strides(net, outputs)
     ctx = Context(net.model_path)
     values: Dict[Version, object] = {}
     params = _parameters(shapes, options, values)
     for layer in net.layers:
         _translate(ctx, layer, values)
+        # Its weights now live in Constants: dropping the arrays keeps one copy of the weights in
+        # memory, not two (the converter's peak memory is about the caffemodel's size, not twice it).
+        for done in [layer, *getattr(layer, "fold_chain", ())]:
+            done.blobs = []
     final = {net.final_version(v[0]) for layer in net.layers for v in layer.outputs}
     for version in final:  # a blob's name goes to its last write (tensor names must be unique)
         value = values[version]

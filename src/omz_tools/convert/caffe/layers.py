@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import CaffeConversionError
 from .opset import ops
+from .strides import conv_strides
 from .translate_base import (  # noqa: F401 - build.py and fold.py import some of these from here
     Context, _apply_affine, _dilation, _spatial, as_output, batchnorm_affine, chain_affine, channel_shape,
     const, is_channel_affine, scale_affine, shape_of,
@@ -29,7 +30,7 @@ def convolution(ctx, layer, inputs):
     if p.axis not in (1, -3) or len(shape_of(x)) != 4:
         raise ctx.fail(layer, f"expected a 4-D input with channels on axis 1, found shape {shape_of(x)}, axis {p.axis}")
     kernel = _spatial(p, "kernel_size", "kernel_h", "kernel_w", 1)
-    stride = _spatial(p, "stride", "stride_h", "stride_w", 1)
+    stride = conv_strides(layer)  # the prototxt's, or as strides.optimize_strides moved them
     pad = _spatial(p, "pad", "pad_h", "pad_w", 0)
     dilation = _dilation(p)
     group, out = int(p.group or 1), int(p.num_output)
