@@ -112,6 +112,27 @@ def command(name: str) -> str:
     return found
 
 
+def write_registry_files(root: Path, entries: dict) -> Path:
+    """The one writer of test registries: ``{path: content}`` under ``root``, where a path not
+    ending in ``.yml`` means ``<path>/model.yml`` and content is the file's text, or a dict
+    written as YAML. Returns ``root``."""
+    import yaml
+
+    root = Path(root)
+    for relative, content in entries.items():
+        path = root / (relative if str(relative).endswith(".yml") else f"{relative}/model.yml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = content if isinstance(content, str) else yaml.safe_dump(content)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def events(stdout: str) -> list:
+    """The JSON-lines events a command printed (--progress_format json), in order."""
+    import json
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
 def restore_sigint() -> None:
     """Popen preexec_fn for tests that send SIGINT: a shell that starts a job in the background
     without job control (e.g. `pytest &` in a script) makes it ignore SIGINT, and children

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import command
+from conftest import command, events, write_registry_files  # noqa: F401 - events: the one helper
 
 
 def digest(data: bytes, algorithm: str = "sha256") -> str:
@@ -33,10 +33,7 @@ def write_model(registry: Path, model: str, files: dict, *, algorithm: str = "sh
             "framework": framework, "files": entries}
     if framework != "dldt":
         spec["model_optimizer_args"] = ["--input_model=$dl_dir/model.onnx"]
-    folder = registry / subdir / model
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.yml").write_text(yaml.safe_dump(spec))
-    return registry
+    return write_registry_files(registry, {f"{subdir}/{model}": spec})
 
 
 def serve(root: Path, relpath: str, data: bytes) -> None:
@@ -60,10 +57,6 @@ def downloader(*args, env: dict, **kwargs):
 def downloader_popen(*args, env: dict, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([command("omz-downloader"), *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=offline_env(env), **kwargs)
-
-
-def events(stdout: str) -> list:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
 def served_by(stdout: str) -> dict:

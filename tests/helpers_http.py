@@ -199,7 +199,7 @@ def write_registry(root, models: dict) -> None:
                 "model_optimizer_args": ["--input_model=$dl_dir/model.onnx"]}
         if spec.get("postprocessing"):
             data["postprocessing"] = spec["postprocessing"]
-        (folder / "model.yml").write_text(yaml.safe_dump(data))
+        write_registry_files(root, {subdir: data})
 
 
 # -- fixtures and helpers shared by the tests/test_download_*.py modules ---------------------------
@@ -233,8 +233,7 @@ def run_downloader(*args, env=None, **kwargs) -> _subprocess.CompletedProcess:
                            env=env, **kwargs)
 
 
-def events(stdout: str) -> list:
-    return [_json.loads(line) for line in stdout.splitlines() if line.strip()]
+from conftest import events, write_registry_files  # noqa: E402,F401 - the one writer and events()
 
 
 def one_model(tmp_path, server, files: dict, model: str = "m1", postprocessing=None, prefix=None):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 import pytest
 
 from omz_tools.download import cache as cache_mod
+from omz_tools.download.postprocess import regex_replace
+from omz_tools.registry import RegexReplace
 from omz_tools.download.cache import CacheError, ContentCache
 
 
@@ -145,13 +148,17 @@ def test_wrong_size_entry_is_removed_without_hashing(cache, tmp_path, monkeypatc
 
 def test_regex_replace_style_rewrite_does_not_touch_the_cache(cache, tmp_path):
     """Why hardlinked outputs are safe: we rewrite by new file + rename, never in place."""
-    data, h256, _ = make_file(tmp_path / "src.bin", 2000)
-    cache.store(tmp_path / "src.bin", "sha256", h256, len(data))
+    data = b"alpha beta gamma\n" * 200  # a text file, as regex_replace rewrites
+    (tmp_path / "src.txt").write_bytes(data)
+    h256 = hashlib.sha256(data).hexdigest()
+    cache.store(tmp_path / "src.txt", "sha256", h256, len(data))
     dest = tmp_path / "out" / "f.txt"
-    cache.fetch_to("sha256", h256, len(data), dest)
-    new = dest.with_name("f.txt.new")
-    new.write_bytes(b"rewritten")
-    os.replace(new, dest)
+    placed, _ = cache.fetch_to("sha256", h256, len(data), dest)
+    if placed.method == "hardlink":  # the case this is about: the output file is the cache entry
+        assert os.path.samefile(dest, cache.entry_path("sha256", h256))
+    step = RegexReplace(file=PurePosixPath("f.txt"), pattern=re.compile("[a-z]+"), replacement="X", count=0)
+    regex_replace(dest.parent, step)  # the downloader's own rewrite
+    assert "X" in dest.read_text() and dest.read_bytes() != data
     assert cache.lookup("sha256", h256, len(data), full_check=True).entry is not None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command
+from conftest import command, write_registry_files
 from omz_tools.registry import Registry, RegistryError, RegexReplace, UnpackArchive
 
 SHA384 = "0123456789abcdef" * 6
@@ -358,11 +358,7 @@ BROKEN = [
 
 
 def make_registry(root: Path, layout: dict) -> Path:
-    for relative, text in layout.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
+    return write_registry_files(root, layout)
 
 
 @pytest.mark.parametrize("layout, name, message", [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
@@ -386,11 +382,17 @@ def test_broken_entry_api(tmp_path, layout, name, message):
     assert str(info.value) == message.replace("{root}", str(root.resolve()))
 
 
-def test_every_message_names_file_model_key_expected_found():
-    """The table itself: each message says what was expected and what was found."""
-    for case_id, _, _, message in BROKEN:
-        assert "expected" in message and ("found" in message), case_id
-        assert message.startswith("{root}"), case_id
+def test_every_message_names_file_model_key_expected_found(tmp_path):
+    """What the product says for each broken entry names the file, the model, what was expected
+    and what was found."""
+    for index, (case_id, layout, name, _) in enumerate(BROKEN):
+        root = make_registry(tmp_path / str(index), layout)
+        with pytest.raises(RegistryError) as info:
+            for _ in Registry([root]).match(name):
+                pass
+        message = str(info.value)
+        assert "expected" in message and "found" in message, case_id
+        assert message.startswith(str(root.resolve())), case_id
         assert 'model "' in message, case_id
 
 

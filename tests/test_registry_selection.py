@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command
+from conftest import command, write_registry_files
 from omz_tools.registry import Registry, builtin_registry
 from omz_tools.registry import loader as registry_loader
 
@@ -43,11 +43,8 @@ stages_order: [pipe-first, pipe-second]
 
 
 def make_registry(root: Path, models: dict) -> Path:
-    for relative, text in models.items():
-        path = root / relative / ("composite-model.yml" if text is COMPOSITE else "model.yml")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
+    return write_registry_files(root, {(f"{relative}/composite-model.yml" if text is COMPOSITE else relative): text
+                                       for relative, text in models.items()})
 
 
 @pytest.fixture
