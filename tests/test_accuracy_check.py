@@ -98,6 +98,7 @@ def test_top1_70_and_top5_95_exactly(small):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     evs = events(proc.stdout)
     assert evs[0]["$type"] == "accuracy_check_begin" and evs[0]["images"] == 20
+    assert evs[0]["batch"] == 4  # the IR's batch dimension reshapes: 4 images per inference
     summary = evs[-1]
     assert summary["$type"] == "accuracy_check_summary" and summary["successful"] is True
     (fp32,) = summary["results"]
@@ -124,6 +125,57 @@ def test_text_output_and_a_reference_missed_fails(small, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         small.config.write_text(accuracy_check_yml())
+
+
+def test_batches_padded_and_across_unreadable_images_give_the_same_figures(small, tmp_path):
+    """Batches of 3 over 20 readable images and 2 unreadable ones in the middle: 7 inferences, the last
+    one padded; every image's ranks land on its own row."""
+    (small.dataset / "notes.jpg").write_text("not an image at all")
+    lines = small.annotation.read_text().splitlines(keepends=True)
+    annotation = tmp_path / "ann.txt"
+    annotation.write_text("".join(lines[:4]) + "notes.jpg 1\nmissing.png 2\n" + "".join(lines[4:]))
+    try:
+        proc = check(small, "--annotation", annotation, "--precisions", "FP32", "--batch", "3",
+                     "--progress_format", "json")
+    finally:
+        (small.dataset / "notes.jpg").unlink()
+    evs = events(proc.stdout)
+    assert evs[0]["batch"] == 3
+    result = evs[-1]["results"][0]
+    assert (result["evaluated"], result["unreadable"], result["verdict"]) == (20, 2, "incomplete")
+    assert [m["correct"] for m in result["metrics"]] == [14, 19]
+
+
+@pytest.mark.parametrize("blocker", ["concat", "fold"])
+def test_a_model_that_cannot_batch_runs_one_image_at_a_time(small, tmp_path, blocker):
+    """IR that cannot take 4 images: a Concat with a constant of batch 1 (the reshape fails), or a sum
+    over the batch (the output stays one row). Evaluated at batch 1, with the figures its own outputs give."""
+    import openvino as ov
+    import openvino.runtime.opset13 as ops
+    rng = np.random.default_rng(0)
+    data = ops.parameter([1, 3, CROP, CROP], np.float32, name="data")
+    x = data
+    if blocker == "concat":
+        x = ops.concat([x, ops.constant(rng.uniform(0, 255, (1, 3, CROP, CROP)).astype(np.float32))], 1)
+    else:
+        x = ops.reduce_sum(x, ops.constant(np.array([0], dtype=np.int64)), True)
+    pooled = ops.reduce_mean(x, ops.constant(np.array([2, 3], dtype=np.int64)), False)
+    weights = rng.standard_normal((pooled.get_output_partial_shape(0)[1].get_length(), 10)).astype(np.float32) / 100
+    prob = ops.softmax(ops.matmul(pooled, ops.constant(weights), False, False), 1)
+    prob.output(0).set_names({"prob"})
+    xml = tmp_path / "public" / NAME / "FP32" / f"{NAME}.xml"
+    ov.save_model(ov.Model([prob], [data], "fixed"), str(xml))
+    top1 = reference_scores(xml, small.images).argmax(axis=1)
+    annotation = tmp_path / "ann.txt"
+    annotation.write_text("".join(f"images/{p.name} {label if i < 15 else (label + 1) % 10}\n"
+                                  for i, (p, label) in enumerate(zip(small.images, top1))))
+    proc = run_cli("omz-accuracy-check", "--name", NAME, "--registry", small.registry, "-d", tmp_path,
+                   "--dataset", small.dataset, "--annotation", annotation, "--tolerance", "100",
+                   "--progress_format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    evs = events(proc.stdout)
+    assert evs[0]["batch"] == 1
+    assert evs[-1]["results"][0]["metrics"][0]["correct"] == 15
 
 
 def test_limit_is_partial_and_not_compared(small):

@@ -54,13 +54,14 @@ def evaluate(name, *, dataset: Union[str, Path], annotation: Union[str, Path],
              converted_dir: Union[str, Path] = ".", precisions: Optional[Iterable[str]] = None,
              limit: Optional[int] = None, labels: Optional[Union[str, Path]] = None, jobs: Optional[int] = None,
              tolerance: Optional[float] = None, device: str = "CPU", registries: Iterable = (),
-             progress: Union[bool, str, Reporter] = False) -> EvaluationResult:
+             progress: Union[bool, str, Reporter] = False, batch: Optional[int] = None) -> EvaluationResult:
     """Evaluate a model's IR on a labelled image folder with the protocol of its accuracy-check.yml.
 
     ``precisions``: default every one of FP32, FP16, FP16-INT8 present under ``converted_dir``.
     ``limit``: only the first N annotated images (the verdict is then "partial"). ``labels``: a label
     file naming the annotation's class order, checked against the model's. ``tolerance``: allowed
-    distance from the references as a fraction (default 0.005; 0.01 for INT8 IR). Returns an
+    distance from the references as a fraction (default 0.005; 0.01 for INT8 IR). ``batch``: images
+    per inference where the model's batch dimension allows it (default 4; 1: one at a time). Returns an
     :class:`EvaluationResult` (``.ok``, ``.results[precision]``); unreadable images are listed in it,
     not raised. Raises :class:`AccuracyConfigError`, :class:`DatasetError` or :class:`EvaluationError`
     for problems that stop the run, ``omz_tools.RegistryError`` for the registry.
@@ -106,7 +107,8 @@ def evaluate(name, *, dataset: Union[str, Path], annotation: Union[str, Path],
         for precision in chosen:
             result.results[precision] = engine.run_precision(
                 model.name, precision, ir_path(model, converted_dir, precision), samples, protocol, jobs=jobs,
-                reporter=reporter, device=device, tolerance=tolerance, card=card, partial=result.limited)
+                reporter=reporter, device=device, tolerance=tolerance, card=card, partial=result.limited,
+                batch=batch)
         reporter.summary(result)
     finally:
         reporter.close()

@@ -2,8 +2,11 @@
 infer requests run the model, top-k counted per image, figures compared with the references.
 
 The pipeline keeps a bounded window of images in flight (decoding ahead of inference by about
-two images per worker and request), so memory stays flat on 50,000 images. OpenCV and OpenVINO
-release the GIL in their heavy calls, so the decode threads and the inference streams overlap.
+two images per worker and a batch per request), so memory stays flat on 50,000 images. OpenCV and
+OpenVINO release the GIL in their heavy calls, so the decode threads and the inference streams
+overlap. Where the model allows it (a batch dimension of 1 that reshapes to N, giving N outputs of
+the same size), N images go in one inference: on CPU that raised SE-ResNet-101's throughput by
+about a third over batch 1 with the same hint and requests.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from omz_tools.accuracy.preprocess import ImageError, prepare
 # the references; quantized IR is allowed the usual 1 point of post-training quantization.
 DEFAULT_TOLERANCE = 0.005
 DEFAULT_TOLERANCE_INT8 = 0.01
+DEFAULT_BATCH = 4
 PRECISION_ORDER = ("FP32", "FP16", "FP16-INT8", "FP32-INT8")
 
 
@@ -101,7 +105,7 @@ class EvaluationResult:
 class Reporter:
     """Silent reporter (the Python API's default); see omz_tools.accuracy.progress."""
 
-    def begin(self, model: str, precision: str, xml: Path, images: int, requests: int) -> None: ...
+    def begin(self, model: str, precision: str, xml: Path, images: int, requests: int, batch: int = 1) -> None: ...
     def progress(self, model: str, precision: str, done: int, total: int, rate: float, eta: Optional[float]) -> None: ...
     def image_error(self, model: str, precision: str, image: Path, message: str) -> None: ...
     def end(self, model: str, result: PrecisionResult) -> None: ...
@@ -141,10 +145,33 @@ def _read(core, xml: Path):
         raise EvaluationError(f"{xml}: OpenVINO cannot read this IR: {first}") from None
 
 
+def _batched(core, xml: Path, shape: list, out_index: int, batch: int):
+    """(model reshaped to ``batch`` images, batch) when the model allows it, else (None, 1). Allowed:
+    the input's first dimension is 1, the reshape succeeds and the classification output becomes N
+    rows of the size it had for one image (a model that folds the batch away is left alone)."""
+    if batch <= 1 or not shape or shape[0] != 1:
+        return None, 1
+    model = _read(core, xml)
+    single = model.outputs[out_index].get_partial_shape()
+    try:
+        model.reshape({model.inputs[0]: [batch] + shape[1:]})
+    except RuntimeError:
+        return None, 1
+    output = model.outputs[out_index].get_partial_shape()
+    if single.is_dynamic or output.is_dynamic:
+        return None, 1
+    single, output = list(single.to_shape()), list(output.to_shape())
+    if not single or single[0] != 1 or output != [batch] + single[1:]:
+        return None, 1
+    return model, batch
+
+
 def run_precision(model_name: str, precision: str, xml: Path, samples: list, protocol: Protocol, *,
                   jobs: int, reporter: Reporter, device: str = "CPU", tolerance: Optional[float] = None,
-                  card: Optional[dict] = None, partial: bool = False) -> PrecisionResult:
-    """Evaluate one IR on ``samples`` (all carrying labels)."""
+                  card: Optional[dict] = None, partial: bool = False,
+                  batch: Optional[int] = None) -> PrecisionResult:
+    """Evaluate one IR on ``samples`` (all carrying labels). ``batch``: images per inference where the
+    model allows it (default DEFAULT_BATCH, never more than the images; 1: one at a time)."""
     import openvino as ov
     core = ov.Core()
     model = _read(core, xml)
@@ -155,6 +182,9 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
         raise EvaluationError(f"{xml}: the input has a dynamic shape {input_shape}; expected a static NCHW shape")
     shape = list(input_shape.to_shape())
     out_index = _output_index(model, protocol, xml)
+    wanted = DEFAULT_BATCH if batch is None else batch
+    batched, batch = _batched(core, xml, shape, out_index, min(wanted, max(1, len(samples))))
+    model = batched or model
     compiled = core.compile_model(model, device, {"PERFORMANCE_HINT": "THROUGHPUT"})
     try:
         requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -168,21 +198,29 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
     finished = [0]
     lock = threading.Lock()
 
-    def on_done(request, index):
-        scores = request.get_output_tensor(out_index).data.reshape(-1)
-        # A stable sort: equal scores rank by class index, as numpy's argsort in OMZ's adapter.
-        top[index] = np.argsort(-scores, kind="stable")[:max_k]
-        done[index] = True
+    def on_done(request, indices):
+        scores = request.get_output_tensor(out_index).data.reshape(batch, -1)
+        for row, index in enumerate(indices):  # rows past the indices are padding
+            # A stable sort: equal scores rank by class index, as numpy's argsort in OMZ's adapter.
+            top[index] = np.argsort(-scores[row], kind="stable")[:max_k]
+            done[index] = True
         with lock:
-            finished[0] += 1
+            finished[0] += len(indices)
 
     queue = ov.AsyncInferQueue(compiled, requests)
     queue.set_callback(on_done)
-    reporter.begin(model_name, precision, xml, count, requests)
+    reporter.begin(model_name, precision, xml, count, requests, batch)
     unreadable = []
     start = time.monotonic()
     last_report = start
-    depth = requests + 2 * jobs
+    depth = requests * batch + 2 * jobs
+    filling: list = []  # (index, tensor) of the next batch
+
+    def submit():
+        tensors = [t for _, t in filling]
+        tensors += [np.zeros_like(tensors[0])] * (batch - len(tensors))
+        queue.start_async({0: np.concatenate(tensors) if batch > 1 else tensors[0]}, [i for i, _ in filling])
+        filling.clear()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="omz-decode") as pool:
         window: collections.deque = collections.deque()
         pending = iter(enumerate(samples))
@@ -205,7 +243,9 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
                     unreadable.append((sample.path, str(exc)))
                     reporter.image_error(model_name, precision, sample.path, str(exc))
                     continue
-                queue.start_async({0: tensor}, index)
+                filling.append((index, tensor))
+                if len(filling) == batch:
+                    submit()
                 now = time.monotonic()
                 if now - last_report >= 1.0:
                     last_report = now
@@ -214,6 +254,8 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
                     rate = completed / (now - start) if completed else 0.0
                     left = count - completed - len(unreadable)
                     reporter.progress(model_name, precision, completed, count, rate, left / rate if rate else None)
+            if filling:
+                submit()
             queue.wait_all()
         except BaseException:
             for _, _, future in window:

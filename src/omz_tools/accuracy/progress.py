@@ -18,9 +18,9 @@ LISTED_ERRORS = 20  # unreadable images named in the text summary; JSON lists th
 
 
 class JsonReporter(JsonLinesEmitter, Reporter):
-    def begin(self, model, precision, xml, images, requests):
+    def begin(self, model, precision, xml, images, requests, batch=1):
         self.emit("accuracy_check_begin", model=model, precision=precision, xml=str(xml), images=images,
-                  infer_requests=requests)
+                  infer_requests=requests, batch=batch)
 
     def progress(self, model, precision, done, total, rate, eta):
         self.emit("accuracy_check_progress", model=model, precision=precision, done=done, total=total,
@@ -89,9 +89,10 @@ class TextReporter(Reporter):
             self.stream.write("\r\033[K")
             self._status = False
 
-    def begin(self, model, precision, xml, images, requests):
+    def begin(self, model, precision, xml, images, requests, batch=1):
         self._clear()
-        self.stream.write(f"{model} {precision}: evaluating {images} images with {xml} ({requests} infer requests)\n")
+        self.stream.write(f"{model} {precision}: evaluating {images} images with {xml} ({requests} infer requests"
+                          f"{f' of {batch} images' if batch > 1 else ''})\n")
         self.stream.flush()
 
     def progress(self, model, precision, done, total, rate, eta):

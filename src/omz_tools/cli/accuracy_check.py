@@ -47,11 +47,14 @@ def one_model(models: list, verb: str):
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
               help="threads decoding and preprocessing images (default: cores, at most 4)")
+@click.option("--batch", type=click.IntRange(min=1), metavar="N",
+              help="images per inference where the model's batch dimension can be reshaped (default 4; "
+                   "1: one at a time)")
 @click.option("--progress_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a status line on a terminal, plain lines otherwise; json: one event per line")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, dataset, annotation, converted_dir, precisions, limit,
-        labels, tolerance, device, jobs, progress_format):
+        labels, tolerance, device, jobs, batch, progress_format):
     """Evaluate the IR of one model on labelled images as its accuracy-check.yml says (preprocessing,
     top-k accuracy metrics, reference figures) and compare with the model card.
 
@@ -69,7 +72,7 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
         result = evaluate(model, dataset=dataset, annotation=annotation, converted_dir=converted_dir,
                           precisions=sorted(precisions) if precisions else None, limit=limit, labels=labels,
                           jobs=jobs, tolerance=None if tolerance is None else tolerance / 100, device=device,
-                          progress=progress_format)
+                          progress=progress_format, batch=batch)
     except AccuracyError as exc:
         fail(f"Accuracy check failed: {exc}")
     except KeyboardInterrupt:
