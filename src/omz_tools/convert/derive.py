@@ -14,7 +14,8 @@ from omz_tools.convert.outcome import ModelFailed
 
 
 def derive_and_verify(conv, model, precisions, source, tmp, targets, outcome) -> None:
-    """``source``: Model Optimizer's FP32 .xml, or the native front end's openvino.Model."""
+    """``source``: Model Optimizer's FP32 .xml, or the native front end's openvino.Model; or a
+    one-item list holding either, emptied here so that the model is freed once it is saved."""
     from omz_tools.convert import runtime
     try:
         import openvino  # noqa: F401
@@ -28,7 +29,9 @@ def derive_and_verify(conv, model, precisions, source, tmp, targets, outcome) ->
 def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, outcome, core) -> None:
     import openvino as ov
 
-    from omz_tools.convert import ircheck, rtinfo
+    from omz_tools.convert import ircheck, rtinfo, runtime
+    if isinstance(source, list):
+        source = source.pop()
     conv.phase(model, outcome, "fp16", ", ".join(precisions))
     tmp.mkdir(parents=True, exist_ok=True)
     if isinstance(source, Path):
@@ -49,7 +52,8 @@ def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, out
             rtinfo.set_output_dir(ov_model, targets[precision])
             ov.save_model(ov_model, str(out_dir / f"{model.name}.xml"),
                           compress_to_fp16=precision.startswith("FP16"))
-        del ov_model
+        del ov_model, source
+        runtime.release_memory()
         _check_room_to_save(model, precisions, sizes, tmp, saved=True)
     except (RuntimeError, ValueError) as exc:
         raise ModelFailed(f"reading {what} or saving it as "
@@ -67,6 +71,7 @@ def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, out
             figures_p = None
         figures = figures or figures_p
         problems_all += [f"{precision}: {p}" for p in problems]
+        runtime.release_memory()  # the compiled model of this precision, before the next one
     outcome.figures = figures
     if problems_all:
         raise ModelFailed(

@@ -237,8 +237,11 @@ class Converter(Planner):
                 source, extra = backends.run_native(self, model, paths, outcome)
             else:
                 source, extra = backends.run_mo(self, model, precisions, paths, outcome)
-            self._derive_and_verify(model, precisions, source, tmp, targets, outcome)
+            # In a list that saving empties: the native model's weights (the caffemodel's size)
+            # are freed before the checks compile the saved IR (the peak memory of a conversion).
+            held = [source]
             del source
+            self._derive_and_verify(model, precisions, held, tmp, targets, outcome)
             self.phase(model, outcome, "install")
             for precision in precisions:
                 records.write(tmp / precision, keys[precision], model.name,

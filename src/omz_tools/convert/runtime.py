@@ -31,3 +31,24 @@ def core():
             import openvino as ov
             _core = ov.Core()
         return _core
+
+
+_trim = None
+
+
+def release_memory() -> None:
+    """Give the heap memory freed so far back to the system.
+
+    A model's weights are hundreds of blocks of a few MB; once glibc has raised its mmap threshold
+    they come from the heap, and glibc keeps the freed pages for reuse. The conversion's next step
+    (compiling the saved IR for its check) would then start hundreds of MB higher: malloc_trim
+    returns them. Without glibc (macOS, musl) this does nothing."""
+    global _trim
+    if _trim is None:
+        try:
+            import ctypes
+            _trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _trim = False
+    if _trim:
+        _trim(0)
