@@ -140,39 +140,47 @@ def temp_name(name: str, suffix: str = ".tmp") -> str:
     return f".{name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(6).hex()}{suffix}"
 
 
-def write_temp(path: Path, data: bytes, *, suffix: str = ".tmp", folder: Optional[Path] = None) -> Path:
-    """``data`` in a new, fsynced temporary file beside ``path`` (or in ``folder``), for
-    :func:`commit`; removed again if writing it fails."""
+def write_temp(path: Path, data: bytes, *, suffix: str = ".tmp", folder: Optional[Path] = None,
+               sync: bool = True) -> Path:
+    """``data`` in a new temporary file beside ``path`` (or in ``folder``), fsynced when ``sync``,
+    for :func:`commit`; removed again if writing it fails."""
     tmp = Path(folder or path.parent) / temp_name(path.name, suffix)
     try:
         with open(open_regular(tmp, NEW_FILE), "wb") as stream:
             stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+            if sync:
+                stream.flush()
+                os.fsync(stream.fileno())
     except BaseException:
         unlink_quietly(tmp)
         raise
     return tmp
 
 
-def commit(tmp: Path, path: Path) -> None:
-    """Rename a finished temporary file over ``path`` and make the rename durable."""
+def commit(tmp: Path, path: Path, *, sync: bool = True) -> None:
+    """Rename a finished temporary file over ``path`` and (``sync``) make the rename durable."""
     os.replace(tmp, path)  # replaces whatever is at the name (a link itself, not its target)
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
-def atomic_write(path: Path, data: bytes, *, suffix: str = ".tmp") -> None:
-    """Put ``data`` at ``path`` all at once (see the module's docstring)."""
-    tmp = write_temp(path, data, suffix=suffix)
+def atomic_write(path: Path, data: bytes, *, suffix: str = ".tmp", sync: bool = True) -> None:
+    """Put ``data`` at ``path`` all at once (see the module's docstring). ``sync=False`` skips the
+    two fsyncs, for records that are only shortcuts (see :func:`write_json`)."""
+    tmp = write_temp(path, data, suffix=suffix, sync=sync)
     try:
-        commit(tmp, path)
+        commit(tmp, path, sync=sync)
     except BaseException:
         unlink_quietly(tmp)
         raise
 
 
-def write_json(path: Path, data: dict) -> None:
-    atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+def write_json(path: Path, data: dict, *, sync: bool = True) -> None:
+    """A JSON record, atomically. The downloader's records (``.omz_verified.json``, ``.part.json``,
+    cache records) pass ``sync=False``: each is only a shortcut (lost or damaged, it reads as no
+    record and the file is hashed again), while two fsyncs per verified file cost tens of
+    milliseconds on a busy disk; the rename still means a reader never sees half a record."""
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"), sync=sync)
 
 
 def read_json(path: Path) -> dict:

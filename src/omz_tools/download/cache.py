@@ -151,7 +151,7 @@ class ContentCache:
         path = self.record_path(algorithm, digest)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, {**fields, "algorithm": algorithm, "hash": digest})
+            write_json(path, {**fields, "algorithm": algorithm, "hash": digest}, sync=False)  # a shortcut
         except OSError:
             pass  # a missing record only costs a re-hash on the next hit
 

@@ -106,7 +106,7 @@ class FolderRecord:
                         data[section].pop(key, None)
                     else:
                         data[section][key] = value
-                    write_json(self.path, data)
+                    write_json(self.path, data, sync=False)  # a shortcut: see localstate.write_json
             except (OSError, LockTimeout):
                 pass  # a read-only or full disk (or a stuck process) only costs a re-hash next time
 
@@ -150,7 +150,7 @@ def read_part_info(target: Path) -> dict:
 def write_part_info(target: Path, *, url: str, validator: Optional[str], algorithm: str, digest: str,
                     size: int) -> None:
     write_json(part_info_path(target), {"url": url, "validator": validator, "algorithm": algorithm,
-                                         "hash": digest, "size": size})
+                                        "hash": digest, "size": size}, sync=False)
 
 
 def remove_part(target: Path) -> None:
