@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from omz_tools.wording import failed_lines, human_size  # noqa: F401 - failed_lines: the converter imports it from here
+from omz_tools.wording import failed_lines, human_size
 from omz_tools.jsonlines import JsonLinesEmitter
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from omz_tools.errors import OmzError
-from omz_tools.wording import human_size  # noqa: F401 - also imported from here by the converter
+from omz_tools.wording import human_size
 
 FreeBytes = Callable[[Path], int]
 
