@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from conftest import command
+from conftest import command, write_registry_files
 from helpers_caffe import small_se_resnet_prototxt, write_caffemodel, write_model_yml, file_digest
 from omz_tools.convert import caffe_parser, ircheck, records
 from omz_tools.convert.engine import Converter, Options
@@ -276,11 +276,9 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path, clean_env):
 
 
 def test_steps_not_implemented_fail_clearly(tmp_path, clean_env):
-    folder = tmp_path / "reg" / "public" / "pt"
-    folder.mkdir(parents=True)
-    (folder / "model.yml").write_text(
+    write_registry_files(tmp_path / "reg", {"public/pt": (
         "description: d\ntask_type: classification\nframework: pytorch\nlicense: l\nfiles: []\n"
-        "conversion_to_onnx_args: [--model-name=x]\nmodel_optimizer_args: [--input_model=$conv_dir/pt.onnx]\n")
+        "conversion_to_onnx_args: [--model-name=x]\nmodel_optimizer_args: [--input_model=$conv_dir/pt.onnx]\n")})
     result = _run(["--name", "pt", "--registry", str(tmp_path / "reg"), "--dry_run"], clean_env, tmp_path)
     assert result.returncode == 1
     assert "pt: models of framework 'pytorch' are converted to ONNX first (pytorch_to_onnx.py)" in result.stderr
@@ -432,11 +430,9 @@ def test_frameworks_nothing_converts_fail_that_model_alone(tmp_path, clean_env):
     registry = _registry_with_small(tmp_path)
     for name, framework, extra in (("old-mxnet", "mxnet", ""), ("odd", "darknet", ""),
                                    ("c2", "caffe2", "conversion_to_onnx_args: [--model-name=x]\n")):
-        folder = registry / "public" / name
-        folder.mkdir(parents=True)
-        (folder / "model.yml").write_text(
+        write_registry_files(registry, {f"public/{name}": (
             f"description: d\ntask_type: classification\nframework: {framework}\nlicense: l\nfiles: []\n{extra}"
-            f"model_optimizer_args: [--input_model=$dl_dir/m.params]\n")
+            f"model_optimizer_args: [--input_model=$dl_dir/m.params]\n")})
     result = _run(["--name", "old-mxnet,odd,c2,small", "--registry", str(registry), "--dry_run"], clean_env, tmp_path)
     assert result.returncode == 1
     failed = result.stderr.split("FAILED:\n")[1].splitlines()

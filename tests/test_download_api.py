@@ -8,6 +8,7 @@ import os
 import pytest
 
 import omz_tools
+from conftest import write_registry_files
 from helpers_http import Fault, one_model, server, write_registry  # noqa: F401
 from omz_tools.download import DownloadResult, verified
 from omz_tools.registry import Registry
@@ -91,15 +92,14 @@ def test_verified_file_without_any_record_is_hashed(tmp_path):
 
 
 def test_composite_model_stages_are_fetched_and_reported_under_the_composite(tmp_path, server):
-    import yaml
     registry = tmp_path / "reg"
     stages = {"comp-enc": b"encoder", "comp-dec": b"decoder"}
     write_registry(registry, {f"public/comp/{stage}": {"files": [
         {"name": f"{stage}.onnx", "data": data, "source": server.add(f"/{stage}.onnx", data)}]}
         for stage, data in stages.items()})
-    (registry / "public" / "comp" / "composite-model.yml").write_text(yaml.safe_dump({
+    write_registry_files(registry, {"public/comp/composite-model.yml": {
         "description": "two stages", "framework": "onnx", "license": "none", "task_type": "classification",
-        "stages_order": list(stages)}))
+        "stages_order": list(stages)}})
     out = tmp_path / "out"
     result = omz_tools.download("comp", output_dir=out, registries=[registry])
     assert result.ok, result.failures
