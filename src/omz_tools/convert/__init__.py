@@ -8,8 +8,9 @@
 Modules: ``mo`` (finding and running Model Optimizer), ``caffe_parser`` (the upb caffe_pb2), ``inputs``,
 ``budget`` (memory for -j),
 ``records`` (what produced an IR; skip when unchanged), ``ircheck`` (IR vs registry and model
-card), ``rtinfo``, ``progress``, ``engine`` (the pipeline). Importing this package does not
-import openvino; converting does.
+card), ``rtinfo``, ``progress``; the pipeline: ``engine`` (Converter, many models at once) over
+its steps ``plan``, ``inputs``, ``backends``, ``derive`` and ``install``, with ``outcome``
+(Options, results, errors). Importing this package does not import openvino; converting does.
 """
 
 from __future__ import annotations

@@ -2,20 +2,20 @@
 
 Per model (each stage of a composite model), one step after the other:
 
-- plan: the backend (``auto``: Model Optimizer when the chosen interpreter has it, as the model
+- plan (``plan.Planner``): the backend (``auto``: Model Optimizer when the chosen interpreter has it, as the model
   card describes, else the native Caffe front end; or ``mo``/``native`` as asked), the precisions,
   the folders, and the record key each IR folder must hold;
-- inputs: present and verified (the downloader's records; hashing only when they are stale),
+- inputs (``inputs``, ``Converter._check_inputs``): present and verified (the downloader's records; hashing only when they are stale),
   fetched first with ``--download``; then skip when every requested IR folder's record matches;
-- backend run (FP32, once): Model Optimizer in a process of its own, writing into
+- backend run (``backends``; FP32, once): Model Optimizer in a process of its own, writing into
   ``<conv_dir>/.omz_convert.<name>.tmp/mo`` (Caffe parsed with the upb-backed ``caffe_pb2``,
   caffe_parser), output in a log file; or the native front end (``convert.caffe``) in this
   process, giving an ``openvino.Model``;
-- derive precisions: ``openvino.save_model(..., compress_to_fp16=...)`` of that one model (MO's
+- derive precisions (``derive``): ``openvino.save_model(..., compress_to_fp16=...)`` of that one model (MO's
   FP16 output byte for byte, without a second MO run), model_info written into rt_info as
   omz_converter does;
-- verify: ircheck against the registry and model_card;
-- install: each ``<PRECISION>`` folder renamed into place with its record (complete or absent).
+- verify (``derive``): ircheck against the registry and model_card;
+- install (``install``): each ``<PRECISION>`` folder renamed into place with its record (complete or absent).
 
 Every OpenVINO call holds ``runtime.LOCK`` (one model at a time inside OpenVINO; see runtime.py).
 """
