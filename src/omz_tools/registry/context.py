@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Any
 
 from omz_tools.registry.schema import RegistryError, RegistryErrors
 

@@ -4,7 +4,6 @@ the translators both build."""
 
 from __future__ import annotations
 
-import math
 from typing import List, Sequence
 
 import numpy as np
