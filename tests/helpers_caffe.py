@@ -619,8 +619,6 @@ def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list
                     mean: bool = True, card_extra: str = "", extra_mo_args: list = (),
                     top_extra: str = "") -> Path:
     """A caffe model entry like se-resnet-101's. ``files``: (file name, size, sha256, url)."""
-    folder = registry / "public" / name
-    folder.mkdir(parents=True, exist_ok=True)
     file_lines = "".join(f"  - name: {f}\n    size: {size}\n    sha256: {digest}\n    source: {url}\n"
                          for f, size, digest, url in files)
     proto = next(f for f, *_ in files if f.endswith(".prototxt"))
@@ -632,9 +630,10 @@ def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list
     arg_lines = "".join(f"  - {a}\n" for a in args)
     out_lines = "".join(f"    - name: {o}\n      shape: {shape}\n      kind: probabilities\n"
                         for o, shape in outputs.items())
-    (folder / "model.yml").write_text(
+    from conftest import write_registry_files
+    write_registry_files(registry, {f"public/{name}": (
         f"description: test model {name}\ntask_type: classification\nfiles:\n{file_lines}"
         f"model_optimizer_args:\n{arg_lines}framework: caffe\nlicense: https://example.com/license\n{top_extra}"
         f"model_card:\n  inputs:\n    - name: data\n      shape: {input_shape}\n"
-        f"  outputs:\n{out_lines}{card_extra}", encoding="utf-8")
-    return folder / "model.yml"
+        f"  outputs:\n{out_lines}{card_extra}")})
+    return registry / "public" / name / "model.yml"
