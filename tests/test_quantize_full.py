@@ -123,5 +123,6 @@ def test_full_size_se_resnet_101_quantizes_and_agrees_with_fp32(tmp_path):
     int8 = outputs(xml, held_out, {})
     agreement = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
     print(f"full-size: FP32 accuracy {accuracy:.0%} on {len(held_out)} held-out images, top prob "
-          f"{fp32.max():.3f}, median top-1 - top-2 logit margin {margin:.2f}; INT8 top-1 agreement {agreement:.0%}; {time.monotonic() - started:.0f} s")
+          f"{fp32.max():.3f}, median top-1 - top-2 logit margin {margin:.2f}; INT8 top-1 agreement {agreement:.0%}; "
+          f"{time.monotonic() - started:.0f} s")
     assert agreement >= 0.9, f"INT8 top-1 agrees with FP32 on {agreement:.0%} of {len(held_out)} held-out images"

@@ -221,6 +221,7 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
         tensors += [np.zeros_like(tensors[0])] * (batch - len(tensors))
         queue.start_async({0: np.concatenate(tensors) if batch > 1 else tensors[0]}, [i for i, _ in filling])
         filling.clear()
+
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="omz-decode") as pool:
         window: collections.deque = collections.deque()
         pending = iter(enumerate(samples))
