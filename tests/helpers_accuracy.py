@@ -19,10 +19,12 @@ import pytest
 
 from conftest import command
 from helpers_caffe import (
-    SMALL_CLASSES, SMALL_INPUT_SHAPE, file_digest, small_se_resnet_prototxt, write_caffemodel, write_model_yml,
+    SMALL_CLASSES, SMALL_INPUT_SHAPE, file_digest, make_weights, parse_prototxt, small_se_resnet_prototxt,
+    write_caffemodel, write_model_yml,
 )
 
 NAME = "small-se-resnet"
+KIND_SIZE = 80  # kind images for the small net: resized to 72 and cropped to 64 by its protocol
 CLASS_IDS = [f"n{9000000 + i:08d}" for i in range(SMALL_CLASSES)]
 RESIZE, CROP = 72, 64
 
@@ -79,21 +81,42 @@ def clean_env() -> dict:
     return env
 
 
-def build_small(root: Path, *, quantizable: bool = True) -> SimpleNamespace:
-    """Registry + downloaded files + FP32/FP16 IR of the small net under ``root``."""
+def build_small(root: Path, *, quantizable: bool = True, kinds: list = None) -> SimpleNamespace:
+    """Registry + downloaded files + FP32/FP16 IR of the small net under ``root``. ``kinds`` (one per
+    class, from image_kinds): the classifier is then fitted on the pooled features of 8 training
+    images per kind (written under root/train) and the net converted again, so that class k means
+    kind k with a margin (``fit_classifier``); random weights alone give near-ties, and one class
+    winning on most images."""
+    import shutil
+
     import omz_tools
     registry, dl, out = root / "registry", root / "dl", root / "out"
     folder = dl / "public" / NAME
     folder.mkdir(parents=True)
-    (folder / f"{NAME}.prototxt").write_text(small_se_resnet_prototxt())
-    write_caffemodel(folder / f"{NAME}.prototxt", folder / f"{NAME}.caffemodel", root / "cache", seed=7)
-    # The files are placed where omz-downloader would put them; the converter hashes them against
-    # the registry entry before use (no server needed: downloading is tested elsewhere).
-    files = [(f, *file_digest(folder / f), f"https://example.com/{f}") for f in (f"{NAME}.prototxt", f"{NAME}.caffemodel")]
-    write_model_yml(registry, NAME, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]},
-                    top_extra="quantizable: yes\n" if quantizable else "")
-    (registry / "public" / NAME / "accuracy-check.yml").write_text(accuracy_check_yml())
-    irs = omz_tools.convert(NAME, download_dir=dl, output_dir=out, registries=[registry])
+    prototxt = folder / f"{NAME}.prototxt"
+    prototxt.write_text(small_se_resnet_prototxt())
+    blobs = make_weights(parse_prototxt(prototxt.read_text()), 7)
+
+    def convert() -> dict:
+        write_caffemodel(prototxt, folder / f"{NAME}.caffemodel", blobs=blobs)
+        # The files are placed where omz-downloader would put them; the converter hashes them against
+        # the registry entry before use (no server needed: downloading is tested elsewhere).
+        files = [(f, *file_digest(folder / f), f"https://example.com/{f}")
+                 for f in (f"{NAME}.prototxt", f"{NAME}.caffemodel")]
+        write_model_yml(registry, NAME, files, input_shape=SMALL_INPUT_SHAPE, outputs={"prob": [1, SMALL_CLASSES]},
+                        top_extra="quantizable: yes\n" if quantizable else "")
+        (registry / "public" / NAME / "accuracy-check.yml").write_text(accuracy_check_yml())
+        return omz_tools.convert(NAME, download_dir=dl, output_dir=out, registries=[registry])
+
+    irs = convert()
+    if kinds is not None:
+        assert len(kinds) == SMALL_CLASSES
+        train, labels = write_kind_images(root / "train", kinds, 8, seed=1, size=KIND_SIZE)
+        features = reference_scores(irs["FP32"], train, tensor="pool5")
+        blobs["classifier"] = list(fit_classifier(features, labels, np.arange(SMALL_CLASSES), SMALL_CLASSES,
+                                                  target=1.2))
+        shutil.rmtree(out)
+        irs = convert()
     return SimpleNamespace(root=root, registry=registry, dl=dl, out=out, irs=irs,
                            config=registry / "public" / NAME / "accuracy-check.yml")
 
@@ -131,17 +154,23 @@ def write_noise_images(folder: Path, count: int, *, size: int = 256, seed: int =
     return paths
 
 
-def reference_scores(xml: Path, paths: list) -> np.ndarray:
-    """The IR's output for each image through an independent OpenCV pipeline (imread, resize, crop)."""
+def reference_scores(xml: Path, paths: list, tensor: str = None) -> np.ndarray:
+    """The IR's output (or the named tensor) for each image through an independent OpenCV pipeline
+    (imread, resize, crop)."""
     import cv2
     import openvino as ov
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    if tensor:
+        model.add_outputs([tensor])
+    compiled = core.compile_model(model, "CPU")
+    port = compiled.outputs[-1]
     scores = []
     for path in paths:
         image = cv2.resize(cv2.imread(str(path), cv2.IMREAD_COLOR), (RESIZE, RESIZE), interpolation=cv2.INTER_LINEAR)
         offset = (RESIZE - CROP) // 2
         crop = image[offset:offset + CROP, offset:offset + CROP]
-        scores.append(compiled(crop.transpose(2, 0, 1)[None].astype(np.float32))[0].reshape(-1))
+        scores.append(compiled(crop.transpose(2, 0, 1)[None].astype(np.float32))[port].reshape(-1))
     return np.array(scores)
 
 

@@ -10,16 +10,25 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers_accuracy import NAME, build_small, needs_opencv, reference_scores, run_cli, write_images
+from helpers_accuracy import (
+    KIND_SIZE, NAME, build_small, image_kinds, needs_opencv, reference_scores, run_cli, write_images,
+    write_kind_images,
+)
+from helpers_caffe import SMALL_CLASSES, assert_not_saturated
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
+    """The small net with its classifier fitted to 10 synthetic image kinds (class k: kind k)."""
     needs_opencv()
     pytest.importorskip("nncf", reason="needs NNCF: pip install -e '.[test]'")
-    ns = build_small(tmp_path_factory.mktemp("quant"))
+    kinds = image_kinds(SMALL_CLASSES, seed=17)
+    ns = build_small(tmp_path_factory.mktemp("quant"), kinds=kinds)
+    ns.kinds = kinds
     ns.calib = ns.root / "calib"
     write_images(ns.calib, 80, seed=11)
+    ns.kind_calib = ns.root / "kind_calib"
+    write_kind_images(ns.kind_calib, kinds, 8, seed=2, size=KIND_SIZE)
     ns.target = ns.out / "public" / NAME / "FP16-INT8"
     return ns
 
@@ -43,7 +52,7 @@ def test_dry_run_writes_nothing(small):
 
 
 def test_quantizes_agrees_with_fp32_and_is_then_up_to_date(small, tmp_path):
-    proc = quantizer(small, "--dataset", small.calib, "--subset_size", "64", "--progress_format", "json")
+    proc = quantizer(small, "--dataset", small.kind_calib, "--subset_size", "64", "--progress_format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]  # NNCF's bars went to stderr
     end = events[-1]
@@ -52,19 +61,27 @@ def test_quantizes_agrees_with_fp32_and_is_then_up_to_date(small, tmp_path):
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     assert fake_quantize_count(xml) == end["fake_quantize"] > 0
     assert not list(small.target.parent.glob(".FP16-INT8*"))  # no staging folder left behind
-    # Top-1 of the INT8 IR against FP32 on images it was not calibrated on.
-    images = write_images(tmp_path / "eval", 60, seed=99)
-    fp32 = reference_scores(small.irs["FP32"], images).argmax(axis=1)
+    # Top-1 of the INT8 IR against FP32 on held-out images (neither fitted on nor calibrated on): FP32
+    # knows the kinds, with margins and a softmax far from one-hot, so agreement is not a given.
+    images, kinds = write_kind_images(tmp_path / "eval", small.kinds, 6, seed=99, size=KIND_SIZE)
+    scores = reference_scores(small.irs["FP32"], images)
+    assert_not_saturated(scores)
+    fp32 = scores.argmax(axis=1)
+    accuracy = float(np.mean(fp32 == kinds))
+    assert accuracy >= 0.9, f"FP32 classifies {accuracy:.0%} of 60 held-out images right"
     int8 = reference_scores(xml, images).argmax(axis=1)
     agreement = float(np.mean(fp32 == int8))
+    ranked = np.sort(np.log(scores), axis=1)
+    print(f"small net: FP32 accuracy {accuracy:.0%}, top prob {scores.max():.3f}, median top-1 - top-2 logit "
+          f"margin {np.median(ranked[:, -1] - ranked[:, -2]):.2f}; INT8 top-1 agreement {agreement:.0%}")
     assert agreement >= 0.9, f"INT8 top-1 agrees with FP32 on {agreement:.0%} of 60 images"
     # Same inputs: skipped from the record, the files untouched.
     before = xml.stat().st_mtime_ns
-    proc = quantizer(small, "--dataset", small.calib, "--subset_size", "64")
+    proc = quantizer(small, "--dataset", small.kind_calib, "--subset_size", "64")
     assert proc.returncode == 0 and "FP16-INT8 is up to date" in proc.stdout, proc.stdout + proc.stderr
     assert xml.stat().st_mtime_ns == before
     # A changed option is not up to date.
-    proc = quantizer(small, "--dataset", small.calib, "--subset_size", "64", "--preset", "mixed")
+    proc = quantizer(small, "--dataset", small.kind_calib, "--subset_size", "64", "--preset", "mixed")
     assert proc.returncode == 0 and f"wrote {xml}" in proc.stdout, proc.stdout + proc.stderr
     # omz-accuracy-check picks the FP16-INT8 IR up with the others.
     annotation = tmp_path / "eval.txt"
