@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from omz_tools.accuracy.config import AccuracyConfigError, Protocol
+from omz_tools.accuracy.config import AccuracyConfigError
 from omz_tools.accuracy.dataset import DatasetError
 from omz_tools.accuracy.engine import (
     PRECISION_ORDER, EvaluationError, EvaluationResult, MetricResult, PrecisionResult, Reporter,
@@ -50,6 +50,22 @@ def _missing_ir(model, converted_dir: Path, precision: str, xml: Path) -> Evalua
                            f"-d/--converted_dir, or create it: {fix}")
 
 
+def _choose_precisions(model, converted_dir: Path, precisions: Optional[Iterable[str]]) -> list:
+    """The precisions to evaluate, in PRECISION_ORDER; each one's IR (.xml and .bin) must be there."""
+    if precisions is None:
+        chosen = [p for p in PRECISION_ORDER if ir_path(model, converted_dir, p).is_file()]
+        if not chosen:
+            raise _missing_ir(model, converted_dir, "FP32/FP16", ir_path(model, converted_dir, "FP16"))
+    else:
+        requested = [precisions] if isinstance(precisions, str) else list(precisions)
+        chosen = sorted(set(requested), key=lambda p: (PRECISION_ORDER + (p,)).index(p))
+    for precision in chosen:
+        xml = ir_path(model, converted_dir, precision)
+        if not xml.is_file() or not xml.with_suffix(".bin").is_file():
+            raise _missing_ir(model, converted_dir, precision, xml)
+    return chosen
+
+
 def evaluate(name, *, dataset: Union[str, Path], annotation: Union[str, Path],
              converted_dir: Union[str, Path] = ".", precisions: Optional[Iterable[str]] = None,
              limit: Optional[int] = None, labels: Optional[Union[str, Path]] = None, jobs: Optional[int] = None,
@@ -74,17 +90,7 @@ def evaluate(name, *, dataset: Union[str, Path], annotation: Union[str, Path],
     model = find_model(name, registries)
     protocol = config.for_model(model)
     converted_dir = Path(converted_dir)
-    if precisions is None:
-        chosen = [p for p in PRECISION_ORDER if ir_path(model, converted_dir, p).is_file()]
-        if not chosen:
-            raise _missing_ir(model, converted_dir, "FP32/FP16", ir_path(model, converted_dir, "FP16"))
-    else:
-        requested = [precisions] if isinstance(precisions, str) else list(precisions)
-        chosen = sorted(set(requested), key=lambda p: (PRECISION_ORDER + (p,)).index(p))
-    for precision in chosen:
-        xml = ir_path(model, converted_dir, precision)
-        if not xml.is_file() or not xml.with_suffix(".bin").is_file():
-            raise _missing_ir(model, converted_dir, precision, xml)
+    chosen = _choose_precisions(model, converted_dir, precisions)
     ds.check_folder(Path(dataset))
     if labels is not None:
         ds.check_class_order(Path(labels), protocol.class_order, model.name)

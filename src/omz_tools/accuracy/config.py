@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from omz_tools.errors import OmzError
+
 CONFIG_NAME = "accuracy-check.yml"
 IR_LAUNCHERS = ("dlsdk", "openvino")
 INTERPOLATIONS = ("NEAREST", "LINEAR", "CUBIC", "AREA")
 ASPECT_RATIO_SCALES = ("width", "height", "greater", "fit_to_window")
 
 
-class AccuracyConfigError(Exception):
+class AccuracyConfigError(OmzError):
     """An accuracy-check.yml we cannot use; the message names the file, the key and what to do."""
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 from omz_tools.accuracy.config import ClassOrder
+from omz_tools.errors import OmzError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jpe")
 
 
-class DatasetError(Exception):
+class DatasetError(OmzError):
     """The dataset, the annotation or the label file cannot be used; the message says where and why."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from omz_tools.accuracy.config import Protocol
 from omz_tools.accuracy.preprocess import ImageError, prepare
+from omz_tools.errors import OmzError
 
 # Default tolerances (fractions, i.e. 0.005 = 0.5 percentage points) between a full run's figures and
 # the references; quantized IR is allowed the usual 1 point of post-training quantization.
@@ -33,7 +34,7 @@ DEFAULT_BATCH = 4
 PRECISION_ORDER = ("FP32", "FP16", "FP16-INT8", "FP32-INT8")
 
 
-class EvaluationError(Exception):
+class EvaluationError(OmzError):
     """The IR cannot be evaluated (missing, unreadable, does not fit the protocol)."""
 
 
@@ -175,6 +176,30 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
     model allows it (default DEFAULT_BATCH, never more than the images; 1: one at a time)."""
     import openvino as ov
     core = ov.Core()
+    compiled, shape, out_index, batch = _compile(core, xml, protocol, len(samples), device=device, batch=batch)
+    try:
+        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    except RuntimeError:
+        requests = 2
+    requests = max(1, requests)
+    count = len(samples)
+    scores = _Scores(count, max(m.top_k for m in protocol.metrics), batch, out_index)
+    queue = ov.AsyncInferQueue(compiled, requests)
+    queue.set_callback(scores.on_done)
+    reporter.begin(model_name, precision, xml, count, requests, batch)
+    feed = _Feed(queue, scores, batch, reporter, model_name, precision)
+    _pipeline(feed, samples, protocol, shape, jobs=jobs, depth=requests * batch + 2 * jobs)
+    seconds = time.monotonic() - feed.start
+    evaluated = int(scores.done.sum())
+    metrics = _metrics(protocol, precision, samples, scores, evaluated, tolerance=tolerance, card=card)
+    result = PrecisionResult(precision, xml, count, evaluated, feed.unreadable, metrics, seconds=seconds)
+    result.verdict = _verdict(result, partial)
+    reporter.end(model_name, result)
+    return result
+
+
+def _compile(core, xml: Path, protocol: Protocol, count: int, *, device: str, batch: Optional[int]):
+    """(compiled model, input shape, classification output index, images per inference) of one IR."""
     model = _read(core, xml)
     if len(model.inputs) != 1:
         raise EvaluationError(f"{xml}: the IR has {len(model.inputs)} inputs; a classification protocol feeds one")
@@ -184,45 +209,76 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
     shape = list(input_shape.to_shape())
     out_index = _output_index(model, protocol, xml)
     wanted = DEFAULT_BATCH if batch is None else batch
-    batched, batch = _batched(core, xml, shape, out_index, min(wanted, max(1, len(samples))))
+    batched, batch = _batched(core, xml, shape, out_index, min(wanted, max(1, count)))
     model = batched or model
     compiled = core.compile_model(model, device, {"PERFORMANCE_HINT": "THROUGHPUT"})
-    try:
-        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    except RuntimeError:
-        requests = 2
-    requests = max(1, requests)
-    max_k = max(m.top_k for m in protocol.metrics)
-    count = len(samples)
-    top = np.full((count, max_k), -1, dtype=np.int64)
-    done = np.zeros(count, dtype=bool)
-    finished = [0]
-    lock = threading.Lock()
+    return compiled, shape, out_index, batch
 
-    def on_done(request, indices):
-        scores = request.get_output_tensor(out_index).data.reshape(batch, -1)
+
+class _Scores:
+    """The top-k classes of every image, filled in by the inference callbacks."""
+
+    def __init__(self, count: int, max_k: int, batch: int, out_index: int):
+        self.top = np.full((count, max_k), -1, dtype=np.int64)
+        self.done = np.zeros(count, dtype=bool)
+        self.batch, self.out_index, self.max_k = batch, out_index, max_k
+        self.finished = 0
+        self.lock = threading.Lock()
+
+    def on_done(self, request, indices) -> None:
+        scores = request.get_output_tensor(self.out_index).data.reshape(self.batch, -1)
         for row, index in enumerate(indices):  # rows past the indices are padding
             # A stable sort: equal scores rank by class index, as numpy's argsort in OMZ's adapter.
-            top[index] = np.argsort(-scores[row], kind="stable")[:max_k]
-            done[index] = True
-        with lock:
-            finished[0] += len(indices)
+            self.top[index] = np.argsort(-scores[row], kind="stable")[:self.max_k]
+            self.done[index] = True
+        with self.lock:
+            self.finished += len(indices)
 
-    queue = ov.AsyncInferQueue(compiled, requests)
-    queue.set_callback(on_done)
-    reporter.begin(model_name, precision, xml, count, requests, batch)
-    unreadable = []
-    start = time.monotonic()
-    last_report = start
-    depth = requests * batch + 2 * jobs
-    filling: list = []  # (index, tensor) of the next batch
 
-    def submit():
-        tensors = [t for _, t in filling]
-        tensors += [np.zeros_like(tensors[0])] * (batch - len(tensors))
-        queue.start_async({0: np.concatenate(tensors) if batch > 1 else tensors[0]}, [i for i, _ in filling])
-        filling.clear()
+class _Feed:
+    """Collects decoded images into batches for the infer queue and reports progress about once a second."""
 
+    def __init__(self, queue, scores: _Scores, batch: int, reporter: Reporter, model_name: str, precision: str):
+        self.queue, self.scores, self.batch, self.reporter = queue, scores, batch, reporter
+        self.model_name, self.precision = model_name, precision
+        self.count = len(scores.done)
+        self.unreadable: list = []
+        self.filling: list = []  # (index, tensor) of the next batch
+        self.start = self.last_report = time.monotonic()
+
+    def unreadable_image(self, path: Path, exc: ImageError) -> None:
+        self.unreadable.append((path, str(exc)))
+        self.reporter.image_error(self.model_name, self.precision, path, str(exc))
+
+    def add(self, index: int, tensor) -> None:
+        self.filling.append((index, tensor))
+        if len(self.filling) == self.batch:
+            self.submit()
+        now = time.monotonic()
+        if now - self.last_report >= 1.0:
+            self.last_report = now
+            with self.scores.lock:
+                completed = self.scores.finished
+            rate = completed / (now - self.start) if completed else 0.0
+            left = self.count - completed - len(self.unreadable)
+            self.reporter.progress(self.model_name, self.precision, completed, self.count, rate,
+                                   left / rate if rate else None)
+
+    def submit(self) -> None:
+        tensors = [t for _, t in self.filling]
+        tensors += [np.zeros_like(tensors[0])] * (self.batch - len(tensors))
+        self.queue.start_async({0: np.concatenate(tensors) if self.batch > 1 else tensors[0]},
+                               [i for i, _ in self.filling])
+        self.filling.clear()
+
+    def finish(self) -> None:
+        if self.filling:
+            self.submit()
+        self.queue.wait_all()
+
+
+def _pipeline(feed: _Feed, samples: list, protocol: Protocol, shape: list, *, jobs: int, depth: int) -> None:
+    """Decode on ``jobs`` threads, at most ``depth`` images ahead, and feed them in the annotation's order."""
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="omz-decode") as pool:
         window: collections.deque = collections.deque()
         pending = iter(enumerate(samples))
@@ -242,33 +298,22 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
                 try:
                     tensor = future.result()
                 except ImageError as exc:
-                    unreadable.append((sample.path, str(exc)))
-                    reporter.image_error(model_name, precision, sample.path, str(exc))
+                    feed.unreadable_image(sample.path, exc)
                     continue
-                filling.append((index, tensor))
-                if len(filling) == batch:
-                    submit()
-                now = time.monotonic()
-                if now - last_report >= 1.0:
-                    last_report = now
-                    with lock:
-                        completed = finished[0]
-                    rate = completed / (now - start) if completed else 0.0
-                    left = count - completed - len(unreadable)
-                    reporter.progress(model_name, precision, completed, count, rate, left / rate if rate else None)
-            if filling:
-                submit()
-            queue.wait_all()
+                feed.add(index, tensor)
+            feed.finish()
         except BaseException:
             for _, _, future in window:
                 future.cancel()
             raise
-    seconds = time.monotonic() - start
-    evaluated = int(done.sum())
+
+
+def _metrics(protocol: Protocol, precision: str, samples: list, scores: _Scores, evaluated: int, *,
+             tolerance: Optional[float], card: Optional[dict]) -> list:
     labels = np.array([s.label for s in samples], dtype=np.int64)
     metrics = []
     for metric in protocol.metrics:
-        correct = int(((top[:, :metric.top_k] == labels[:, None]).any(axis=1) & done).sum())
+        correct = int(((scores.top[:, :metric.top_k] == labels[:, None]).any(axis=1) & scores.done).sum())
         value = correct / evaluated if evaluated else None
         reference = metric.reference
         if reference is None and card and metric.top_k in (1, 5) and f"top{metric.top_k}" in card:
@@ -283,16 +328,17 @@ def run_precision(model_name: str, precision: str, xml: Path, samples: list, pro
         # 1e-9: the figures are ratios of integers, compared with references written to 5 digits.
         within = None if difference is None else abs(difference) <= tol + 1e-9
         metrics.append(MetricResult(metric.name, metric.top_k, correct, value, reference, difference, tol, within))
-    result = PrecisionResult(precision, xml, count, evaluated, unreadable, metrics, seconds=seconds)
-    if unreadable or evaluated < count:
-        result.verdict = "incomplete"
-    elif partial:
-        result.verdict = "partial"
-    elif all(m.within is None for m in metrics):
-        result.verdict = "no reference"
-    elif all(m.within is not False for m in metrics):
-        result.verdict = "ok"
-    else:
-        result.verdict = "failed"
-    reporter.end(model_name, result)
-    return result
+    return metrics
+
+
+def _verdict(result: PrecisionResult, partial: bool) -> str:
+    metrics = result.metrics
+    if result.unreadable or result.evaluated < result.images:
+        return "incomplete"
+    if partial:
+        return "partial"
+    if all(m.within is None for m in metrics):
+        return "no reference"
+    if all(m.within is not False for m in metrics):
+        return "ok"
+    return "failed"

@@ -14,9 +14,10 @@ from typing import Sequence
 import numpy as np
 
 from omz_tools.accuracy.config import Step
+from omz_tools.errors import OmzError
 
 
-class ImageError(Exception):
+class ImageError(OmzError):
     """An image that cannot be read or decoded; the message says which and why."""
 
 

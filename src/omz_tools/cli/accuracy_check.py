@@ -12,6 +12,8 @@ from omz_tools.cli.common import (
     CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
     resolve_models, selection_options,
 )
+from omz_tools.errors import OmzError
+from omz_tools.registry import RegistryError
 
 
 def one_model(models: list, verb: str):
@@ -64,7 +66,7 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
     """
     try:
         model = one_model(resolve_models(name, list_file, all_models, print_all, registries), "evaluate")
-        from omz_tools.accuracy import AccuracyError, evaluate
+        from omz_tools.accuracy import evaluate
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -73,8 +75,10 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
                           precisions=sorted(precisions) if precisions else None, limit=limit, labels=labels,
                           jobs=jobs, tolerance=None if tolerance is None else tolerance / 100, device=device,
                           progress=progress_format, batch=batch)
-    except AccuracyError as exc:
-        fail(f"Accuracy check failed: {exc}")
+    except RegistryError:
+        raise  # registry_errors prints it as every command does
+    except OmzError as exc:
+        fail(f"Accuracy check failed: {exc}", exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted: no figures were produced.", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -12,6 +12,8 @@ from omz_tools.cli.accuracy_check import one_model
 from omz_tools.cli.common import (
     CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models, selection_options,
 )
+from omz_tools.errors import OmzError
+from omz_tools.registry import RegistryError
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -53,8 +55,7 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
     """
     try:
         model = one_model(resolve_models(name, list_file, all_models, print_all, registries), "quantize")
-        from omz_tools.accuracy import AccuracyError
-        from omz_tools.quantize import QuantizeError, quantize
+        from omz_tools.quantize import quantize
     except KeyboardInterrupt:
         click.echo("Interrupted: nothing was written.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -62,8 +63,10 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
         quantize(model, dataset=dataset, annotation=annotation, converted_dir=converted_dir, output_dir=output_dir,
                  subset_size=subset_size, preset=preset, target_device=target_device, max_drop=max_drop,
                  validation_size=validation_size, dry_run=dry_run, force=force, jobs=jobs, progress=progress_format)
-    except (QuantizeError, *AccuracyError) as exc:
-        fail(f"Quantization failed: {exc}")
+    except RegistryError:
+        raise  # registry_errors prints it as every command does
+    except OmzError as exc:
+        fail(f"Quantization failed: {exc}", exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted: nothing was written; a previous FP16-INT8 folder is as it was.", err=True)
         sys.exit(EXIT_INTERRUPTED)

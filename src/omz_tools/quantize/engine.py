@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
+from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
+from omz_tools.localstate import fsync_dir, fsync_file
 
 PRECISION = "FP16-INT8"  # Open Model Zoo's name for INT8 IR with FP16 floating-point weights
 RECORD_NAME = ".omz_quantized.json"
@@ -22,7 +24,7 @@ PRESETS = ("performance", "mixed")
 TARGET_DEVICES = ("ANY", "CPU", "GPU", "NPU", "CPU_SPR")
 
 
-class QuantizeError(Exception):
+class QuantizeError(OmzError):
     """The model cannot be quantized; the message says why and what to try."""
 
 
@@ -113,7 +115,6 @@ def _up_to_date(target: Path, name: str, key: dict) -> bool:
 
 
 def _fsync_tree(folder: Path) -> None:
-    from omz_tools.download.durable import fsync_dir, fsync_file
     for entry in folder.iterdir():
         if entry.is_file():
             fsync_file(entry)
@@ -122,7 +123,6 @@ def _fsync_tree(folder: Path) -> None:
 
 def _install(staged: Path, target: Path) -> None:
     """Rename ``staged`` to ``target``: at every moment ``target`` is the old folder, absent, or the new one."""
-    from omz_tools.download.durable import fsync_dir
     _fsync_tree(staged)
     old = staged.with_name(staged.name + ".old")
     if target.exists():
@@ -182,11 +182,39 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
     0.01 = 1 point) allowed by NNCF's accuracy-aware path; needs ``annotation``. Raises
     :class:`QuantizeError` (and the accuracy package's errors for the data and its protocol).
     """
-    from omz_tools.accuracy import config, dataset as ds, find_model, ir_path
+    from omz_tools.accuracy import find_model
 
     started = time.monotonic()
     model = find_model(name, registries)
     reporter = progress if isinstance(progress, Reporter) else make_reporter("text" if progress is True else progress)
+    _check_arguments(model, preset=preset, target_device=target_device, subset_size=subset_size,
+                     annotation=annotation, max_drop=max_drop)
+    plan = _plan(model, dataset=dataset, annotation=annotation, converted_dir=Path(converted_dir),
+                 output_dir=output_dir, subset_size=subset_size, preset=preset, target_device=target_device,
+                 max_drop=max_drop, validation_size=validation_size)
+    result = plan.result
+    if dry_run:
+        result.dry_run = True
+        for line in result.plan:
+            reporter.line(model.name, "plan", line)
+        return result
+    if not force and _up_to_date(plan.target, model.name, plan.key):
+        result.skipped = True
+        result.seconds = time.monotonic() - started
+        reporter.end(result)
+        return result
+    if _version("nncf") is None:
+        raise QuantizeError(f"NNCF is not installed in {sys.executable}; install it with: "
+                            "pip install 'omz-tools[quantize]'")
+    _calibrate_and_install(model, plan, reporter, jobs=jobs, preset=preset, target_device=target_device,
+                           max_drop=max_drop)
+    result.seconds = time.monotonic() - started
+    reporter.end(result)
+    return result
+
+
+def _check_arguments(model, *, preset: str, target_device: str, subset_size: int, annotation, max_drop) -> None:
+    """Refuse what cannot be quantized before reading any data."""
     if model.is_composite:
         raise QuantizeError(f"{model.name} is a composite model; quantize its stages one by one")
     if not is_quantizable(model):
@@ -204,8 +232,26 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
         raise QuantizeError("--max_drop needs --annotation: the accuracy-aware path measures top-1 on labelled images")
     if max_drop is not None and not 0 < max_drop < 1:
         raise QuantizeError(f"max_drop is a fraction between 0 and 1 (0.01 = 1 point of top-1), got {max_drop}")
+
+
+@dataclass
+class _Plan:
+    """What one quantization reads and writes, and the key that says whether its output is up to date."""
+
+    protocol: object
+    source: Path
+    target: Path
+    calibration: list
+    validation: list
+    key: dict
+    result: QuantizeResult
+
+
+def _plan(model, *, dataset, annotation, converted_dir: Path, output_dir, subset_size: int, preset: str,
+          target_device: str, max_drop: Optional[float], validation_size: int) -> _Plan:
+    from omz_tools.accuracy import config, dataset as ds, ir_path
+
     protocol = config.for_model(model)
-    converted_dir = Path(converted_dir)
     source = ir_path(model, converted_dir, "FP32")
     if not source.is_file() or not source.with_suffix(".bin").is_file():
         raise QuantizeError(f"no FP32 IR of {model.name} at {source}: quantization starts from it. Pass the "
@@ -235,55 +281,61 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
     }
     result = QuantizeResult(model=model.name, xml=xml, calibration_images=len(calibration),
                             validation_images=len(validation))
-    method = "nncf.quantize_with_accuracy_control" if max_drop is not None else "nncf.quantize"
     result.plan = [
         f"source: {source}",
         f"output: {xml}",
         f"calibration: {len(calibration)} of {len(samples)} images in {dataset} ({protocol.describe()})",
-        f"{method}(preset={preset}, target_device={target_device}, subset_size={len(calibration)}"
+        f"{_method(max_drop)}(preset={preset}, target_device={target_device}, subset_size={len(calibration)}"
         + (f", max_drop={max_drop}, validation on {len(validation)} images)" if max_drop is not None else ")"),
         f"save: openvino.save_model(..., compress_to_fp16=True), then rename into {target}",
     ]
-    if dry_run:
-        result.dry_run = True
-        for line in result.plan:
-            reporter.line(model.name, "plan", line)
-        return result
-    if not force and _up_to_date(target, model.name, key):
-        result.skipped = True
-        result.seconds = time.monotonic() - started
-        reporter.end(result)
-        return result
-    if _version("nncf") is None:
-        raise QuantizeError(f"NNCF is not installed in {sys.executable}; install it with: "
-                            "pip install 'omz-tools[quantize]'")
+    return _Plan(protocol, source, target, calibration, validation, key, result)
+
+
+def _method(max_drop: Optional[float]) -> str:
+    return "nncf.quantize_with_accuracy_control" if max_drop is not None else "nncf.quantize"
+
+
+def _calibrate_and_install(model, plan: _Plan, reporter: Reporter, *, jobs: Optional[int], preset: str,
+                           target_device: str, max_drop: Optional[float]) -> None:
+    """Decode the images, run NNCF, then save, check and install the INT8 IR (``plan.result`` is filled in)."""
     import openvino as ov
 
     core = ov.Core()
-    ov_model = core.read_model(str(source))
+    ov_model = core.read_model(str(plan.source))
     shape = list(ov_model.inputs[0].get_partial_shape().to_shape())
     jobs = jobs or max(1, min(4, os.cpu_count() or 1))
+    calibration, validation, steps = plan.calibration, plan.validation, plan.protocol.steps
     reporter.line(model.name, "decode", f"preprocessing {len(calibration) + len(validation)} images")
-    calibration_data = _decode(calibration, protocol.steps, shape, jobs)
-    validation_data = list(zip(_decode(validation, protocol.steps, shape, jobs), [s.label for s in validation]))
-    reporter.line(model.name, "calibrate", f"{method} on {len(calibration)} images (preset {preset}, {target_device})")
+    calibration_data = _decode(calibration, steps, shape, jobs)
+    validation_data = list(zip(_decode(validation, steps, shape, jobs), [s.label for s in validation]))
+    reporter.line(model.name, "calibrate",
+                  f"{_method(max_drop)} on {len(calibration)} images (preset {preset}, {target_device})")
     quiet = isinstance(reporter, JsonReporter)
     with _quiet_stdout(quiet):
         quantized = _run_nncf(ov_model, calibration_data, validation_data, preset=preset, target_device=target_device,
                               max_drop=max_drop)
+    _save_and_install(core, quantized, model.name, plan)
+
+
+def _save_and_install(core, quantized, name: str, plan: _Plan) -> None:
+    """Save into a staging folder, check the IR loads and holds FakeQuantize, record it, then rename it in."""
+    import openvino as ov
+
+    target, result = plan.target, plan.result
     staged = target.parent / f".{PRECISION}.tmp-{os.getpid()}"
     shutil.rmtree(staged, ignore_errors=True)
     try:
         staged.mkdir(parents=True)
-        ov.save_model(quantized, str(staged / f"{model.name}.xml"), compress_to_fp16=True)
-        reloaded = core.read_model(str(staged / f"{model.name}.xml"))
+        ov.save_model(quantized, str(staged / f"{name}.xml"), compress_to_fp16=True)
+        reloaded = core.read_model(str(staged / f"{name}.xml"))
         result.fake_quantize = sum(1 for op in reloaded.get_ops() if op.get_type_name() == "FakeQuantize")
         if result.fake_quantize == 0:
-            raise QuantizeError(f"NNCF quantized nothing in {model.name} (no FakeQuantize in the result); "
+            raise QuantizeError(f"NNCF quantized nothing in {name} (no FakeQuantize in the result); "
                                 f"nothing was written at {target}")
         core.compile_model(reloaded, "CPU")  # the IR must load, or it is not installed
-        record = {"format": 1, "key": key,
-                  "outputs": {ext: _stat(staged / f"{model.name}.{ext}") for ext in ("xml", "bin")},
+        record = {"format": 1, "key": plan.key,
+                  "outputs": {ext: _stat(staged / f"{name}.{ext}") for ext in ("xml", "bin")},
                   "fake_quantize": result.fake_quantize}
         (staged / RECORD_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
         _install(staged, target)
@@ -292,9 +344,6 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
                             f"{target}; check the permissions and free space there, or choose another -o") from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    result.seconds = time.monotonic() - started
-    reporter.end(result)
-    return result
 
 
 def _run_nncf(ov_model, calibration: list, validation: list, *, preset: str, target_device: str,
