@@ -4,14 +4,12 @@ predictions, class-order checks, verdicts and exit codes, JSON events, and bad i
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DIR
+from conftest import REPO_ROOT, SHARED_DIR, events
 from helpers_accuracy import (
-    CLASS_IDS, CROP, NAME, RESIZE, accuracy_check_yml, build_small, needs_opencv, reference_scores, run_cli,
+    CLASS_IDS, CROP, NAME, accuracy_check_yml, build_small, needs_opencv, reference_scores, run_cli,
     write_images,
 )
 
@@ -42,10 +40,6 @@ def small(tmp_path_factory, opencv):
 def check(small, *args):
     return run_cli("omz-accuracy-check", "--name", NAME, "--registry", small.registry, "-d", small.out,
                    "--dataset", small.dataset, *args)
-
-
-def events(stdout: str) -> list:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 # -- preprocessing -------------------------------------------------------------------------------

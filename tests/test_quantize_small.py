@@ -4,12 +4,12 @@ FP16-INT8 IR in Open Model Zoo's layout, quantized, agreeing with FP32; the up-t
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
 import pytest
 
+from conftest import events
 from helpers_accuracy import (
     KIND_SIZE, NAME, build_small, image_kinds, needs_opencv, reference_scores, run_cli, write_images,
     write_kind_images,
@@ -54,8 +54,7 @@ def test_dry_run_writes_nothing(small):
 def test_quantizes_agrees_with_fp32_and_is_then_up_to_date(small, tmp_path):
     proc = quantizer(small, "--dataset", small.kind_calib, "--subset_size", "64", "--progress_format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    events = [json.loads(line) for line in proc.stdout.splitlines()]  # NNCF's bars went to stderr
-    end = events[-1]
+    end = events(proc.stdout)[-1]  # NNCF's bars went to stderr
     assert end["$type"] == "quantization_end" and end["calibration_images"] == 64 and not end["skipped"]
     xml = small.target / f"{NAME}.xml"
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
@@ -90,7 +89,7 @@ def test_quantizes_agrees_with_fp32_and_is_then_up_to_date(small, tmp_path):
                    "--dataset", tmp_path / "eval", "--annotation", annotation, "--progress_format", "json",
                    "--tolerance", "100")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads(proc.stdout.splitlines()[-1])
+    summary = events(proc.stdout)[-1]
     assert [r["precision"] for r in summary["results"]] == ["FP32", "FP16", "FP16-INT8"]
     assert summary["results"][0]["metrics"][0]["value"] == 1.0
 
