@@ -36,13 +36,14 @@ def _indent(text: str) -> str:
 def install(staged: Path, target: Path, scratch: Path) -> None:
     """Move the ``staged`` IR folder to ``target``: the old folder goes aside first, so ``target``
     is at every moment either the old complete IR, absent, or the new complete IR. The staged
-    files are fsynced first, so that after a crash the record never vouches for a cut-short IR."""
+    files are fsynced first, so that after a crash the record never vouches for a cut-short IR.
+    ``scratch``: where the old folder waits (hidden, unique to this process) until it is removed."""
     for entry in staged.iterdir():
         if entry.is_file():
             fsync_file(entry)
     fsync_dir(staged)
     target.parent.mkdir(parents=True, exist_ok=True)
-    old = scratch / f"old-{target.name}"
+    old = scratch / f".{target.name}.old-{os.getpid()}"
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)

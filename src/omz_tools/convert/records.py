@@ -22,7 +22,8 @@ RECORD_NAME = ".omz_converted.json"
 RECIPE = 1
 
 
-def _stat(path: Path) -> Optional[dict]:
+def stat_fields(path: Path) -> Optional[dict]:
+    """Size and mtime of an input or output file (None if absent), as records hold them."""
     try:
         st = os.stat(path)
     except OSError:
@@ -34,7 +35,7 @@ def input_fingerprint(model, download_dir: Path) -> list:
     """The model's input files as the registry describes them, plus their current stat."""
     folder = Path(download_dir) / model.subdirectory
     return [{"name": f.name.as_posix(), "size": f.size, f.checksum.algorithm: f.checksum.value,
-             "stat": _stat(folder / f.name)} for f in model.files]
+             "stat": stat_fields(folder / f.name)} for f in model.files]
 
 
 def conversion_key(model, *, precision: str, inputs: list, mo_command: list, versions: dict) -> dict:
@@ -53,7 +54,7 @@ def conversion_key(model, *, precision: str, inputs: list, mo_command: list, ver
 
 
 def outputs(ir_dir: Path, name: str) -> dict:
-    return {ext: _stat(Path(ir_dir) / f"{name}.{ext}") for ext in ("xml", "bin")}
+    return {ext: stat_fields(Path(ir_dir) / f"{name}.{ext}") for ext in ("xml", "bin")}
 
 
 def write(ir_dir: Path, key: dict, name: str, extra: Optional[dict] = None) -> None:

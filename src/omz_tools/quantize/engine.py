@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -15,7 +14,9 @@ from typing import Iterable, Optional, Union
 
 from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
-from omz_tools.localstate import fsync_dir, fsync_file
+from omz_tools.convert.install import install
+from omz_tools.convert.records import stat_fields
+from omz_tools.localstate import read_json, write_json
 
 PRECISION = "FP16-INT8"  # Open Model Zoo's name for INT8 IR with FP16 floating-point weights
 RECORD_NAME = ".omz_quantized.json"
@@ -84,14 +85,6 @@ def is_quantizable(model) -> bool:
     return model.quantizable is True or str(model.quantizable).lower() == "yes"
 
 
-def _stat(path: Path) -> Optional[dict]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 def _version(package: str) -> Optional[str]:
     from importlib import metadata
     try:
@@ -100,37 +93,11 @@ def _version(package: str) -> Optional[str]:
         return None
 
 
-def _read_record(folder: Path) -> Optional[dict]:
-    try:
-        return json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _up_to_date(target: Path, name: str, key: dict) -> bool:
-    record = _read_record(target)
+    record = read_json(target / RECORD_NAME)
     if not record or record.get("key") != key:
         return False
-    return record.get("outputs") == {ext: _stat(target / f"{name}.{ext}") for ext in ("xml", "bin")}
-
-
-def _fsync_tree(folder: Path) -> None:
-    for entry in folder.iterdir():
-        if entry.is_file():
-            fsync_file(entry)
-    fsync_dir(folder)
-
-
-def _install(staged: Path, target: Path) -> None:
-    """Rename ``staged`` to ``target``: at every moment ``target`` is the old folder, absent, or the new one."""
-    _fsync_tree(staged)
-    old = staged.with_name(staged.name + ".old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(staged, target)
-    fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    return record.get("outputs") == {ext: stat_fields(target / f"{name}.{ext}") for ext in ("xml", "bin")}
 
 
 def _decode(samples: list, steps, shape, jobs: int) -> list:
@@ -270,10 +237,10 @@ def _plan(model, *, dataset, annotation, converted_dir: Path, output_dir, subset
 
     def listing(items):
         return [[str(s.path.resolve().relative_to(dataset_root)) if s.path.resolve().is_relative_to(dataset_root)
-                 else str(s.path), _stat(s.path), s.label] for s in items]
+                 else str(s.path), stat_fields(s.path), s.label] for s in items]
     key = {
         "recipe": RECIPE, "model": model.name, "precision": PRECISION,
-        "source": {"xml": str(source.resolve()), **{ext: _stat(source.with_suffix(f".{ext}")) for ext in ("xml", "bin")}},
+        "source": {"xml": str(source.resolve()), **{ext: stat_fields(source.with_suffix(f".{ext}")) for ext in ("xml", "bin")}},
         "preprocessing": protocol.describe(), "calibration": listing(calibration), "validation": listing(validation),
         "options": {"preset": preset, "target_device": target_device, "subset_size": subset_size,
                     "max_drop": max_drop},
@@ -335,10 +302,10 @@ def _save_and_install(core, quantized, name: str, plan: _Plan) -> None:
                                 f"nothing was written at {target}")
         core.compile_model(reloaded, "CPU")  # the IR must load, or it is not installed
         record = {"format": 1, "key": plan.key,
-                  "outputs": {ext: _stat(staged / f"{name}.{ext}") for ext in ("xml", "bin")},
+                  "outputs": {ext: stat_fields(staged / f"{name}.{ext}") for ext in ("xml", "bin")},
                   "fake_quantize": result.fake_quantize}
-        (staged / RECORD_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        _install(staged, target)
+        write_json(staged / RECORD_NAME, record)
+        install(staged, target, target.parent)
     except OSError as exc:
         raise QuantizeError(f"cannot write {exc.filename or staged}: {exc.strerror or exc}. Nothing was put at "
                             f"{target}; check the permissions and free space there, or choose another -o") from None
