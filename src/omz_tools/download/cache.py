@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from omz_tools.errors import OmzError
-from omz_tools.localstate import (  # noqa: F401 - reflink and copy_new: the cache's linking, for tests
-    copy_new, describe_entry, fingerprint_holds, hash_file, link_or_copy, place, read_json, reflink,
+from omz_tools.localstate import (  # noqa: F401 - reflink: the cache's linking, for tests
+    describe_entry, fingerprint_holds, hash_file, link_or_copy, place, read_json, reflink,
     stat_fingerprint, temp_name, unlink_quietly, write_json,
 )
 

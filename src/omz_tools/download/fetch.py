@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Callable, Optional
 
 from omz_tools.download import records

@@ -7,7 +7,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from omz_tools.registry.schema import RegistryError, RegistryErrors
+from omz_tools.registry.schema import RegistryError
 
 
 # -- validation helpers ------------------------------------------------------------------------

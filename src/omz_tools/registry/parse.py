@@ -14,7 +14,7 @@ from typing import Any, Optional
 from omz_tools.registry.schema import (
     _RE_HEX, Checksum, CONVERTIBLE_PRECISIONS, FileSource, HASH_HEX_LENGTHS, HIDDEN_STATE_SUFFIXES,
     InputInfo, JSON_INT_LIMIT, KNOWN_FRAMEWORKS, KNOWN_PRECISIONS, KNOWN_TASK_TYPES, MO_VARIABLES,
-    Model, MODEL_INFO_KINDS, ModelFile, RE_MODEL_NAME, RegexReplace, RegistryError,
+    Model, MODEL_INFO_KINDS, ModelFile, RE_MODEL_NAME, RegexReplace,
     STATE_PREFIXES, STATE_SUFFIXES, UnpackArchive,
 )
 from omz_tools.registry.context import _Ctx, _q, _kind, _show

@@ -10,10 +10,9 @@ expected and what was found.
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Optional
 
 from omz_tools.errors import OmzError
 

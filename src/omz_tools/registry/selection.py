@@ -9,7 +9,7 @@ from typing import Optional
 
 from omz_tools.errors import OmzError, OmzUsageError
 from omz_tools.registry.loader import Registry
-from omz_tools.registry.schema import Model, RegistryError, RegistryErrors
+from omz_tools.registry.schema import RegistryError, RegistryErrors
 
 
 class UsageError(OmzUsageError):

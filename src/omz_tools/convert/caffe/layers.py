@@ -7,17 +7,15 @@ compare against). Weights are checked against the shapes the layer's parameters 
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict
 
 import numpy as np
 
-from .errors import CaffeConversionError
 from .opset import ops
 from .strides import conv_strides
 from .translate_base import (  # noqa: F401 - build.py and fold.py import some of these from here
     Context, _apply_affine, _dilation, _spatial, as_output, batchnorm_affine, chain_affine, channel_shape,
-    const, is_channel_affine, scale_affine, shape_of,
+    const, is_channel_affine, shape_of,
 )
 
 
