@@ -67,7 +67,7 @@ def test_verified_trusts_the_record_and_rehashes_on_request(tmp_path, server):
     assert verified(path, model_file) and verified(path, model_file, full_check=True)
     stat = path.stat()
     with open(path, "r+b") as stream:
-        stream.write(b"\0")
+        stream.write(bytes([data[0] ^ 0xFF]))  # a byte that differs (os.urandom may start with 0)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert verified(path, model_file)  # the record still holds (same size, mtime, inode)...
     assert not verified(path, model_file, full_check=True)  # ...a full check sees the damage
