@@ -9,22 +9,8 @@ from pathlib import Path
 import click
 
 from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, parse_precisions, registry_errors,
-    resolve_models, selection_options,
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, parse_precisions, registry_errors, run_on_one_model, selection_options,
 )
-from omz_tools.errors import OmzError
-from omz_tools.registry import RegistryError
-
-
-def one_model(models: list, verb: str):
-    if len(models) != 1:
-        raise click.UsageError(f"{verb} one model at a time; the selection matches {len(models)}: "
-                               f"{', '.join(m.name for m in models[:10])}")
-    model = models[0]
-    if model.is_composite:
-        raise click.UsageError(f"{model.name} is a composite model; name one of its stages "
-                               f"({', '.join(s.name for s in model.model_stages)})")
-    return model
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -64,24 +50,15 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
     precision beyond tolerance, an unreadable image, or a problem with the data or the IR (one message),
     2 usage error, 130 interrupted.
     """
-    try:
-        model = one_model(resolve_models(name, list_file, all_models, print_all, registries), "evaluate")
+    def run(model):
         from omz_tools.accuracy import evaluate
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    try:
-        result = evaluate(model, dataset=dataset, annotation=annotation, converted_dir=converted_dir,
-                          precisions=sorted(precisions) if precisions else None, limit=limit, labels=labels,
-                          jobs=jobs, tolerance=None if tolerance is None else tolerance / 100, device=device,
-                          progress=progress_format, batch=batch)
-    except RegistryError:
-        raise  # registry_errors prints it as every command does
-    except OmzError as exc:
-        fail(f"Accuracy check failed: {exc}", exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted: no figures were produced.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return evaluate(model, dataset=dataset, annotation=annotation, converted_dir=converted_dir,
+                        precisions=sorted(precisions) if precisions else None, limit=limit, labels=labels,
+                        jobs=jobs, tolerance=None if tolerance is None else tolerance / 100, device=device,
+                        progress=progress_format, batch=batch)
+    result = run_on_one_model((name, list_file, all_models, print_all, registries), "evaluate", run,
+                              failure="Accuracy check failed",
+                              interrupted="Interrupted: no figures were produced.")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 

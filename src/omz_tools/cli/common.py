@@ -93,3 +93,36 @@ def resolve_models(name, list_file, all_models, print_all, registries) -> list:
             click.echo(model_name)
         sys.exit(EXIT_OK)
     return resolve(name, list_file=list_file, all=all_models, registry=registry)
+
+
+def one_model(models: list, verb: str):
+    """The one plain model of a selection; a usage error for several, none or a composite."""
+    if len(models) != 1:
+        raise click.UsageError(f"{verb} one model at a time; the selection matches {len(models)}: "
+                               f"{', '.join(m.name for m in models[:10])}")
+    model = models[0]
+    if model.is_composite:
+        raise click.UsageError(f"{model.name} is a composite model; name one of its stages "
+                               f"({', '.join(s.name for s in model.model_stages)})")
+    return model
+
+
+def run_on_one_model(selection: tuple, verb: str, run: Callable, *, failure: str, interrupted: str,
+                     interrupted_early: str = "Interrupted.") -> object:
+    """Select one model (``selection``: the arguments of resolve_models) and return ``run(model)``.
+    The project's errors become "<failure>: <message>" with their exit code, said once; Ctrl-C says
+    ``interrupted`` (``interrupted_early`` before ``run`` started) and exits 130."""
+    try:
+        model = one_model(resolve_models(*selection), verb)
+    except KeyboardInterrupt:
+        click.echo(interrupted_early, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    try:
+        return run(model)
+    except RegistryError:
+        raise  # registry_errors prints it as every command does
+    except OmzError as exc:
+        fail(f"{failure}: {exc}", exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo(interrupted, err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -8,12 +8,7 @@ from pathlib import Path
 
 import click
 
-from omz_tools.cli.accuracy_check import one_model
-from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_OK, fail, registry_errors, resolve_models, selection_options,
-)
-from omz_tools.errors import OmzError
-from omz_tools.registry import RegistryError
+from omz_tools.cli.common import CONTEXT_SETTINGS, EXIT_OK, registry_errors, run_on_one_model, selection_options
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -53,23 +48,15 @@ def cli(name, list_file, all_models, print_all, registries, dataset, annotation,
     Exit status: 0 written or up to date, 1 failure (one message; nothing written), 2 usage error,
     130 interrupted (the previous FP16-INT8 folder, if any, is left as it was).
     """
-    try:
-        model = one_model(resolve_models(name, list_file, all_models, print_all, registries), "quantize")
+    def run(model):
         from omz_tools.quantize import quantize
-    except KeyboardInterrupt:
-        click.echo("Interrupted: nothing was written.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    try:
         quantize(model, dataset=dataset, annotation=annotation, converted_dir=converted_dir, output_dir=output_dir,
                  subset_size=subset_size, preset=preset, target_device=target_device, max_drop=max_drop,
                  validation_size=validation_size, dry_run=dry_run, force=force, jobs=jobs, progress=progress_format)
-    except RegistryError:
-        raise  # registry_errors prints it as every command does
-    except OmzError as exc:
-        fail(f"Quantization failed: {exc}", exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted: nothing was written; a previous FP16-INT8 folder is as it was.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    run_on_one_model((name, list_file, all_models, print_all, registries), "quantize", run,
+                     failure="Quantization failed",
+                     interrupted="Interrupted: nothing was written; a previous FP16-INT8 folder is as it was.",
+                     interrupted_early="Interrupted: nothing was written.")
     sys.exit(EXIT_OK)
 
 
