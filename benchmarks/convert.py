@@ -35,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -82,7 +81,7 @@ def protobuf_backend() -> str:
 def prepare(work: Path) -> tuple:
     """A registry entry (the built-in one, with our random caffemodel's size and hash) and the
     download folder holding the files, verified as omz-downloader leaves them."""
-    from helpers_caffe import file_digest, write_caffemodel
+    from helpers_caffe import register_se_resnet, write_caffemodel
     from omz_tools.download import verified
     from omz_tools.registry import Registry
     dl = work / "dl" / "public" / NAME
@@ -92,12 +91,7 @@ def prepare(work: Path) -> tuple:
         print("writing a 198 MB caffemodel with random weights ...", flush=True)
         write_caffemodel(PROTOTXT, caffemodel, work / "cache", seed=101)
     shutil.copyfile(PROTOTXT, dl / f"{NAME}.prototxt")
-    entry = yaml.safe_load((REPO / "models" / "public" / NAME / "model.yml").read_text())
-    for file in entry["files"]:
-        file["size"], file["sha256"] = file_digest(dl / file["name"])
-    folder = work / "registry" / "public" / NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    register_se_resnet(dl, work / "registry")
     model = Registry([work / "registry"]).load(NAME)
     for model_file in model.files:
         assert verified(dl / model_file.name, model_file, full_check=True)

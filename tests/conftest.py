@@ -133,6 +133,16 @@ def events(stdout: str) -> list:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
+def one_message(proc, *fragments) -> None:
+    """The command failed with exit 1 and said one line on stderr, no traceback, holding every fragment."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def restore_sigint() -> None:
     """Popen preexec_fn for tests that send SIGINT: a shell that starts a job in the background
     without job control (e.g. `pytest &` in a script) makes it ignore SIGINT, and children

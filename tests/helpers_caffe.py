@@ -12,7 +12,6 @@ means something; ``assert_not_saturated`` checks it. A seed makes every file rep
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 from pathlib import Path
 
@@ -439,6 +438,13 @@ def net_inputs(net) -> dict:
 def make_weights(net, seed: int, *, mean=IMAGE_MEAN, batch: int = 2) -> dict:
     """Blobs per layer with sensible scales (see the module docstring), drawn with ``seed``."""
     rng = np.random.default_rng(seed)
+    weights = _Weights(rng=rng)
+    forward(net, _calibration_inputs(net, seed, mean, batch), weights)
+    return weights.blobs
+
+
+def _calibration_inputs(net, seed: int, mean, batch: int) -> dict:
+    """Image-like inputs (mean subtracted) for the pass that sets the BatchNorm statistics."""
     inputs = {}
     for i, (name, shape) in enumerate(net_inputs(net).items()):
         shape = [batch] + list(shape[1:])
@@ -446,9 +452,7 @@ def make_weights(net, seed: int, *, mean=IMAGE_MEAN, batch: int = 2) -> dict:
         if len(shape) == 4 and shape[1] == len(mean):
             x = x - np.asarray(mean).reshape(1, -1, 1, 1)
         inputs[name] = x
-    weights = _Weights(rng=rng)
-    forward(net, inputs, weights)
-    return weights.blobs
+    return inputs
 
 
 class _DampedWeights(_Weights):
@@ -477,13 +481,7 @@ def make_weights_damped(net, seed: int, *, branch_gain: float = 0.2,
     residual branches (zero-init-residual, SkipInit) are the usual way to get that at random. With a
     gain of 0.2 the same noise changes the pooled features by ~1 %."""
     rng = np.random.default_rng(seed)
-    inputs = {}
-    for i, (name, shape) in enumerate(net_inputs(net).items()):
-        shape = [batch] + list(shape[1:])
-        x = image_like(shape, seed + 1000 + i).astype(np.float64)
-        if len(shape) == 4 and shape[1] == len(mean):
-            x = x - np.asarray(mean).reshape(1, -1, 1, 1)
-        inputs[name] = x
+    inputs = _calibration_inputs(net, seed, mean, batch)
     gains = {name: branch_gain for name, *_ in _layers(net) if name.endswith(branch_suffix)}
     if not gains:
         raise ValueError(f"helpers_caffe: no layer name ends with {branch_suffix!r}")
@@ -613,6 +611,30 @@ def conv_fc_gflops(prototxt_text: str, cache_root: Path = None) -> float:
         elif kind == "InnerProduct":
             macs += int(np.prod(blobs[name][0].shape))
     return 2 * macs / 1e9
+
+
+def register_se_resnet(files: Path, registry: Path, *, sources: dict = None,
+                       accuracy_check: bool = False) -> Path:
+    """The project's own se-resnet-101 model.yml, with the size and sha256 of the files in the folder
+    ``files`` (the real prototxt and a generated caffemodel), written to registry/public/se-resnet-101/.
+    ``sources``: file name -> URL in place of the upstream one; ``accuracy_check``: copy the model's
+    accuracy-check.yml beside it. Returns the model.yml."""
+    import shutil
+
+    import yaml
+    name = "se-resnet-101"
+    builtin = Path(__file__).resolve().parent.parent / "models" / "public" / name
+    entry = yaml.safe_load((builtin / "model.yml").read_text())
+    for file in entry["files"]:
+        file["size"], file["sha256"] = file_digest(Path(files) / file["name"])
+        if sources:
+            file["source"] = sources[file["name"]]
+    folder = Path(registry) / "public" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    if accuracy_check:
+        shutil.copyfile(builtin / "accuracy-check.yml", folder / "accuracy-check.yml")
+    return folder / "model.yml"
 
 
 def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list, outputs: dict,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DIR, events
+from conftest import REPO_ROOT, SHARED_DIR, events, one_message
 from helpers_accuracy import (
     CLASS_IDS, CROP, NAME, accuracy_check_yml, build_small, needs_opencv, reference_scores, run_cli,
     write_images,
@@ -219,15 +219,6 @@ def test_se_resnet_101_class_order_is_senets_not_the_2012_one():
 
 
 # -- bad input ------------------------------------------------------------------------------------
-
-def one_message(proc, *fragments):
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
 
 def test_missing_dataset_folder(small, tmp_path):
     proc = run_cli("omz-accuracy-check", "--name", NAME, "--registry", small.registry, "-d", small.out,

@@ -7,14 +7,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, SE_RESNET_PROTOTXT, command
-from helpers_caffe import file_digest, write_caffemodel
+from conftest import SE_RESNET_PROTOTXT, command
+from helpers_caffe import register_se_resnet, write_caffemodel
 
 NAME = "se-resnet-101"
 pytestmark = pytest.mark.slow
@@ -35,16 +36,12 @@ def full(tmp_path_factory, make_httpserver):
     src = root / "src"
     src.mkdir()
     caffemodel = write_caffemodel(SE_RESNET_PROTOTXT, src / f"{NAME}.caffemodel", cache, seed=101)
-    served = {f"{NAME}.prototxt": SE_RESNET_PROTOTXT, f"{NAME}.caffemodel": caffemodel}
-    entry = yaml.safe_load((REPO_ROOT / "models" / "public" / NAME / "model.yml").read_text())
-    for file in entry["files"]:
-        path = served[file["name"]]
-        make_httpserver.expect_request(f"/full/{file['name']}").respond_with_data(path.read_bytes())
-        file["size"], file["sha256"] = file_digest(path)
-        file["source"] = make_httpserver.url_for(f"/full/{file['name']}")
-    folder = root / "registry" / "public" / NAME
-    folder.mkdir(parents=True)
-    (folder / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    shutil.copyfile(SE_RESNET_PROTOTXT, src / f"{NAME}.prototxt")
+    sources = {}
+    for path in (src / f"{NAME}.prototxt", caffemodel):
+        make_httpserver.expect_request(f"/full/{path.name}").respond_with_data(path.read_bytes())
+        sources[path.name] = make_httpserver.url_for(f"/full/{path.name}")
+    card = yaml.safe_load(register_se_resnet(src, root / "registry", sources=sources).read_text())["model_card"]
     env = {k: v for k, v in os.environ.items() if k not in ("OMZ_REGISTRY", "OMZ_MIRROR", "OMZ_OFFLINE")}
     env.update(CI="true", XDG_CACHE_HOME=str(cache))
     dl = root / "dl"
@@ -57,7 +54,7 @@ def full(tmp_path_factory, make_httpserver):
                              "-d", str(dl), "-o", str(root / "out")], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return {"root": root, "env": env, "conv_dir": root / "out" / "public" / NAME, "result": result,
-            "registry": root / "registry", "dl": dl, "card": entry["model_card"]}
+            "registry": root / "registry", "dl": dl, "card": card}
 
 
 @pytest.mark.native

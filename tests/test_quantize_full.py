@@ -23,11 +23,12 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import REPO_ROOT, SE_RESNET_PROTOTXT
+from conftest import SE_RESNET_PROTOTXT
 from helpers_accuracy import fit_classifier, image_kinds, needs_opencv, run_cli, write_kind_images
-from helpers_caffe import assert_not_saturated, file_digest, make_weights_damped, parse_prototxt, write_caffemodel
+from helpers_caffe import (
+    assert_not_saturated, make_weights_damped, parse_prototxt, register_se_resnet, write_caffemodel,
+)
 
 NAME = "se-resnet-101"
 KINDS = 20
@@ -62,13 +63,7 @@ def convert(tmp_path, blobs: dict, out_name: str) -> dict:
     import omz_tools
     folder = tmp_path / "dl" / "public" / NAME
     write_caffemodel(folder / f"{NAME}.prototxt", folder / f"{NAME}.caffemodel", blobs=blobs)
-    entry = yaml.safe_load((REPO_ROOT / "models" / "public" / NAME / "model.yml").read_text())
-    for file in entry["files"]:
-        file["size"], file["sha256"] = file_digest(folder / file["name"])
-    registry = tmp_path / "registry" / "public" / NAME
-    registry.mkdir(parents=True, exist_ok=True)
-    (registry / "model.yml").write_text(yaml.safe_dump(entry, sort_keys=False))
-    shutil.copyfile(REPO_ROOT / "models" / "public" / NAME / "accuracy-check.yml", registry / "accuracy-check.yml")
+    register_se_resnet(folder, tmp_path / "registry", accuracy_check=True)
     irs = omz_tools.convert(NAME, download_dir=tmp_path / "dl", output_dir=tmp_path / out_name,
                             registries=[tmp_path / "registry"], precisions=["FP32"], backend="native")
     (folder / f"{NAME}.caffemodel").unlink()  # 198 MB less on disk

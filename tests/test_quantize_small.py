@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import events
+from conftest import events, one_message
 from helpers_accuracy import (
     KIND_SIZE, NAME, build_small, image_kinds, needs_opencv, reference_scores, run_cli, write_images,
     write_kind_images,
@@ -105,15 +105,6 @@ def test_accuracy_aware_path_with_max_drop(small, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nncf.quantize_with_accuracy_control on 16 images" in proc.stdout
     assert fake_quantize_count(out / "public" / NAME / "FP16-INT8" / f"{NAME}.xml") > 0
-
-
-def one_message(proc, *fragments):
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_bad_input_writes_nothing(small, tmp_path):
