@@ -199,6 +199,30 @@ def test_a_model_being_postprocessed_by_another_process_is_waited_for(tmp_path, 
     assert not lock.exists()
 
 
+def test_a_model_lock_left_by_a_killed_holder_goes_when_the_postprocessing_is_found_done(tmp_path, server):
+    """A holder killed after the postprocessing was recorded leaves its lock file. The next run,
+    which finds the postprocessing done and so never needs the lock, removes the file; while a
+    live process holds it, the run neither waits nor removes it."""
+    reg, out = one_model(tmp_path, server, {"model.txt": b"x-" * 100}, postprocessing=[
+        {"$type": "regex_replace", "file": "model.txt", "pattern": "x", "replacement": "xx"}])
+    folder = out / "public" / "m1"
+    lock = folder / ".m1.postprocessing.lock"
+    assert _run_all([(reg, out)])[0][0] == 0 and not lock.exists()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        rerun = _run_all([(reg, out)])
+        assert rerun[0][0] == 0 and lock.exists(), rerun  # a live holder keeps its file
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert lock.exists()  # what a kill -9 leaves
+    rerun = _run_all([(reg, out)])
+    assert rerun[0][0] == 0, rerun
+    assert not lock.exists() and len(server.log) == 1
+    assert (folder / "model.txt").read_bytes() == b"xx-" * 100
+
+
 RECORD_WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path

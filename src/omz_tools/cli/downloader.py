@@ -98,7 +98,7 @@ def _dry_run(models, options, progress_format, quiet) -> None:
     """Print the plan: no connection (requests is not even imported), nothing written."""
     import json
 
-    from omz_tools.download.engine import plan
+    from omz_tools.download.plan import plan
     from omz_tools.download.options import dry_run
     from omz_tools.wording import human_size
 

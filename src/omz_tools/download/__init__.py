@@ -69,7 +69,8 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
 def run(models: list, options: DownloadOptions, progress: Union[bool, str, object] = False) -> DownloadResult:
     """Download ``models`` (registry Model objects) as ``options`` say; see :func:`download`."""
     from omz_tools.download import progress as progress_mod
-    from omz_tools.download.engine import Engine, plan
+    from omz_tools.download.engine import Engine
+    from omz_tools.download.plan import plan
     from omz_tools.download.options import RunOptions
 
     live = RunOptions.of(options)
