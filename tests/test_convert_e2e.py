@@ -408,6 +408,33 @@ def test_native_backend_passes_the_checks_and_agrees_with_model_optimizer(small,
     assert summary["skipped"] == [] and summary["irs"][0]["backend"] == "mo", mo_run.stderr
 
 
+@pytest.mark.parametrize("where", ["same disk", "other file system"])
+def test_a_precision_folder_that_is_a_link_stays_and_gets_the_ir(small, tmp_path, where, request):
+    """FP32/ made a symbolic link by the user (an IR kept on another disk, as omz_converter wrote
+    through it): the new IR goes where the link points, the link stays, nothing is left beside
+    either, and a rerun finds the IR up to date."""
+    elsewhere = request.getfixturevalue("small_tmpfs") if where == "other file system" else tmp_path / "disk"
+    real = elsewhere / "se-fp32"
+    real.mkdir(parents=True)
+    (real / "stale.txt").write_text("the previous IR")
+    conv_dir = tmp_path / "out" / "public" / NAME
+    conv_dir.mkdir(parents=True)
+    (conv_dir / "FP32").symlink_to(real, target_is_directory=True)
+    args = ["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out",
+            "--backend", "native", "--progress_format", "json"]
+    result = converter(args, small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (conv_dir / "FP32").is_symlink() and Path(os.readlink(conv_dir / "FP32")) == real
+    assert sorted(p.name for p in real.iterdir()) == [".omz_converted.json", f"{NAME}.bin", f"{NAME}.xml"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["se-fp32"]
+    assert sorted(p.name for p in conv_dir.iterdir()) == ["FP16", "FP32"] and not (conv_dir / "FP16").is_symlink()
+    x = np.random.default_rng(5).uniform(0, 255, SMALL_INPUT_SHAPE).astype(np.float32)
+    ours, before = infer(real / f"{NAME}.xml", x, F32), infer(small.conv_dir / "FP32" / f"{NAME}.xml", x, F32)
+    np.testing.assert_allclose(ours, before, atol=1e-5 * float(np.abs(before).max()), rtol=0)
+    again = converter(args, small.env)
+    assert json.loads(again.stdout.splitlines()[-1])["skipped"] == [NAME], again.stdout + again.stderr
+
+
 def test_native_dry_run_names_the_backend_and_runs_nothing(small, tmp_path):
     result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out",
                         "--backend", "native", "--dry_run"], small.env)

@@ -33,20 +33,41 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (the log is empty)"
 
 
+def _through_link(staged: Path, link: Path) -> tuple:
+    """(staged, target, scratch) for a precision folder that is a symbolic link (the user's: say,
+    FP32/ kept on another disk, as omz_converter and Model Optimizer wrote through it): the IR goes
+    to the folder the link names, and the link stays. The staged folder first moves beside that
+    folder (a copy when it is on another file system), so the final rename stays atomic."""
+    real = Path(os.path.realpath(link))
+    real.parent.mkdir(parents=True, exist_ok=True)
+    beside = real.parent / f".{real.name}.new-{os.getpid()}"
+    shutil.rmtree(beside, ignore_errors=True)
+    shutil.move(str(staged), str(beside))
+    return beside, real, real.parent
+
+
 def install(staged: Path, target: Path, scratch: Path) -> None:
     """Move the ``staged`` IR folder to ``target``: the old folder goes aside first, so ``target``
     is at every moment either the old complete IR, absent, or the new complete IR. The staged
     files are fsynced first, so that after a crash the record never vouches for a cut-short IR.
-    ``scratch``: where the old folder waits (hidden, unique to this process) until it is removed."""
-    for entry in staged.iterdir():
-        if entry.is_file():
-            fsync_file(entry)
-    fsync_dir(staged)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = scratch / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
+    ``scratch``: where the old folder waits (hidden, unique to this process) until it is removed.
+    A ``target`` that is a symbolic link is kept, and the IR installed where it points."""
+    linked = target.is_symlink()
+    if linked:
+        staged, target, scratch = _through_link(staged, target)
+    try:
+        for entry in staged.iterdir():
+            if entry.is_file():
+                fsync_file(entry)
+        fsync_dir(staged)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old = scratch / f".{target.name}.old-{os.getpid()}"
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(staged, target)
+        fsync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(staged, target)
-    fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if linked:  # the staged copy beside the link's folder, when a step above failed
+            shutil.rmtree(staged, ignore_errors=True)
