@@ -5,9 +5,9 @@ The pipeline keeps a bounded window of images in flight (decoding ahead of infer
 two images per worker and a batch per request), so memory stays flat on 50,000 images. OpenCV and
 OpenVINO release the GIL in their heavy calls, so the decode threads and the inference streams
 overlap. Where the model allows it (a batch dimension of 1 that reshapes to N, giving N outputs of
-the same size), N images go in one inference: fewer, larger kernel calls. On 2 shared cores
-SE-ResNet-101 gained 0-35 % from batch 4 over batch 1 at the same hint and requests, depending on
-the load.
+the same size), N images go in one inference: fewer, larger kernel calls. On 2 cores SE-ResNet-101
+gained 2 % from batch 4 over batch 1 at the same hint and requests when nothing else ran, and up to
+35 % while other work shared the cores; batch 8 and 16 were no faster than 4.
 """
 
 from __future__ import annotations
