@@ -1,9 +1,10 @@
 """Reading a ``.prototxt`` + ``.caffemodel`` into a normalised network: inputs and a layer list.
 
 Both forms of NetParameter are read: ``layer`` (V2, type a string) and ``layers`` (V1, type an
-enum, mapped to the V2 names). Inputs come from ``input`` with ``input_shape`` or ``input_dim``, or
-from ``Input`` layers. Structure and parameters come from the prototxt; weights from the caffemodel
-layer of the same name (the first one, as Model Optimizer does).
+enum, mapped to the V2 names). Layers are kept or dropped by their ``include``/``exclude`` rules
+as Caffe does for inference (see ``NetState``). Inputs come from ``input`` with ``input_shape`` or
+``input_dim``, or from ``Input`` layers. Structure and parameters come from the prototxt; weights
+from the caffemodel layer of the same name (the first one, as Model Optimizer does).
 
 Blobs are renamed per version so that in-place layers (top == bottom) form a plain data-flow
 graph: the n-th write of blob ``b`` is version ``(b, n)``.
@@ -86,6 +87,92 @@ def parse_prototxt(path: Path):
     finally:
         logger.setLevel(level)
     return net
+
+
+# -- phase rules: the layers Caffe keeps for inference ----------------------------------------------
+
+TRAIN, TEST = 0, 1
+_PHASE_NAMES = ("TRAIN", "TEST")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetState:
+    """The state a net is built in. Inference is phase TEST, level 0, no stages; a prototxt's
+    ``state { ... }`` gives the level and stages. Its phase is not taken: loading a net for
+    inference, Caffe's ``Net(..., TEST)`` sets phase TEST whatever the file says, and so do we."""
+    phase: int = TEST
+    level: int = 0
+    stages: Tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        stages = f"stages {', '.join(map(repr, self.stages))}" if self.stages else "no stages"
+        return f"phase {_PHASE_NAMES[self.phase]}, level {self.level}, {stages}"
+
+
+def net_state(proto, path) -> NetState:
+    """The inference state of a NetParameter (see ``NetState``)."""
+    if not proto.HasField("state"):
+        return NetState()
+    state = proto.state
+    if state.HasField("phase") and state.phase == TRAIN:
+        _log.info("%s: the network's state says phase: TRAIN; converting for inference uses phase TEST, "
+                  "as Caffe does when it loads a net for testing or deployment", path)
+    return NetState(TEST, int(state.level), tuple(state.stage))
+
+
+def rule_met(rule, state: NetState) -> bool:
+    """Caffe's StateMeetsRule: every condition the NetStateRule sets holds in ``state``."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    if any(stage not in state.stages for stage in rule.stage):
+        return False
+    return not any(stage in state.stages for stage in rule.not_stage)
+
+
+def _rule_text(kind: str, rule) -> str:
+    from google.protobuf import text_format
+    return f"{kind} {{ {text_format.MessageToString(rule, as_one_line=True)} }}"
+
+
+def _dropped_by(layer, state: NetState, where: str) -> Optional[str]:
+    """None if Caffe keeps the layer in ``state``, else why it is dropped (the rule, said in text)."""
+    if len(layer.include) and len(layer.exclude):
+        raise CaffeConversionError(
+            f"{where} has both include and exclude rules; Caffe refuses such a layer (\"Specify either include "
+            "rules or exclude rules; not both\"): keep one kind of rule")
+    for rule in layer.exclude:
+        if rule_met(rule, state):
+            return f"its rule {_rule_text('exclude', rule)} is met"
+    if not len(layer.include) or any(rule_met(rule, state) for rule in layer.include):
+        return None
+    rules = " or ".join(_rule_text("include", rule) for rule in layer.include)
+    return f"its rule {rules} is not met" if len(layer.include) == 1 else f"none of its rules {rules} is met"
+
+
+def filter_layers(proto_layers, v1: bool, state: NetState, path) -> Tuple[list, Dict[str, str]]:
+    """(index, layer) of the layers Caffe keeps in ``state`` (Caffe's FilterNet), and, for each blob a
+    dropped layer writes, who wrote it and why it was dropped (for the message of a kept reader)."""
+    kept, dropped, said = [], {}, []
+    for index, layer in enumerate(proto_layers):
+        name = layer.name or f"layer{index}"
+        where = f"layer \"{name}\" ({_layer_type(layer, v1)})"
+        reason = _dropped_by(layer, state, f"{path}: {where}")
+        if reason is None:
+            kept.append((index, layer))
+            continue
+        said.append(f"{where}: {reason}")
+        for top in layer.top:
+            dropped.setdefault(top, f"{where} writes, and that layer is dropped because {reason} "
+                                    f"(net state: {state})")
+    if said:
+        _log.info("%s: %d layer(s) dropped for inference by their phase rules, as Caffe does (net state: %s): %s",
+                  path, len(said), state, "; ".join(said))
+    return kept, dropped
 
 
 # NetParameter's fields holding layers: layer (V2) and layers (V1).
@@ -211,12 +298,13 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
         raise CaffeConversionError(f"{proto_path}: expected layers (\"layer {{ ... }}\" or the old \"layers\"), "
                                    "found none")
     inputs = _net_inputs(proto, proto_path)
-    wanted: Dict[str, str] = {}
-    for layer in proto_layers:
+    kept, dropped = filter_layers(proto_layers, v1, net_state(proto, proto_path), proto_path)
+    wanted: Dict[str, str] = {}  # only kept layers: the caffemodel's blobs of dropped ones are skipped
+    for _, layer in kept:
         wanted.setdefault(layer.name, _layer_type(layer, v1))
     model_blobs = read_caffemodel(model_path, wanted) if model_path is not None else {}
     layers: List[Layer] = []
-    for index, layer in enumerate(proto_layers):
+    for index, layer in kept:
         kind = _layer_type(layer, v1)
         name = layer.name or f"layer{index}"
         if kind == "Input":
@@ -235,7 +323,7 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
                                    "\"input\" with \"input_shape\"/\"input_dim\")")
     net = Net(name=proto.name, inputs=inputs, layers=layers, proto_path=str(proto_path),
               model_path=os.fspath(model_path) if model_path is not None else "")
-    _assign_versions(net)
+    _assign_versions(net, dropped)
     return net
 
 
@@ -259,10 +347,15 @@ def _net_inputs(proto, path) -> Dict[str, List[int]]:
     return dict(zip(names, shapes))
 
 
-def _assign_versions(net: Net) -> None:
+def _assign_versions(net: Net, dropped: Dict[str, str]) -> None:
     current: Dict[str, int] = {name: 0 for name in net.inputs}
     for layer in net.layers:
         for bottom in layer.bottoms:
+            if bottom not in current and bottom in dropped:
+                raise CaffeConversionError(
+                    f"{net.proto_path}: layer \"{layer.name}\" ({layer.type}) reads blob \"{bottom}\", which only "
+                    f"{dropped[bottom]}. Caffe refuses this network for inference too: give that blob a producer "
+                    "kept in phase TEST (an Input layer or input/input_shape), or change the rules")
             if bottom not in current:
                 raise CaffeConversionError(
                     f"{net.proto_path}: layer \"{layer.name}\" ({layer.type}) reads blob \"{bottom}\", which no "

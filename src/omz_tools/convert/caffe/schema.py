@@ -2,8 +2,10 @@
 
 Only the messages the supported layers need are declared, each one complete (every field of the
 upstream ``caffe.proto`` message), so a prototxt field that this schema does not know can only
-belong to a layer or parameter that the converter does not translate (``param``, ``include``,
+belong to a layer or parameter that the converter does not translate (``param``,
 ``transform_param``, the parameters of unsupported layers). The text parser lets those through.
+The phase rules (``include``/``exclude``, ``NetStateRule``, ``NetParameter.state``) are declared:
+the reader keeps the layers Caffe keeps for inference.
 
 Field numbers and defaults are facts of the Caffe format. Two deliberate departures, for speed:
 ``BlobProto.data`` (5) and ``double_data`` (8) are packed repeated floats/doubles on the wire,
@@ -130,10 +132,22 @@ MESSAGES: Dict[str, Tuple[Iterable[Field], Dict[str, Tuple[str, ...]]]] = {
         _f(1, "slice_dim", UINT32, default="1"),
     ], {}),
     "PermuteParameter": ([_f(1, "order", UINT32, repeated=True)], {}),  # the SSD fork's Permute
+    # The phase rules: which layers a net keeps in a given state (TRAIN/TEST, level, stages).
+    "NetState": ([
+        _f(1, "phase", ENUM, "Phase", "TEST"), _f(2, "level", INT32, default="0"),
+        _f(3, "stage", STRING, repeated=True),
+    ], {}),
+    "NetStateRule": ([
+        _f(1, "phase", ENUM, "Phase"), _f(2, "min_level", INT32), _f(3, "max_level", INT32),
+        _f(4, "stage", STRING, repeated=True), _f(5, "not_stage", STRING, repeated=True),
+    ], {}),
 }
 
+# Enums at the file's top level: name -> values in order of their numbers 0..n-1.
+TOP_ENUMS: Dict[str, Tuple[str, ...]] = {"Phase": ("TRAIN", "TEST")}
+
 # LayerParameter (V2, NetParameter.layer = 100): the generic fields, then one parameter message
-# per supported layer type. Everything else (param, include, phase rules, data layers) is unknown.
+# per supported layer type, and the phase rules. Everything else (param, data layers' parameters) is unknown.
 LAYER_PARAMS = {
     "batch_norm_param": (139, "BatchNormParameter"), "concat_param": (104, "ConcatParameter"),
     "convolution_param": (106, "ConvolutionParameter"), "dropout_param": (108, "DropoutParameter"),
@@ -171,14 +185,18 @@ V1_LAYER_PARAMS = {
 def _layer_fields():
     fields = [_f(1, "name", STRING), _f(2, "type", STRING), _f(3, "bottom", STRING, repeated=True),
               _f(4, "top", STRING, repeated=True), _f(5, "loss_weight", FLOAT, repeated=True),
-              _f(7, "blobs", MESSAGE, "BlobProto", repeated=True)]
+              _f(7, "blobs", MESSAGE, "BlobProto", repeated=True),
+              _f(8, "include", MESSAGE, "NetStateRule", repeated=True),
+              _f(9, "exclude", MESSAGE, "NetStateRule", repeated=True)]
     fields += [_f(number, name, MESSAGE, kind) for name, (number, kind) in LAYER_PARAMS.items()]
     return fields
 
 
 def _v1_layer_fields():
     fields = [_f(2, "bottom", STRING, repeated=True), _f(3, "top", STRING, repeated=True), _f(4, "name", STRING),
-              _f(5, "type", ENUM, "V1LayerParameter.LayerType"), _f(6, "blobs", MESSAGE, "BlobProto", repeated=True)]
+              _f(5, "type", ENUM, "V1LayerParameter.LayerType"), _f(6, "blobs", MESSAGE, "BlobProto", repeated=True),
+              _f(32, "include", MESSAGE, "NetStateRule", repeated=True),
+              _f(33, "exclude", MESSAGE, "NetStateRule", repeated=True)]
     fields += [_f(number, name, MESSAGE, kind) for name, (number, kind) in V1_LAYER_PARAMS.items()]
     return fields
 
@@ -186,6 +204,7 @@ def _v1_layer_fields():
 def _net_fields():
     return [_f(1, "name", STRING), _f(3, "input", STRING, repeated=True),
             _f(8, "input_shape", MESSAGE, "BlobShape", repeated=True), _f(4, "input_dim", INT32, repeated=True),
+            _f(6, "state", MESSAGE, "NetState"),
             _f(100, "layer", MESSAGE, "LayerParameter", repeated=True),
             _f(2, "layers", MESSAGE, "V1LayerParameter", repeated=True)]
 
@@ -203,6 +222,10 @@ def _file_descriptor(name: str, package: str, fallback: bool):
                        (f[0], f[1], REPEATED, FLOAT if f[1] in ("data", "diff") else DOUBLE, None, None)
                        for f in MESSAGES["BlobProto"][0]]
         messages["BlobProto"] = (blob_fields, {})
+    for enum_name, values in TOP_ENUMS.items():
+        enum = proto.enum_type.add(name=enum_name)
+        for number, value_name in enumerate(values):
+            enum.value.add(name=value_name, number=number)
     for message_name, (fields, enums) in messages.items():
         message = proto.message_type.add(name=message_name)
         for enum_name, values in enums.items():
