@@ -99,8 +99,11 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class NetState:
     """The state a net is built in. Inference is phase TEST, level 0, no stages; a prototxt's
-    ``state { ... }`` gives the level and stages. Its phase is not taken: loading a net for
-    inference, Caffe's ``Net(..., TEST)`` sets phase TEST whatever the file says, and so do we."""
+    ``state { ... }`` gives the level and stages, as Caffe's ``Net(NetParameter)`` takes them. Its
+    phase is not taken: loading a net for inference, Caffe's ``Net(file, TEST)`` sets phase TEST
+    whatever the file says, and so do we (that constructor also sets the level to its own argument,
+    0 unless given, and adds its stages to the file's; with no such argument here, a level the file
+    sets is taken as meant)."""
     phase: int = TEST
     level: int = 0
     stages: Tuple[str, ...] = ()
