@@ -97,11 +97,13 @@ def test_train_only_layers_are_dropped_and_test_only_layers_kept(form, tmp_path,
     # Blobs of a dropped layer in the caffemodel (of a shape nothing kept could use): never read.
     extra = {"fc_train": [np.ones((5, 3)), np.ones(5)]} if form == "V2" else {}
     proto, caffemodel, kept = _write(tmp_path, f"phase-{form}", head, layers, extra_blobs=extra)
+    notes: list = []  # what omz-converter prints beside its native phase
     with caplog.at_level(logging.INFO, logger="omz_tools.convert.caffe"):
-        model = caffe.convert([f"--input_model={caffemodel}", f"--input_proto={proto}", "--input=data"])
+        model = caffe.convert([f"--input_model={caffemodel}", f"--input_proto={proto}", "--input=data"], notes)
     _check_numbers(model, kept, proto, caffemodel)
     said = [r.getMessage() for r in caplog.records if "dropped for inference" in r.getMessage()]
     assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    assert said == [f"{proto}: {notes[0]}"] and len(notes) == 1, notes
     dropped = [text.split('name: "')[1].split('"')[0] for text, keep in layers if not keep]
     assert f"{len(dropped)} layer(s) dropped" in said[0] and "phase TEST, level 0, no stages" in said[0]
     for name in dropped:

@@ -44,9 +44,10 @@ def run_native(conv, model, paths, outcome) -> tuple:
     args = conv.native_arguments(model, paths["tmp"] / "mo")
     conv.phase(model, outcome, "native", "native Caffe front end, FP32")
     began = time.monotonic()
+    notes: list = []
     try:
         with runtime.LOCK:
-            ov_model = caffe.convert(args)
+            ov_model = caffe.convert(args, notes)
     except caffe.CaffeConversionError as exc:
         raise ModelFailed(f"the native Caffe front end cannot convert it: {str(exc).rstrip('.')}. "
                           f"No IR was written.") from None
@@ -58,4 +59,6 @@ def run_native(conv, model, paths, outcome) -> tuple:
                           f"{' '.join(str(exc).split())[:500]}. No IR was written.") from None
     if conv.cancelled.is_set():
         raise Cancelled()
+    for note in notes:  # said as a detail of the phase that produced it; the phase timing goes on
+        conv.reporter.phase(model.name, "native", note)
     return ov_model, {"native_seconds": round(time.monotonic() - began, 3)}

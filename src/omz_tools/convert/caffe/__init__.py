@@ -12,7 +12,7 @@ Importing this package imports neither openvino nor protobuf; ``convert`` does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .errors import CaffeConversionError, UnsupportedArgumentError, UnsupportedLayerError
 
@@ -32,8 +32,9 @@ SUPPORTED_LAYER_TYPES = frozenset({
 })
 
 
-def convert(mo_args: Sequence[str]) -> "openvino.Model":
-    """Convert the Caffe model the Model Optimizer arguments name into an ``openvino.Model`` (FP32)."""
+def convert(mo_args: Sequence[str], notes: Optional[list] = None) -> "openvino.Model":
+    """Convert the Caffe model the Model Optimizer arguments name into an ``openvino.Model`` (FP32).
+    ``notes``: a list that gets what the user should hear (e.g. the layers dropped by phase rules)."""
     from . import mo_args as args_module
     options = args_module.parse(list(mo_args))
     try:
@@ -51,6 +52,8 @@ def convert(mo_args: Sequence[str]) -> "openvino.Model":
             raise UnsupportedArgumentError(f"expected --input_proto=<file>.prototxt (no {guess} beside the caffemodel)")
         proto = str(guess)
     net = read_net(proto, options.input_model)
+    if notes is not None:
+        notes.extend(net.notes)
     return build(net, options)
 
 

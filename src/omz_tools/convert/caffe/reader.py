@@ -55,6 +55,7 @@ class Net:
     layers: List[Layer]
     proto_path: str = ""
     model_path: str = ""
+    notes: List[str] = field(default_factory=list)  # what the user should hear (layers dropped by phase rules)
 
     def final_version(self, blob: str) -> Optional[Version]:
         last = None
@@ -157,9 +158,10 @@ def _dropped_by(layer, state: NetState, where: str) -> Optional[str]:
     return f"its rule {rules} is not met" if len(layer.include) == 1 else f"none of its rules {rules} is met"
 
 
-def filter_layers(proto_layers, v1: bool, state: NetState, path) -> Tuple[list, Dict[str, str]]:
-    """(index, layer) of the layers Caffe keeps in ``state`` (Caffe's FilterNet), and, for each blob a
-    dropped layer writes, who wrote it and why it was dropped (for the message of a kept reader)."""
+def filter_layers(proto_layers, v1: bool, state: NetState, path) -> Tuple[list, Dict[str, str], List[str]]:
+    """(index, layer) of the layers Caffe keeps in ``state`` (Caffe's FilterNet); for each blob a
+    dropped layer writes, who wrote it and why it was dropped (for the message of a kept reader);
+    and a note naming the dropped layers, if any."""
     kept, dropped, said = [], {}, []
     for index, layer in enumerate(proto_layers):
         name = layer.name or f"layer{index}"
@@ -172,10 +174,12 @@ def filter_layers(proto_layers, v1: bool, state: NetState, path) -> Tuple[list, 
         for top in layer.top:
             dropped.setdefault(top, f"{where} writes, and that layer is dropped because {reason} "
                                     f"(net state: {state})")
+    notes = []
     if said:
-        _log.info("%s: %d layer(s) dropped for inference by their phase rules, as Caffe does (net state: %s): %s",
-                  path, len(said), state, "; ".join(said))
-    return kept, dropped
+        notes.append(f"{len(said)} layer(s) dropped for inference by their phase rules, as Caffe does "
+                     f"(net state: {state}): {'; '.join(said)}")
+        _log.info("%s: %s", path, notes[0])
+    return kept, dropped, notes
 
 
 # NetParameter's fields holding layers: layer (V2) and layers (V1).
@@ -234,12 +238,12 @@ def read_caffemodel(path: Path, wanted: Dict[str, str]) -> Dict[str, List[np.nda
     try:
         size = os.stat(path).st_size
         with open(path, "rb") as stream:
-            for field, data in _layer_messages(stream, size):
-                layer = getattr(schema(), _LAYER_FIELDS[field]).FromString(data)
+            for number, data in _layer_messages(stream, size):
+                layer = getattr(schema(), _LAYER_FIELDS[number]).FromString(data)
                 del data
-                if layer.name in wanted and layer.name not in found[field]:
+                if layer.name in wanted and layer.name not in found[number]:
                     kind = wanted[layer.name]
-                    found[field][layer.name] = [
+                    found[number][layer.name] = [
                         blob_array(blob, f"{path}: layer \"{layer.name}\" ({kind}), blob {i}")
                         for i, blob in enumerate(layer.blobs)]
     except OSError as exc:
@@ -301,7 +305,7 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
         raise CaffeConversionError(f"{proto_path}: expected layers (\"layer {{ ... }}\" or the old \"layers\"), "
                                    "found none")
     inputs = _net_inputs(proto, proto_path)
-    kept, dropped = filter_layers(proto_layers, v1, net_state(proto, proto_path), proto_path)
+    kept, dropped, notes = filter_layers(proto_layers, v1, net_state(proto, proto_path), proto_path)
     wanted: Dict[str, str] = {}  # only kept layers: the caffemodel's blobs of dropped ones are skipped
     for _, layer in kept:
         wanted.setdefault(layer.name, _layer_type(layer, v1))
@@ -325,7 +329,7 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
         raise CaffeConversionError(f"{proto_path}: the network has no inputs (expected an \"Input\" layer or "
                                    "\"input\" with \"input_shape\"/\"input_dim\")")
     net = Net(name=proto.name, inputs=inputs, layers=layers, proto_path=str(proto_path),
-              model_path=os.fspath(model_path) if model_path is not None else "")
+              model_path=os.fspath(model_path) if model_path is not None else "", notes=notes)
     _assign_versions(net, dropped)
     return net
 
