@@ -6,10 +6,12 @@ is never silently half-applied):
 - ``models[].launchers[]``: the entry whose launcher is ``dlsdk`` or ``openvino`` (the IR); entries
   for the original framework (``caffe`` ...) are ignored. Launcher keys: ``framework``, ``adapter``
   (``classification``, or ``{type: classification, output_blob: NAME}``), ``device``, ``tags``.
-- ``models[].datasets[]`` (exactly one): ``name``; ``preprocessing``: ``resize`` (``size`` or
+- ``models[].datasets[]`` (exactly one): ``name``; ``reader``: ``opencv_imread`` (the default) or
+  ``pillow_imread`` (also as ``{type: ..., to_rgb: true}``); ``preprocessing``: ``resize`` (``size`` or
   ``dst_width``/``dst_height``, ``aspect_ratio_scale`` width|height|greater|fit_to_window,
-  ``interpolation`` NEAREST|LINEAR|CUBIC|AREA), ``crop`` (``size`` or ``dst_width``/``dst_height``,
-  ``central_fraction``), ``normalization`` (``mean``, ``std``: numbers), ``bgr_to_rgb``;
+  ``interpolation`` NEAREST|LINEAR|CUBIC|AREA (BILINEAR, BICUBIC: aliases), ``use_pillow`` with
+  Pillow's filters), ``crop`` (``size`` or ``dst_width``/``dst_height``, ``central_fraction``,
+  ``use_pillow``), ``normalization`` (``mean``, ``std``: numbers), ``bgr_to_rgb``, ``rgb_to_bgr``;
   ``metrics``: ``type: accuracy`` with ``top_k``, ``name``, ``reference`` (a fraction, 0.78252) and
   ``abs_threshold`` (the tolerance, a fraction).
 - ``class_order`` (ours, on the dataset): ``name``, ``count``, ``first`` (the class at index 0)
@@ -27,7 +29,15 @@ from omz_tools.errors import OmzError
 
 CONFIG_NAME = "accuracy-check.yml"
 IR_LAUNCHERS = ("dlsdk", "openvino")
+# The accuracy checker's names for cv2.INTER_* (its OpenCV resizer also takes BILINEAR and BICUBIC).
 INTERPOLATIONS = ("NEAREST", "LINEAR", "CUBIC", "AREA")
+OPENCV_ALIASES = {"BILINEAR": "LINEAR", "BICUBIC": "CUBIC"}
+# Its Pillow resizer's names -> the Image.Resampling filter it passes (NONE is Dither.NONE, i.e. 0,
+# i.e. NEAREST; LINEAR, CUBIC and ANTIALIAS are Pillow's old aliases).
+PILLOW_INTERPOLATIONS = {"NEAREST": "NEAREST", "NONE": "NEAREST", "BILINEAR": "BILINEAR", "LINEAR": "BILINEAR",
+                         "BICUBIC": "BICUBIC", "CUBIC": "BICUBIC", "BOX": "BOX", "LANCZOS": "LANCZOS",
+                         "ANTIALIAS": "LANCZOS", "HAMMING": "HAMMING"}
+IMAGE_READERS = ("opencv_imread", "pillow_imread")
 ASPECT_RATIO_SCALES = ("width", "height", "greater", "fit_to_window")
 
 
@@ -37,7 +47,9 @@ class AccuracyConfigError(OmzError):
 
 @dataclass(frozen=True)
 class Step:
-    """One preprocessing step: ``kind`` is resize, crop, normalization or bgr_to_rgb."""
+    """One preprocessing step: ``kind`` is read (Pillow's reader, always first), resize, crop,
+    normalization, bgr_to_rgb or rgb_to_bgr; ``params["library"] == "pillow"`` on a resize or crop
+    means Open Model Zoo's ``use_pillow``."""
 
     kind: str
     params: dict = field(default_factory=dict)
@@ -88,8 +100,9 @@ class _Reader:
 
     def unsupported(self, key: str, what: str) -> AccuracyConfigError:
         return self.error(key, f"{what} is not supported by omz-accuracy-check (it reads the classification "
-                               "subset of Open Model Zoo's format: resize, crop, normalization, bgr_to_rgb, "
-                               "the classification adapter and top_k accuracy metrics)")
+                               "subset of Open Model Zoo's format: the opencv_imread and pillow_imread readers, "
+                               "resize, crop, normalization, bgr_to_rgb, rgb_to_bgr, the classification adapter "
+                               "and top_k accuracy metrics)")
 
     def mapping(self, key: str, value: Any) -> dict:
         if not isinstance(value, dict):
@@ -143,36 +156,56 @@ def _size(reader: _Reader, key: str, step: dict) -> tuple:
             reader.positive_int(f"{key}.dst_height", step["dst_height"]))
 
 
+def _use_pillow(reader: _Reader, key: str, step: dict) -> bool:
+    value = step.get("use_pillow", False)
+    if not isinstance(value, bool):
+        raise reader.error(f"{key}.use_pillow", f"expected true or false, found {_show(value)}")
+    return value
+
+
+def _resize_step(reader: _Reader, key: str, step: dict) -> Step:
+    reader.only(key, step, ("type", "size", "dst_width", "dst_height", "aspect_ratio_scale", "interpolation",
+                            "use_pillow"))
+    pillow = _use_pillow(reader, key, step)
+    width, height = _size(reader, key, step)
+    scale = step.get("aspect_ratio_scale")
+    if scale is not None and scale not in ASPECT_RATIO_SCALES:
+        raise reader.unsupported(f"{key}.aspect_ratio_scale", f"aspect_ratio_scale {scale!r}")
+    # Without the key the accuracy checker takes its resizer's default: LINEAR, BILINEAR for Pillow.
+    name = str(step.get("interpolation", "BILINEAR" if pillow else "LINEAR")).upper()
+    if pillow:
+        if name not in PILLOW_INTERPOLATIONS:
+            raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r} with "
+                                     f"use_pillow (Pillow's are {', '.join(PILLOW_INTERPOLATIONS)})")
+        return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale,
+                               "interpolation": PILLOW_INTERPOLATIONS[name], "library": "pillow"})
+    name = OPENCV_ALIASES.get(name, name)
+    if name not in INTERPOLATIONS:
+        raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r}")
+    return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale, "interpolation": name})
+
+
+def _crop_step(reader: _Reader, key: str, step: dict) -> Step:
+    reader.only(key, step, ("type", "size", "dst_width", "dst_height", "central_fraction", "use_pillow"))
+    library = {"library": "pillow"} if _use_pillow(reader, key, step) else {}
+    if "central_fraction" in step:
+        if any(k in step for k in ("size", "dst_width", "dst_height")):
+            raise reader.error(key, "expected either central_fraction or a size, found both")
+        fraction = reader.fraction(f"{key}.central_fraction", step["central_fraction"])
+        if fraction == 0:
+            raise reader.error(f"{key}.central_fraction", "expected a fraction above 0, found 0")
+        return Step("crop", {"central_fraction": fraction, **library})
+    width, height = _size(reader, key, step)
+    return Step("crop", {"width": width, "height": height, **library})
+
+
 def _step(reader: _Reader, key: str, raw: Any) -> Step:
     step = reader.mapping(key, raw)
     kind = step.get("type")
     if kind == "resize":
-        reader.only(key, step, ("type", "size", "dst_width", "dst_height", "aspect_ratio_scale", "interpolation",
-                                "use_pillow"))
-        if step.get("use_pillow"):
-            raise reader.unsupported(f"{key}.use_pillow", "resizing with Pillow")
-        width, height = _size(reader, key, step)
-        scale = step.get("aspect_ratio_scale")
-        if scale is not None and scale not in ASPECT_RATIO_SCALES:
-            raise reader.unsupported(f"{key}.aspect_ratio_scale", f"aspect_ratio_scale {scale!r}")
-        interpolation = str(step.get("interpolation", "LINEAR")).upper()
-        if interpolation not in INTERPOLATIONS:
-            raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r}")
-        return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale,
-                               "interpolation": interpolation})
+        return _resize_step(reader, key, step)
     if kind == "crop":
-        reader.only(key, step, ("type", "size", "dst_width", "dst_height", "central_fraction", "use_pillow"))
-        if step.get("use_pillow"):
-            raise reader.unsupported(f"{key}.use_pillow", "cropping with Pillow")
-        if "central_fraction" in step:
-            if any(k in step for k in ("size", "dst_width", "dst_height")):
-                raise reader.error(key, "expected either central_fraction or a size, found both")
-            fraction = reader.fraction(f"{key}.central_fraction", step["central_fraction"])
-            if fraction == 0:
-                raise reader.error(f"{key}.central_fraction", "expected a fraction above 0, found 0")
-            return Step("crop", {"central_fraction": fraction})
-        width, height = _size(reader, key, step)
-        return Step("crop", {"width": width, "height": height})
+        return _crop_step(reader, key, step)
     if kind == "normalization":
         reader.only(key, step, ("type", "mean", "std"))
         if "mean" not in step and "std" not in step:
@@ -182,9 +215,9 @@ def _step(reader: _Reader, key: str, raw: Any) -> Step:
         if std is not None and any(value == 0 for value in std):
             raise reader.error(f"{key}.std", f"expected non-zero values, found {_show(step['std'])}")
         return Step("normalization", {"mean": mean, "std": std})
-    if kind == "bgr_to_rgb":
+    if kind in ("bgr_to_rgb", "rgb_to_bgr"):
         reader.only(key, step, ("type",))
-        return Step("bgr_to_rgb")
+        return Step(kind)
     if kind is None:
         raise reader.error(f"{key}.type", "expected a preprocessing type, found no such key")
     raise reader.unsupported(f"{key}.type", f"the preprocessing step {kind!r}")
@@ -213,10 +246,49 @@ def _class_order(reader: _Reader, key: str, raw: Any) -> ClassOrder:
                       first=str(order.get("first", "")), sha256=digest)
 
 
+def _image_reader(reader: _Reader, key: str, raw: Any) -> str:
+    """``opencv_imread`` or ``pillow_imread``, written alone or as ``{type: ..., to_rgb: true}``."""
+    if isinstance(raw, dict):
+        reader.only(key, raw, ("type", "to_rgb") if raw.get("type") == "pillow_imread" else ("type",))
+        if raw.get("to_rgb", True) is not True:
+            raise reader.unsupported(f"{key}.to_rgb", f"to_rgb: {_show(raw.get('to_rgb'))} (Pillow's image mode "
+                                                      "as the file has it)")
+        name = raw.get("type", "opencv_imread")
+    else:
+        name = raw
+    if name not in IMAGE_READERS:
+        raise reader.unsupported(key, f"the image reader {_show(raw)}")
+    return name
+
+
+def _check_pillow_steps(reader: _Reader, key: str, steps: tuple, image_reader: str) -> None:
+    """Pillow takes 8-bit pixels: refuse a Pillow step after one that makes them float32 (the accuracy
+    checker's OpenCV resize and normalization do; there Image.fromarray fails), and say early when
+    Pillow, which the file asks for, is missing."""
+    floated = None
+    for n, step in enumerate(steps):
+        if step.params.get("library") == "pillow" and floated is not None:
+            raise reader.unsupported(f"{key}[{n}].use_pillow", f"a Pillow {step.kind} after {key}[{floated}] (an "
+                                     f"OpenCV resize or a normalization, whose float32 pixels Pillow cannot take; "
+                                     "Open Model Zoo's accuracy checker fails there too)")
+        if step.kind == "normalization" or (step.kind == "resize" and "library" not in step.params):
+            floated = n if floated is None else floated
+    if image_reader == "pillow_imread" or any(s.params.get("library") == "pillow" for s in steps):
+        try:
+            import PIL  # noqa: F401  (only when a file asks for Pillow)
+        except ImportError as exc:
+            raise reader.error(key, f"this file asks for Pillow (pillow_imread or use_pillow), which is not "
+                                    f"installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+                                    "(or pillow)") from None
+
+
 def parse(data: Any, path: Path) -> Protocol:
     """Validate a loaded accuracy-check.yml and return the IR's protocol."""
     reader = _Reader(path)
     top = reader.mapping("(top level)", data)
+    if "models" not in top and "evaluations" in top:
+        raise reader.unsupported("evaluations", "a composite model's evaluation (Open Model Zoo runs it with a "
+                                                "custom evaluator module written for that model)")
     models = reader.listing("models", top.get("models"))
     for i, raw_model in enumerate(models):
         entry = reader.mapping(f"models[{i}]", raw_model)
@@ -245,8 +317,7 @@ def _ir_protocol(reader: _Reader, key: str, entry: dict, launcher_key: str, laun
     dataset = reader.mapping(f"{key}.datasets[0]", datasets[0])
     dkey = f"{key}.datasets[0]"
     reader.only(dkey, dataset, ("name", "preprocessing", "metrics", "class_order", "reader"))
-    if dataset.get("reader", "opencv_imread") not in ("opencv_imread", {"type": "opencv_imread"}):
-        raise reader.unsupported(f"{dkey}.reader", f"the image reader {dataset.get('reader')!r}")
+    image_reader = _image_reader(reader, f"{dkey}.reader", dataset.get("reader", "opencv_imread"))
     name = dataset.get("name")
     if not isinstance(name, str) or not name:
         raise reader.error(f"{dkey}.name", f"expected the dataset's name, found {_show(name)}")
@@ -257,6 +328,9 @@ def _ir_protocol(reader: _Reader, key: str, entry: dict, launcher_key: str, laun
                                                     "omz_tools does not read; write it here")
     steps = tuple(_step(reader, f"{dkey}.preprocessing[{n}]", raw)
                   for n, raw in enumerate(reader.listing(f"{dkey}.preprocessing", dataset["preprocessing"])))
+    _check_pillow_steps(reader, f"{dkey}.preprocessing", steps, image_reader)
+    if image_reader == "pillow_imread":
+        steps = (Step("read", {"library": "pillow", "mode": "RGB"}),) + steps
     metrics = tuple(_metric(reader, f"{dkey}.metrics[{n}]", raw)
                     for n, raw in enumerate(reader.listing(f"{dkey}.metrics", dataset["metrics"])))
     class_order = _class_order(reader, f"{dkey}.class_order", dataset["class_order"]) if "class_order" in dataset \

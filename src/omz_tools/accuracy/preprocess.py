@@ -3,7 +3,9 @@
 ``prepare(path, steps)`` returns an NCHW float32 array for the IR (batch of one). The arithmetic
 follows the accuracy checker: ``cv2.imread`` (BGR, 8 bits), ``cv2.resize`` with the requested
 interpolation, a center crop with ``(size - crop) // 2`` offsets (a too small image is first
-enlarged so the crop fits), ``(x - mean) / std`` in float32, and ``cv2.cvtColor`` for bgr_to_rgb.
+enlarged so the crop fits), ``(x - mean) / std`` in float32, and ``cv2.cvtColor`` for bgr_to_rgb and
+rgb_to_bgr. A leading ``read`` step and the steps marked ``library: pillow`` are Pillow's
+(accuracy.pillow_steps: ``pillow_imread``, ``use_pillow``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from omz_tools.accuracy import pillow_steps
 from omz_tools.accuracy.config import Step
 from omz_tools.errors import OmzError
 
@@ -74,14 +77,28 @@ def _resize_to(step: Step, width: int, height: int) -> tuple:
     return dst_w, dst_h
 
 
+def _pillow_crop(image: np.ndarray, step: Step) -> np.ndarray:
+    if "central_fraction" in step.params:
+        height, width = image.shape[:2]
+        fraction = step.params["central_fraction"]
+        return pillow_steps.crop(image, int(width * fraction), int(height * fraction))
+    return pillow_steps.crop(image, step.params["width"], step.params["height"])
+
+
 def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
     """Apply the steps to an HxWxC image; uint8 until a normalization makes it float32."""
     cv2 = _cv2()
     for step in steps:
-        if step.kind == "resize":
+        pillow = step.params.get("library") == "pillow"
+        if step.kind == "resize" and pillow:
+            image = pillow_steps.resize(image, *_resize_to(step, image.shape[1], image.shape[0]),
+                                        step.params["interpolation"])
+        elif step.kind == "resize":
             height, width = image.shape[:2]
             size = _resize_to(step, width, height)
             image = cv2.resize(image, size, interpolation=getattr(cv2, f"INTER_{step.params['interpolation']}"))
+        elif step.kind == "crop" and pillow:
+            image = _pillow_crop(image, step)
         elif step.kind == "crop":
             height, width = image.shape[:2]
             if "central_fraction" in step.params:
@@ -107,6 +124,8 @@ def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
                 image /= np.asarray(step.params["std"], dtype=np.float32)
         elif step.kind == "bgr_to_rgb":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        elif step.kind == "rgb_to_bgr":
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         else:  # config.parse admits no other kind
             raise ValueError(f"unknown preprocessing step {step.kind!r}")
     return image
@@ -123,6 +142,14 @@ def to_input(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
+def read(path: Path, steps: Sequence[Step]) -> tuple:
+    """The image as the protocol's reader gives it, and the steps left to apply."""
+    if steps and steps[0].kind == "read":
+        return pillow_steps.read_image(path), tuple(steps[1:])
+    return read_image(path), tuple(steps)
+
+
 def prepare(path: Path, steps: Sequence[Step], shape: Sequence[int]) -> np.ndarray:
     """Read, preprocess and lay out one image for the IR."""
-    return to_input(apply(read_image(path), steps), shape)
+    image, rest = read(path, steps)
+    return to_input(apply(image, rest), shape)

@@ -1,0 +1,78 @@
+"""The Pillow side of Open Model Zoo's accuracy checker: its ``pillow_imread`` reader and the
+``use_pillow`` resize and crop.
+
+Pillow is imported only here, and only when a file asks for it (config.parse has already said so
+when it is missing). The arithmetic is the accuracy checker's:
+
+- reading: ``np.array(Image.open(file).convert("RGB"))``, RGB order, 8 bits; a grayscale, palette
+  or RGBA file goes through Pillow's own conversion (alpha dropped, not composited), and EXIF
+  orientation is not applied (OpenCV's reader applies it);
+- resize: ``Image.fromarray(pixels).resize((w, h), filter)``; the target size comes from the same
+  ``aspect_ratio_scale`` formulas as the OpenCV resize. Pillow sees the array as RGB, but its
+  filters treat each channel alike, so a BGR array stays BGR;
+- crop: the box starts at ``int(round((size - crop) / 2))`` (Python's round, half to even, where
+  the OpenCV crop floors), and ``Image.crop`` fills with zeros what falls outside a too small image
+  instead of enlarging it first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _image_module():
+    from omz_tools.accuracy.preprocess import ImageError
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise ImageError(f"Pillow is not installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+                         "(or pillow)") from None
+    return Image
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 HxWx3, as the accuracy checker's ``pillow_imread``; raises ImageError."""
+    from omz_tools.accuracy.preprocess import ImageError
+    Image = _image_module()
+    try:
+        with open(path, "rb") as stream:
+            return np.array(Image.open(stream).convert("RGB"))
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refused by Pillow as a possible decompression bomb ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # UnidentifiedImageError is an OSError; truncated or corrupt data raise OSError or ValueError.
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageError(f"{path}: not an image Pillow can decode ({reason})") from None
+
+
+def _as_pillow(pixels: np.ndarray):
+    if pixels.dtype != np.uint8:
+        # config.parse refuses a Pillow step after a float one; this is the guard behind it.
+        raise ValueError(f"a Pillow step got {pixels.dtype} pixels; it takes 8-bit ones")
+    return _image_module().fromarray(pixels)
+
+
+def resize(pixels: np.ndarray, width: int, height: int, interpolation: str) -> np.ndarray:
+    """``Image.fromarray(pixels).resize((width, height), Image.Resampling[interpolation])``."""
+    Image = _image_module()
+    resized = np.array(_as_pillow(pixels).resize((width, height), Image.Resampling[interpolation]))
+    return resized[:, :, None] if resized.ndim == 2 else resized
+
+
+def crop_box(width: int, height: int, dst_w: int, dst_h: int) -> tuple:
+    """(left, top, right, bottom) of the accuracy checker's Pillow center crop."""
+    top = int(round((height - dst_h) / 2.0))
+    left = int(round((width - dst_w) / 2.0))
+    return left, top, left + dst_w, top + dst_h
+
+
+def crop(pixels: np.ndarray, dst_w: int, dst_h: int) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    cropped = np.array(_as_pillow(pixels).crop(crop_box(width, height, dst_w, dst_h)))
+    return cropped[:, :, None] if cropped.ndim == 2 else cropped
