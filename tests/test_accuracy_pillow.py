@@ -278,3 +278,55 @@ def test_without_pillow_a_pillow_config_says_how_to_install_it(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "asks for Pillow" in done.stdout and "pip install 'omz-tools[accuracy]'" in done.stdout
+
+
+# -- end to end --------------------------------------------------------------------------------------
+
+def test_accuracy_check_with_a_pytorch_style_pillow_protocol(tmp_path):
+    """omz-accuracy-check on the small converted net with resnet-50-pytorch's protocol shape
+    (pillow_imread, Pillow resize greater BICUBIC, Pillow crop, rgb_to_bgr): top-1 is exactly what
+    the transcribed pipeline and the IR predict (15 labels are its top-1, 5 its second choice)."""
+    import openvino as ov
+
+    from conftest import events
+    from helpers_accuracy import CLASS_IDS, CROP, NAME, build_small, class_order_sha256, run_cli
+    from helpers_caffe import SMALL_CLASSES
+    ns = build_small(tmp_path)
+    ns.config.write_text(textwrap.dedent(f"""\
+        models:
+          - name: {NAME}
+            launchers:
+              - framework: openvino
+                adapter: classification
+            datasets:
+              - name: test_classes
+                reader: pillow_imread
+                preprocessing:
+                  - {{type: resize, size: 70, aspect_ratio_scale: greater, use_pillow: true, interpolation: BICUBIC}}
+                  - {{type: crop, size: {CROP}, use_pillow: true}}
+                  - {{type: rgb_to_bgr}}
+                metrics:
+                  - {{type: accuracy, top_k: 1, reference: 0.75}}
+                class_order: {{name: test_classes, count: {SMALL_CLASSES}, first: {CLASS_IDS[0]},
+                               sha256: {class_order_sha256(CLASS_IDS)}}}
+        """))
+    images = tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    paths = [write(images / f"i{k}.jpg", 90 + 7 * k, 75 + 5 * (k % 4), seed=k) for k in range(20)]
+    compiled = ov.Core().compile_model(str(ns.irs["FP32"]), "CPU")
+    labels = []
+    for k, path in enumerate(paths):
+        rgb = omz_pillow_crop(omz_pillow_resize(omz_pillow_read(path), 70, 70, "greater", "BICUBIC"), CROP, CROP)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        scores = compiled(bgr.transpose(2, 0, 1)[None].astype(np.float32))[compiled.outputs[0]].reshape(-1)
+        order = np.argsort(-scores, kind="stable")
+        labels.append(int(order[0] if k < 15 else order[1]))
+    annotation = tmp_path / "data" / "val.txt"
+    annotation.write_text("".join(f"images/{p.name} {label}\n" for p, label in zip(paths, labels)))
+    proc = run_cli("omz-accuracy-check", "--name", NAME, "--registry", ns.registry, "-d", ns.out,
+                   "--dataset", tmp_path / "data", "--annotation", annotation, "--precisions", "FP32",
+                   "--progress_format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (fp32,) = events(proc.stdout)[-1]["results"]
+    assert fp32["evaluated"] == 20 and fp32["unreadable"] == 0
+    assert (fp32["metrics"][0]["correct"], fp32["metrics"][0]["value"]) == (15, 0.75)
