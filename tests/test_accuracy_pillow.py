@@ -168,6 +168,11 @@ def test_an_undecodable_file_is_one_image_error(tmp_path):
         prepare(path, steps, [1, 3, 8, 8])
     with pytest.raises(ImageError, match="no such file"):
         prepare(tmp_path / "missing.png", steps, [1, 3, 8, 8])
+    for name in ("cut.png", "cut.jpg"):
+        whole = write(tmp_path / name, 64, 64, seed=2).read_bytes()
+        (tmp_path / name).write_bytes(whole[:len(whole) // 2])
+        with pytest.raises(ImageError, match=rf"{name.replace('.', '[.]')}: not an image Pillow can decode \(\d+ bytes: "):
+            prepare(tmp_path / name, steps, [1, 3, 8, 8])
 
 
 # -- resize ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ when it is missing). The arithmetic is the accuracy checker's:
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +37,28 @@ def read_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3, as the accuracy checker's ``pillow_imread``; raises ImageError."""
     from omz_tools.accuracy.preprocess import ImageError
     Image = _image_module()
+    # The bytes first, so that a file we cannot read is not reported as one Pillow cannot decode;
+    # Image.open on them decodes exactly as on the open file the accuracy checker passes.
     try:
-        with open(path, "rb") as stream:
-            return np.array(Image.open(stream).convert("RGB"))
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+    except Image.UnidentifiedImageError:
+        kind = "an empty file" if not data else f"{len(data)} bytes starting {data[:8]!r}"
+        raise ImageError(f"{path}: not an image Pillow can decode ({kind}: no format Pillow knows)") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: refused by Pillow as a possible decompression bomb ({exc})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        # UnidentifiedImageError is an OSError; truncated or corrupt data raise OSError or ValueError.
+        # Truncated or corrupt data raise OSError, ValueError, SyntaxError or EOFError.
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ImageError(f"{path}: not an image Pillow can decode ({reason})") from None
+        kind = "an empty file" if not data else f"{len(data)} bytes"
+        raise ImageError(f"{path}: not an image Pillow can decode ({kind}: {reason})") from None
 
 
 def _as_pillow(pixels: np.ndarray):
