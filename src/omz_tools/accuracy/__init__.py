@@ -6,9 +6,10 @@
 >>> result.ok, result.results["FP16"].metric(1).value     # (True, 0.7825...)
 
 Modules: ``config`` (Open Model Zoo's accuracy-check.yml, the classification subset), ``dataset``
-(annotation, label files, class order), ``preprocess`` (OpenCV reading and preprocessing),
-``engine`` (the pipelined evaluation), ``progress`` (text and JSON reporting). Importing this
-package imports neither openvino nor OpenCV; evaluating does.
+(annotation, label files, class order), ``preprocess`` (reading and preprocessing with OpenCV),
+``pillow_steps`` (the Pillow reader and steps, for configs that name them), ``engine`` (the
+pipelined evaluation), ``progress`` (text and JSON reporting). Importing this package imports
+neither openvino, OpenCV nor Pillow; evaluating does.
 """
 
 from __future__ import annotations
