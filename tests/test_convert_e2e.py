@@ -435,6 +435,23 @@ def test_a_precision_folder_that_is_a_link_stays_and_gets_the_ir(small, tmp_path
     assert json.loads(again.stdout.splitlines()[-1])["skipped"] == [NAME], again.stdout + again.stderr
 
 
+def test_a_dangling_link_and_a_file_at_a_precision_folder_get_the_ir(small, tmp_path):
+    """FP32/ a link to a folder not made yet, FP16 a stray file: FP32's folder is made where the link
+    points (the link stays), the file is replaced by the FP16 folder, and nothing else is left."""
+    conv_dir = tmp_path / "out" / "public" / NAME
+    conv_dir.mkdir(parents=True)
+    real = tmp_path / "disk" / "not-yet" / "fp32"
+    (conv_dir / "FP32").symlink_to(real, target_is_directory=True)
+    (conv_dir / "FP16").write_text("not an IR folder")
+    result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out",
+                        "--backend", "native"], small.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (conv_dir / "FP32").is_symlink() and (conv_dir / "FP32" / f"{NAME}.xml").is_file()
+    assert sorted(p.name for p in real.parent.iterdir()) == ["fp32"]
+    assert (conv_dir / "FP16").is_dir() and not (conv_dir / "FP16").is_symlink()
+    assert sorted(p.name for p in conv_dir.iterdir()) == ["FP16", "FP32"]
+
+
 def test_native_dry_run_names_the_backend_and_runs_nothing(small, tmp_path):
     result = converter(["--name", NAME, "--registry", small.registry, "-d", small.dl, "-o", tmp_path / "out",
                         "--backend", "native", "--dry_run"], small.env)

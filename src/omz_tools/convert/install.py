@@ -33,6 +33,17 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (the log is empty)"
 
 
+def _discard(path: Path) -> None:
+    """Remove what is at ``path``: a folder with its files, or a file or link (not what it names)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
 def _through_link(staged: Path, link: Path) -> tuple:
     """(staged, target, scratch) for a precision folder that is a symbolic link (the user's: say,
     FP32/ kept on another disk, as omz_converter and Model Optimizer wrote through it): the IR goes
@@ -41,7 +52,7 @@ def _through_link(staged: Path, link: Path) -> tuple:
     real = Path(os.path.realpath(link))
     real.parent.mkdir(parents=True, exist_ok=True)
     beside = real.parent / f".{real.name}.new-{os.getpid()}"
-    shutil.rmtree(beside, ignore_errors=True)
+    _discard(beside)
     shutil.move(str(staged), str(beside))
     return beside, real, real.parent
 
@@ -63,11 +74,11 @@ def install(staged: Path, target: Path, scratch: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         old = scratch / f".{target.name}.old-{os.getpid()}"
         if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
             os.replace(target, old)
         os.replace(staged, target)
         fsync_dir(target.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     finally:
         if linked:  # the staged copy beside the link's folder, when a step above failed
             shutil.rmtree(staged, ignore_errors=True)
