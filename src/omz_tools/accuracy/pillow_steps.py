@@ -35,18 +35,10 @@ def _image_module():
 
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3, as the accuracy checker's ``pillow_imread``; raises ImageError."""
-    from omz_tools.accuracy.preprocess import ImageError
+    from omz_tools.accuracy.preprocess import ImageError, read_file
     Image = _image_module()
-    # The bytes first, so that a file we cannot read is not reported as one Pillow cannot decode;
-    # Image.open on them decodes exactly as on the open file the accuracy checker passes.
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    # Image.open on the bytes decodes exactly as on the open file the accuracy checker passes.
+    data = read_file(path)
     try:
         return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
     except Image.UnidentifiedImageError:

@@ -43,17 +43,23 @@ def _cv2():
     return cv2
 
 
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 HxWx3, as ``cv2.imread(path, IMREAD_COLOR)``; raises :class:`ImageError`."""
-    cv2 = _cv2()
+def read_file(path: Path) -> bytes:
+    """The bytes of an image file, read before decoding so that a file that cannot be read is not
+    called one that cannot be decoded; raises :class:`ImageError`."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """BGR uint8 HxWx3, as ``cv2.imread(path, IMREAD_COLOR)``; raises :class:`ImageError`."""
+    cv2 = _cv2()
+    data = read_file(path)
     # imdecode from bytes, not imread: imread says nothing about why it failed.
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
