@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from omz_tools.download import records
 from omz_tools.download.errors import Interrupted
-from omz_tools.download.plan import ModelJob, settle_postprocessing
+from omz_tools.download.plan import ModelJob, model_lock_path, settle_postprocessing
 from omz_tools.download.progress import Reporter
 
 
@@ -99,10 +99,10 @@ class Engine:
         rewrote would look damaged). Deadlock-free: a thread waits for a model's lock only
         before that model's first file, holding no other lock, and the queue hands out a
         model's files together, so every held model lock belongs to files being worked on."""
-        from omz_tools.locks import LockTimeout, PathLock, lock_path_for
+        from omz_tools.locks import LockTimeout, PathLock
 
         job.folder.mkdir(parents=True, exist_ok=True)
-        path = lock_path_for(job.folder / f"{job.model.name}.postprocessing")
+        path = model_lock_path(job)
         try:
             try:
                 lock = PathLock(path, timeout=0).acquire()
@@ -128,9 +128,9 @@ class Engine:
         """Removes the model's lock file that a process killed while holding it left behind (the
         kernel freed its lock, the file stays), when this run finds the postprocessing done and so
         never takes the lock. Taking it and letting go deletes the file; a live holder keeps it."""
-        from omz_tools.locks import LockTimeout, PathLock, lock_path_for
+        from omz_tools.locks import LockTimeout, PathLock
 
-        path = lock_path_for(job.folder / f"{job.model.name}.postprocessing")
+        path = model_lock_path(job)
         if not os.path.lexists(path):
             return
         try:

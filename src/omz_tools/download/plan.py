@@ -34,6 +34,12 @@ class ModelJob:
     model_lock: object = None
 
 
+def model_lock_path(job: ModelJob) -> Path:
+    """The hidden lock file that guards a model's fetching and postprocessing in its folder."""
+    from omz_tools.locks import lock_path_for
+    return lock_path_for(job.folder / f"{job.model.name}.postprocessing")
+
+
 def _postprocessing_done(model, folder: Path) -> bool:
     """The model's postprocessing ran on these very files and its products are intact."""
     if not model.postprocessing:
