@@ -4,7 +4,7 @@ Optimizer backend and our native Caffe front end, side by side in one run.
 
     python benchmarks/convert.py [--repeat N] [--old-venv DIR] [--work DIR] [--keep]
 
-Run it with the interpreter of a venv holding ``omz-tools[mo]`` (so both backends are there).
+Run it with the interpreter of a venv holding ``omz-model-tools[mo]`` (``.[mo]`` from a checkout) (so both backends are there).
 The old path is what openvino-dev's omz_converter does: ``mo`` twice (FP32, then FP16) in a venv
 with ``openvino-dev[caffe]==2024.6.0`` (pure-Python protobuf 3.20). That venv is created at
 --old-venv (default /tmp/omz-old-venv) when missing. Ours: ``omz-converter --force --backend mo``

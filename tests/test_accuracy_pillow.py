@@ -282,7 +282,7 @@ def test_without_pillow_a_pillow_config_says_how_to_install_it(tmp_path):
             "try:\n    config.load(sys.argv[1])\nexcept config.AccuracyConfigError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "asks for Pillow" in done.stdout and "pip install 'omz-tools[accuracy]'" in done.stdout
+    assert "asks for Pillow" in done.stdout and "pip install 'omz-model-tools[accuracy]'" in done.stdout
 
 
 # -- end to end --------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omz_tools.errors import OmzError
+from omz_tools.version import pip_install
 
 CONFIG_NAME = "accuracy-check.yml"
 IR_LAUNCHERS = ("dlsdk", "openvino")
@@ -278,7 +279,7 @@ def _check_pillow_steps(reader: _Reader, key: str, steps: tuple, image_reader: s
             import PIL  # noqa: F401  (only when a file asks for Pillow)
         except ImportError as exc:
             raise reader.error(key, f"this file asks for Pillow (pillow_imread or use_pillow), which is not "
-                                    f"installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+                                    f"installed ({exc}); install it with: {pip_install('accuracy')} "
                                     "(or pillow)") from None
 
 

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from omz_tools.version import pip_install
+
 
 def _image_module():
     from omz_tools.accuracy.preprocess import ImageError
     try:
         from PIL import Image
     except ImportError as exc:
-        raise ImageError(f"Pillow is not installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+        raise ImageError(f"Pillow is not installed ({exc}); install it with: {pip_install('accuracy')} "
                          "(or pillow)") from None
     return Image
 

@@ -18,6 +18,7 @@ import numpy as np
 from omz_tools.accuracy import pillow_steps
 from omz_tools.accuracy.config import Step
 from omz_tools.errors import OmzError
+from omz_tools.version import pip_install
 
 
 class ImageError(OmzError):
@@ -31,7 +32,7 @@ def _cv2():
     try:
         import cv2
     except ImportError as exc:
-        raise ImageError(f"OpenCV is not installed ({exc}); install it with: pip install 'omz-tools[accuracy]' "
+        raise ImageError(f"OpenCV is not installed ({exc}); install it with: {pip_install('accuracy')} "
                          "(or opencv-python-headless)") from None
     global _QUIETED
     if not _QUIETED:

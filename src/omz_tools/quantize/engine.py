@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Union
 from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
 from omz_tools.convert.install import install
+from omz_tools.version import DISTRIBUTION, pip_install
 from omz_tools.convert.records import stat_fields
 from omz_tools.localstate import read_json, write_json
 
@@ -172,7 +173,7 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
         return result
     if _version("nncf") is None:
         raise QuantizeError(f"NNCF is not installed in {sys.executable}; install it with: "
-                            "pip install 'omz-tools[quantize]'")
+                            + pip_install("quantize"))
     _calibrate_and_install(model, plan, reporter, jobs=jobs, preset=preset, target_device=target_device,
                            max_drop=max_drop)
     result.seconds = time.monotonic() - started
@@ -244,7 +245,7 @@ def _plan(model, *, dataset, annotation, converted_dir: Path, output_dir, subset
         "preprocessing": protocol.describe(), "calibration": listing(calibration), "validation": listing(validation),
         "options": {"preset": preset, "target_device": target_device, "subset_size": subset_size,
                     "max_drop": max_drop},
-        "versions": {"openvino": _version("openvino"), "nncf": _version("nncf"), "omz_tools": _version("omz-tools")},
+        "versions": {"openvino": _version("openvino"), "nncf": _version("nncf"), "omz_tools": _version(DISTRIBUTION)},
     }
     result = QuantizeResult(model=model.name, xml=xml, calibration_images=len(calibration),
                             validation_images=len(validation))
