@@ -299,11 +299,28 @@ def parse_composite(data: Any, *, name: str, subdirectory: PurePosixPath, regist
     if not RE_MODEL_NAME.fullmatch(name):
         raise ctx.error("", f"expected a model folder name of letters, digits and . _ - only, found {_q(name)}")
     ctx.mapping("(top level)", data)
+    # Open Model Zoo 2021.x wrote only task_type here (its tools read the stages alone); 2022.1 on
+    # also wrote framework, description and license. Missing ones are taken from the stages.
+    if "framework" in data or not stages:
+        framework = _framework(ctx, ctx.require(data, "framework"))
+    else:
+        framework = _from_stages(stage.framework for stage in stages)
+    if "description" in data or not stages:
+        description = ctx.string("description", ctx.require(data, "description"))
+    else:
+        description = f"Composite model of {len(stages)} stages: {', '.join(s.name for s in stages)}"
+    if "license" in data or not stages:
+        license_url = ctx.string("license", ctx.require(data, "license"))
+    else:
+        license_url = _from_stages(stage.license_url for stage in stages)
     return Model(
         name=name, subdirectory=subdirectory, registry_root=registry_root,
-        framework=_framework(ctx, ctx.require(data, "framework")),
-        description=ctx.string("description", ctx.require(data, "description")),
-        license_url=ctx.string("license", ctx.require(data, "license")),
+        framework=framework, description=description, license_url=license_url,
         task_type=ctx.enum("task_type", ctx.require(data, "task_type"), KNOWN_TASK_TYPES),
         precisions=stages[0].precisions if stages else frozenset(),
         composite_model_name=name, model_stages=stages)
+
+
+def _from_stages(values) -> str:
+    """The stages' value when they share one, else their distinct values in stage order."""
+    return ", ".join(dict.fromkeys(values))

@@ -1,8 +1,9 @@
 """The model.yml schema: typed records and their validation.
 
 Accepts everything openvino-dev 2024.6's omz_tools accept (and ignores the
-same unknown keys), plus ``sha256`` file hashes, the ``caffe`` framework and a
-``model_card`` section of figures the converter checks. Every problem raises
+same unknown keys), plus ``sha256`` file hashes, the ``caffe`` framework, a
+``model_card`` section of figures the converter checks, and Open Model Zoo 2021.x's
+composite-model.yml without ``framework``, ``description`` or ``license`` (taken from the stages). Every problem raises
 :class:`RegistryError` naming the file, the model, the key path, what was
 expected and what was found.
 """
