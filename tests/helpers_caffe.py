@@ -266,6 +266,10 @@ class _Weights:
         return [np.asarray(b, dtype=np.float64) for b in self.blobs[name]]
 
 
+# kind -> f(layer, bottoms, get_blobs(make), rng) -> tops: numpy references registered by other helpers
+EXTRA_FORWARD: dict = {}
+
+
 def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0) -> dict:
     """Caffe's forward pass in numpy (float64). ``inputs``: blob name -> array. Returns every blob
     (last write). Drawing weights (``weights.rng``), BatchNorm takes its input's statistics and the
@@ -410,6 +414,8 @@ def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0
         elif kind == "Permute":
             order = list(layer.permute_param.order)
             outs = [x.transpose(order + [a for a in range(x.ndim) if a not in order])]
+        elif kind in EXTRA_FORWARD:  # layer types other helpers add (helpers_caffe_ssd: the SSD fork)
+            outs = EXTRA_FORWARD[kind](layer, xs, lambda make: weights.get(name, make), rng)
         else:
             raise ValueError(f"helpers_caffe: no numpy reference for layer type {kind!r} (layer {name!r})")
         for top, value in zip(tops, outs):

@@ -223,4 +223,5 @@ def test_supported_types_match_translators():
     from omz_tools.convert.caffe.layers import SUPPORTED_LAYER_TYPES as table
     assert caffe.SUPPORTED_LAYER_TYPES == table
     covered = {case.split("-")[0].split("+")[0] for case in CASES} | {"Input", "InnerProduct", "Softmax", "Scale"}
+    covered |= {"PriorBox", "PriorBoxClustered", "DetectionOutput", "Normalize"}  # test_caffe_native_ssd.py
     assert covered == set(caffe.SUPPORTED_LAYER_TYPES)

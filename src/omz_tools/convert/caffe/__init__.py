@@ -29,6 +29,7 @@ SUPPORTED_LAYER_TYPES = frozenset({
     "Input", "Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "Scale", "ReLU", "PReLU", "Pooling",
     "Softmax", "Eltwise", "Concat", "Dropout", "Split", "LRN", "Power", "Sigmoid", "TanH", "Flatten", "Reshape",
     "Slice", "Permute", "Axpy",
+    "PriorBox", "PriorBoxClustered", "DetectionOutput", "Normalize",  # layers_ssd
 })
 
 

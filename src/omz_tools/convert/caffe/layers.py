@@ -314,5 +314,7 @@ TRANSLATORS: Dict[str, Callable] = {
     "LRN": lrn, "Power": power, "Sigmoid": sigmoid, "TanH": tanh, "Flatten": flatten, "Reshape": reshape,
     "Slice": slice_layer, "Permute": permute, "Axpy": axpy,
 }
+from .layers_ssd import TRANSLATORS as _SSD_TRANSLATORS  # noqa: E402  (the SSD fork's layers)
+TRANSLATORS.update(_SSD_TRANSLATORS)
 INTERNAL = {"ChannelAffine": channel_affine}  # produced by the folding pass only
 SUPPORTED_LAYER_TYPES = frozenset(TRANSLATORS) | {"Input"}

@@ -161,6 +161,10 @@ LAYER_PARAMS = {
     "slice_param": (126, "SliceParameter"), "tanh_param": (127, "TanHParameter"),
 }
 
+from . import schema_ssd  # noqa: E402  (the SSD fork's messages)
+MESSAGES.update(schema_ssd.MESSAGES)
+LAYER_PARAMS.update(schema_ssd.LAYER_PARAMS)
+
 # V1LayerParameter (NetParameter.layers = 2): the old form, its type an enum.
 V1_LAYER_TYPES = {
     "NONE": 0, "ABSVAL": 35, "ACCURACY": 1, "ARGMAX": 30, "BNLL": 2, "CONCAT": 3, "CONTRASTIVE_LOSS": 37,

@@ -1,0 +1,122 @@
+"""The native Caffe front end on the SSD family (``PriorBox``, ``PriorBoxClustered``, ``DetectionOutput``,
+``Normalize``, and the Permute/Flatten/Reshape/Concat/Softmax plumbing around them).
+
+Each net is converted natively and by Model Optimizer (the oracle; one MO run per net) and both IRs
+run on the same inputs with the OpenVINO runtime: priors and normalised maps compared elementwise,
+detections as sets (same count, labels, boxes and scores within 1e-4), on weights whose heads give
+a spread of scores with several boxes above the confidence threshold. The ``native`` tests compare
+with numpy references written from Caffe's definitions (helpers_caffe_ssd) instead, so they run in
+the venv without Model Optimizer too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers_caffe_ssd as ssd
+from helpers_caffe import parse_prototxt, reference, write_caffemodel
+from omz_tools.convert import caffe
+from omz_tools.convert.caffe.reader import read_net
+from test_caffe_native_layers import run_mo
+
+ov = pytest.importorskip("openvino")
+
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+ZOO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "caffe_zoo"
+
+
+def _layer(name, kind, bottoms, tops, params=""):
+    b = "".join(f' bottom: "{x}"' for x in bottoms)
+    t = "".join(f' top: "{x}"' for x in tops)
+    return f'layer {{ name: "{name}" type: "{kind}"{b}{t} {params} }}\n'
+
+
+def _conv(name, bottom, out, kernel=3, stride=1, pad=1):
+    return _layer(name, "Convolution", [bottom], [name], "convolution_param { num_output: %d kernel_size: %d "
+                  "stride: %d pad: %d }" % (out, kernel, stride, pad))
+
+
+def _input(shape):
+    return 'input: "data"\ninput_shape { %s }\n' % " ".join(f"dim: {d}" for d in shape)
+
+
+def _run(model, inputs: dict) -> dict:
+    """Every output of ``model`` by its tensor name, in FP32 on the CPU."""
+    compiled = ov.Core().compile_model(model, "CPU", F32)
+    result = compiled(inputs)
+    return {out.get_any_name(): np.asarray(result[out], np.float64) for out in compiled.outputs}
+
+
+def _max_diff(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, f"shape {list(a.shape)}, expected {list(b.shape)}"
+    return float(np.abs(a - b).max())
+
+
+def _write(folder: Path, text: str, blobs: dict = None, seed: int = 0):
+    folder.mkdir(parents=True, exist_ok=True)
+    proto = folder / "net.prototxt"
+    proto.write_text(text)
+    model = write_caffemodel(proto, folder / "net.caffemodel", seed=seed, blobs=blobs)
+    return proto, model
+
+
+def _blobs(proto, model) -> dict:
+    return {layer.name: layer.blobs for layer in read_net(proto, model).layers if layer.blobs}
+
+
+# -- Normalize (ssd300's conv4_3_norm, and its other forms) ---------------------------------------
+
+NORMALIZE_SHAPE = [1, 8, 12, 12]
+NORMALIZE_NET = "name: \"normalize\"\n" + _input(NORMALIZE_SHAPE) + _conv("c1", "data", 16) + "".join(
+    _layer(name, "Normalize", ["c1"], [name], "norm_param { across_spatial: %s channel_shared: %s %s }" % params)
+    for name, params in {"n_channels": ("false", "false", "scale_filler { type: \"constant\" value: 20 }"),
+                         "n_shared": ("false", "true", ""),
+                         "n_spatial": ("true", "false", "eps: 0.0001")}.items())
+NORMALIZE_OUTPUTS = ["n_channels", "n_shared", "n_spatial"]
+
+
+@pytest.fixture(scope="module")
+def normalize_net(tmp_path_factory):
+    return _write(tmp_path_factory.mktemp("ssd_normalize"), NORMALIZE_NET, seed=11)
+
+
+def _normalize_args(proto, model):
+    return [f"--input_model={model}", f"--input_proto={proto}", "--input=data",
+            f"--output={','.join(NORMALIZE_OUTPUTS)}"]
+
+
+def _normalize_input(seed):
+    return ssd.helpers_caffe.image_like(NORMALIZE_SHAPE, seed) / 64.0 - 2.0
+
+
+@pytest.mark.native
+def test_normalize_matches_numpy_reference(normalize_net):
+    proto, model = normalize_net
+    native = caffe.convert(_normalize_args(proto, model))
+    assert [o.get_any_name() for o in native.outputs] == NORMALIZE_OUTPUTS
+    x = _normalize_input(3)
+    got = _run(native, {"data": x})
+    want = reference(parse_prototxt(NORMALIZE_NET), _blobs(proto, model), {"data": x.astype(np.float64)})
+    blobs = _blobs(proto, model)
+    assert blobs["n_channels"][0].size == 16 and blobs["n_shared"][0].size == 1
+    assert np.ptp(blobs["n_channels"][0]) > 1  # per-channel scales that differ
+    for name in NORMALIZE_OUTPUTS:
+        scale = float(np.abs(want[name]).max())
+        assert _max_diff(got[name], want[name]) <= 1e-5 * scale, name
+        assert float(want[name].std()) > 0.01 * scale  # not a constant map
+
+
+def test_normalize_matches_model_optimizer(normalize_net, tmp_path):
+    proto, model = normalize_net
+    mo_model = ov.Core().read_model(str(run_mo(tmp_path, _normalize_args(proto, model), tmp_path / "cache")))
+    native = caffe.convert(_normalize_args(proto, model))
+    assert [o.get_any_name() for o in native.outputs] == [o.get_any_name() for o in mo_model.outputs]
+    x = _normalize_input(4)
+    got, want = _run(native, {"data": x}), _run(mo_model, {"data": x})
+    for name in NORMALIZE_OUTPUTS:
+        assert _max_diff(got[name], want[name]) <= 1e-5 * float(np.abs(want[name]).max()), name
