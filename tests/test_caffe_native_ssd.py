@@ -120,3 +120,56 @@ def test_normalize_matches_model_optimizer(normalize_net, tmp_path):
     got, want = _run(native, {"data": x}), _run(mo_model, {"data": x})
     for name in NORMALIZE_OUTPUTS:
         assert _max_diff(got[name], want[name]) <= 1e-5 * float(np.abs(want[name]).max()), name
+
+
+# -- mobilenet-ssd (the real prototxt; random weights) ---------------------------------------------
+
+MOBILENET = ZOO / "mobilenet-ssd" / "mobilenet-ssd.prototxt"
+MOBILENET_THRESHOLD = 0.25  # the prototxt's confidence_threshold
+
+
+@pytest.fixture(scope="module")
+def mobilenet_ssd(tmp_path_factory):
+    """(prototxt, caffemodel, MO arguments, preprocessed input, raw input, numpy blobs)."""
+    if not MOBILENET.is_file():
+        pytest.skip(f"the upstream fixture {MOBILENET} is absent (../shared/fixtures/caffe_zoo)")
+    entry = json.loads((ZOO / "manifest.json").read_text())["mobilenet-ssd"]
+    net = parse_prototxt(MOBILENET.read_text())
+    inputs = ssd.preprocessed(net, 5, 127.5, 127.5)
+    # conf logits with std 0.8: ~90 of the 1917 x 20 scores pass the 0.25 threshold, top score ~0.45
+    blobs = ssd.ssd_weights(net, 1, inputs, conf_std=0.8)
+    folder = tmp_path_factory.mktemp("mobilenet_ssd")
+    model = write_caffemodel(MOBILENET, folder / "mobilenet-ssd.caffemodel", blobs=blobs)
+    args = [a.replace("$dl_dir/mobilenet-ssd.caffemodel", str(model)).replace("$dl_dir/mobilenet-ssd.prototxt",
+                                                                              str(MOBILENET))
+            for a in entry["model_optimizer_args"]]
+    raw = inputs["data"] * 127.5 + 127.5
+    return MOBILENET, model, args, inputs, raw.astype(np.float32), reference(net, blobs, inputs)
+
+
+@pytest.mark.native
+def test_mobilenet_ssd_matches_numpy_reference(mobilenet_ssd):
+    proto, model, args, inputs, raw, want = mobilenet_ssd
+    native = caffe.convert(args)
+    assert [(o.get_any_name(), list(o.get_shape())) for o in native.outputs] == [("detection_out", [1, 1, 100, 7])]
+    ssd.assert_scores_spread(want["detection_out"], MOBILENET_THRESHOLD)
+    got = _run(caffe.convert(_with_priors(args)), {"data": raw})
+    assert _max_diff(got["mbox_priorbox"], want["mbox_priorbox"]) <= 1e-6
+    assert ssd.assert_same_detections(got["detection_out"], want["detection_out"]) <= 1e-4
+
+
+def _with_priors(args):
+    """The MO arguments with the concatenated priors as a second output."""
+    return [a + ",mbox_priorbox" if a.startswith("--output=") else a for a in args]
+
+
+def test_mobilenet_ssd_matches_model_optimizer(mobilenet_ssd, tmp_path):
+    proto, model, args, inputs, raw, want = mobilenet_ssd
+    mo_model = ov.Core().read_model(str(run_mo(tmp_path, _with_priors(args), tmp_path / "cache")))
+    native = caffe.convert(_with_priors(args))
+    names = [(o.get_any_name(), list(o.get_shape())) for o in mo_model.outputs]
+    assert [(o.get_any_name(), list(o.get_shape())) for o in native.outputs] == names
+    got, expected = _run(native, {"data": raw}), _run(mo_model, {"data": raw})
+    ssd.assert_scores_spread(expected["detection_out"], MOBILENET_THRESHOLD)
+    assert _max_diff(got["mbox_priorbox"], expected["mbox_priorbox"]) <= 1e-6
+    assert ssd.assert_same_detections(got["detection_out"], expected["detection_out"]) <= 1e-4
