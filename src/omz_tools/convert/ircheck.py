@@ -5,6 +5,8 @@
   3 decimals (se-resnet-101: exactly 49.274 M);
 - GFLOPs: 2 x the multiply-adds of Convolution, GroupConvolution and MatMul, against ``gflops``
   within GFLOPS_TOLERANCE (the card counts a few more ops: se-resnet-101 gives 15.15 vs 15.239);
+- no static tensor above ``bounds.TENSOR_MAX_SIZE`` (checked before compiling: the size a net's
+  layers ask for is not bounded by its files' size);
 - one inference on a random input; outputs of kind ``probabilities`` must be non-negative and sum
   to 1 (within PROBABILITY_TOLERANCE) per batch item.
 Imports openvino lazily (only when a check runs).
@@ -113,7 +115,10 @@ def check_inference(model, compiled, seed: int = 0) -> list:
     for port in compiled.inputs:
         shape = [d if d > 0 else 1 for d in _shape(port.get_partial_shape())]
         dtype = port.get_element_type().to_dtype()
-        inputs[port.get_any_name()] = rng.uniform(0, 255, shape).astype(dtype)  # raw 0-255 image values
+        # Raw 0-255 image values, drawn as float32 (not float64: half the memory of a big input).
+        values = rng.random(shape, dtype=np.float32)
+        values *= 255
+        inputs[port.get_any_name()] = values.astype(dtype, copy=False)
     results = compiled(inputs)
     kinds = {e["name"]: e.get("kind") for e in model.model_card.get("outputs", []) or []
              if isinstance(e, dict) and "name" in e}
@@ -137,6 +142,17 @@ def check_inference(model, compiled, seed: int = 0) -> list:
     return problems
 
 
+def _refuse_oversized(model, ov_model, xml: Path) -> None:
+    """Before compiling: every static tensor within bounds.TENSOR_MAX_SIZE, else one BoundError."""
+    from omz_tools.convert import bounds
+    sentence = bounds.oversized_tensor(ov_model)
+    if sentence is not None:
+        files = ", ".join(f.name.as_posix() for f in model.files) or str(xml)
+        raise bounds.BoundError(
+            f"the converted IR ({xml.name}, from {files}) is not compiled nor run for its check: {sentence} "
+            f"No IR was installed.")
+
+
 def check_ir(model, xml: Path, core=None, *, counts: bool = True, infer: bool = True,
              figures: Optional[Figures] = None) -> tuple:
     """(figures, problems) for the IR at ``xml``."""
@@ -147,6 +163,7 @@ def check_ir(model, xml: Path, core=None, *, counts: bool = True, infer: bool = 
         figures = figures or analyse(ov_model)
         problems = check_figures(model, figures, counts=counts)
         if infer and not problems:
+            _refuse_oversized(model, ov_model, xml)
             compiled = core.compile_model(ov_model, "CPU")
             problems += check_inference(model, compiled)
             del compiled

@@ -7,6 +7,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from omz_tools.convert.bounds import oversized_output, oversized_tensor
+
 from . import mo_args
 from .errors import CaffeConversionError, UnsupportedLayerError
 from .fold import fold
@@ -131,6 +133,16 @@ def _translate(ctx: Context, layer, values: dict) -> None:
         values[version] = value
 
 
+def _refuse_oversized(net: Net, layer, values: dict) -> None:
+    """Each top within bounds.TENSOR_MAX_SIZE, checked before the next layer: the sizes a net's layers
+    ask for are its prototxt's, not bounded by its files' sizes (pad: 16000 asks 16 GB)."""
+    for index, version in enumerate(layer.outputs):
+        top = f", top {index} \"{version[0]}\"" if len(layer.outputs) > 1 else ""
+        sentence = oversized_output(values[version], f"layer \"{layer.name}\" ({layer.type}){top}")
+        if sentence is not None:
+            raise CaffeConversionError(f"{net.proto_path}: {sentence}")
+
+
 def build(net: Net, options: mo_args.Options) -> Model:
     shapes = mo_args.resolve_input_shapes(options, net.inputs)
     for table, arg in ((options.mean_values, "mean_values"), (options.scale_values, "scale_values")):
@@ -148,6 +160,7 @@ def build(net: Net, options: mo_args.Options) -> Model:
     params = _parameters(shapes, options, values)
     for layer in net.layers:
         _translate(ctx, layer, values)
+        _refuse_oversized(net, layer, values)
         # Its weights now live in Constants: dropping the arrays keeps one copy of the weights in
         # memory, not two (the converter's peak memory is about the caffemodel's size, not twice it).
         for done in [layer, *getattr(layer, "fold_chain", ())]:
@@ -165,4 +178,8 @@ def build(net: Net, options: mo_args.Options) -> Model:
         result.set_friendly_name(f"{name}/sink_port_0")
         results.append(result)
     model_name = options.model_name or Path(options.input_model or net.name or "model").stem
-    return Model(results, params, model_name)
+    model = Model(results, params, model_name)
+    sentence = oversized_tensor(model)  # before anything runs it: its layers' sizes are the prototxt's
+    if sentence is not None:
+        raise CaffeConversionError(f"{net.proto_path}: {sentence}")
+    return model

@@ -1,0 +1,123 @@
+"""The converter's bounds on what a model's files may make it read or allocate (``omz_tools.limits``).
+
+- ``TENSOR_MAX_SIZE``: one tensor of a built or read model (an input, a layer's output, a weight),
+  from the static shapes OpenVINO infers, before anything is compiled or allocated. A 480-byte
+  prototxt with a convolution of ``pad: 16000`` otherwise asks the IR check's inference for 16 GB.
+  Open Model Zoo's largest tensors are far below it (ssd512's 67 MB, mtcnn-p at 720x1280 37 MB,
+  second stages of Faster R-CNN on 300 boxes a few hundred MB).
+- ``MODEL_FILE_MAX_SIZE``: a file the converter (or Model Optimizer, for it) reads; ``PROTOTXT_MAX_SIZE``:
+  a Caffe network description, parsed whole as text (Open Model Zoo's largest are ~100 KB).
+  Only regular files are read: a FIFO or device named by model.yml is refused without opening it.
+- ``PROTOTXT_MAX_DEPTH``: the nesting of ``{ }``/``< >``/``[ ]`` in a prototxt (Caffe's messages nest 4
+  deep; protobuf's C++ text parser stops at 100); deeper text would exhaust Python's recursion in
+  protobuf's text parser.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Optional, Tuple
+
+from omz_tools.errors import OmzError
+from omz_tools.limits import Limit
+
+TENSOR_MAX_SIZE = Limit("the size of one tensor of a converted model", "OMZ_TENSOR_MAX_SIZE", 2 << 30)
+MODEL_FILE_MAX_SIZE = Limit("the size of a model file the converter reads", "OMZ_MODEL_FILE_MAX_SIZE", 16 << 30)
+PROTOTXT_MAX_SIZE = Limit("the size of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_SIZE", 64 << 20)
+PROTOTXT_MAX_DEPTH = Limit("the nesting depth of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_DEPTH", 100, kind="count")
+
+
+class BoundError(OmzError):
+    """A model file or a tensor of a model is beyond one of the converter's limits."""
+
+
+def check_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE) -> int:
+    """The size of ``path`` if it is a regular file within ``limit`` (links followed); else BoundError.
+    Never opens the file, so a FIFO cannot block."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise BoundError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise BoundError(f"{what} {path} is {kind}; the converter reads only regular files: name the "
+                         "model's file (check the paths in model.yml's model_optimizer_args)")
+    bound = limit.value()
+    if info.st_size > bound:
+        from omz_tools.wording import human_size
+        raise BoundError(f"{what} {path} has {human_size(info.st_size)} ({info.st_size} bytes), more than "
+                         f"{limit.what} allows ({human_size(bound)}). {limit.hint()}")
+    return info.st_size
+
+
+def _static_size(shape, element_type) -> Optional[Tuple[list, int]]:
+    """(dims, bytes) of a static PartialShape, None if it is dynamic."""
+    if not shape.is_static:
+        return None
+    dims = [int(d) for d in shape.to_shape()]
+    count = 1
+    for d in dims:
+        count *= d
+    return dims, count * max(1, element_type.size)
+
+
+def _sentence(label: str, dims: list, element_type, size: int, bound: int, limit: Limit) -> str:
+    from omz_tools.wording import human_size
+    return (f"{label} gives a tensor of shape {dims} ({element_type.get_type_name()}), {human_size(size)}, more "
+            f"than {limit.what} allows ({human_size(bound)}). {limit.hint()}")
+
+
+def oversized_output(value, label: str, limit: Limit = TENSOR_MAX_SIZE) -> Optional[str]:
+    """None if the ``openvino.Output`` ``value`` is dynamic or within ``limit``, else one sentence."""
+    bound = limit.value()
+    found = _static_size(value.get_partial_shape(), value.get_element_type())
+    if found is None or found[1] <= bound:
+        return None
+    return _sentence(label, found[0], value.get_element_type(), found[1], bound, limit)
+
+
+def oversized_tensor(ov_model, limit: Limit = TENSOR_MAX_SIZE) -> Optional[str]:
+    """None if every static tensor of ``ov_model`` (inputs, every layer's outputs, weights) is within
+    ``limit``, else one sentence naming the first layer (friendly name and type) whose output is
+    bigger, its shape and size, and the limit. Dynamic shapes are not bounded here."""
+    bound = limit.value()
+    for op in ov_model.get_ordered_ops():
+        for index in range(op.get_output_size()):
+            found = _static_size(op.get_output_partial_shape(index), op.get_output_element_type(index))
+            if found is not None and found[1] > bound:
+                port = f" (output {index})" if op.get_output_size() > 1 else ""
+                return _sentence(f"layer \"{op.get_friendly_name()}\" ({op.get_type_name()}){port}", found[0],
+                                 op.get_output_element_type(index), found[1], bound, limit)
+    return None
+
+
+def prototxt_depth(text: str) -> Tuple[int, int]:
+    """(deepest nesting of { } < > [ ], line where it is first reached), outside strings and comments."""
+    import re
+    token = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?|#[^\n]*|[{}<>\[\]]|\n")
+    depth = deepest = 0
+    line = where = 1
+    for match in token.finditer(text):
+        char = match.group()
+        if char == "\n":
+            line += 1
+        elif char in "{<[":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif char in "}>]":
+            depth = max(0, depth - 1)
+    return deepest, where
+
+
+def check_prototxt_depth(text: str, path: Path) -> None:
+    bound = PROTOTXT_MAX_DEPTH.value()
+    deepest, line = prototxt_depth(text)
+    if deepest > bound:
+        raise BoundError(f"the Caffe network description {path} nests {{ }} blocks {deepest} levels deep (line "
+                         f"{line}), more than {PROTOTXT_MAX_DEPTH.what} allows ({bound:,}); Caffe's own messages "
+                         f"nest a few levels: the file is not a network description. {PROTOTXT_MAX_DEPTH.hint()}")

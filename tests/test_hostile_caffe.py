@@ -1,0 +1,145 @@
+"""Hostile Caffe model files against the native converter (issue 20, items 3-7): each is one clear
+message naming the file and the limit, exit 1, bounded memory, nothing written outside -o.
+
+Peak memory is measured with resource.getrusage in the child (a memory bound, not a time limit)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import command, write_registry_files
+from helpers_caffe import file_digest, write_caffemodel
+
+pytestmark = pytest.mark.native
+ov = pytest.importorskip("openvino")
+
+MIB = 1 << 20
+# Running the converter on a tiny net peaks at a few hundred MiB (Python, OpenVINO, numpy, protobuf).
+BASELINE_RSS = 700 * MIB
+
+# Every run prints the child's peak RSS (bytes) on its last line of stderr.
+_MEASURED = ("import resource, subprocess, sys\n"
+             "code = subprocess.run(sys.argv[1:]).returncode\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr)\n"
+             "sys.exit(code)\n")
+
+
+def conv_net(pad: int, shape=(1, 3, 8, 8)) -> str:
+    dims = " ".join(f"dim: {d}" for d in shape)
+    return (f'name: "pad"\nlayer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {dims} }} }} }}\n'
+            f'layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv" '
+            f'convolution_param {{ num_output: 1 kernel_size: 1 pad: {pad} }} }}\n')
+
+
+CONV_BLOBS = {"conv": [np.full((1, 3, 1, 1), 0.1, np.float32), np.zeros(1, np.float32)]}
+
+
+def register(tmp_path: Path, name: str, prototxt: str, blobs=None, *, mo_args=(), output="conv",
+             caffemodel: bytes = None) -> dict:
+    """A registry with one Caffe model (its two files downloaded and verified); the paths of a run."""
+    folder = tmp_path / "dl" / "public" / name
+    folder.mkdir(parents=True)
+    (folder / f"{name}.prototxt").write_text(prototxt)
+    if caffemodel is None:
+        write_caffemodel(folder / f"{name}.prototxt", folder / f"{name}.caffemodel", blobs=blobs or {})
+    else:
+        (folder / f"{name}.caffemodel").write_bytes(caffemodel)
+    files = "".join(f"  - name: {f}\n    size: {file_digest(folder / f)[0]}\n    sha256: {file_digest(folder / f)[1]}\n"
+                    f"    source: http://127.0.0.1:9/{f}\n" for f in (f"{name}.prototxt", f"{name}.caffemodel"))
+    args = [f"--input_model=$dl_dir/{name}.caffemodel", f"--output={output}", *mo_args]
+    if not any(a.startswith("--input_proto") for a in mo_args):  # mo_args may name another one
+        args.append(f"--input_proto=$dl_dir/{name}.prototxt")
+    arg_lines = "".join(f"  - {a}\n" for a in args)
+    write_registry_files(tmp_path / "registry", {f"public/{name}": (
+        f"description: hostile {name}\ntask_type: classification\nfiles:\n{files}"
+        f"model_optimizer_args:\n{arg_lines}framework: caffe\nlicense: https://example.com/license\n")})
+    return {"name": name, "registry": tmp_path / "registry", "dl": tmp_path / "dl", "out": tmp_path / "out"}
+
+
+def convert(run: dict, env_extra: dict = None, *extra) -> tuple:
+    """omz-converter --backend native in a child: (CompletedProcess, its peak RSS in bytes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMZ_")}
+    env.update(CI="true", **(env_extra or {}))
+    cmd = [sys.executable, "-c", _MEASURED, command("omz-converter"), "--name", run["name"],
+           "--registry", str(run["registry"]), "-d", str(run["dl"]), "-o", str(run["out"]),
+           "--backend", "native", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    *rest, peak = proc.stderr.rstrip("\n").split("\n")
+    proc.stderr = "\n".join(rest) + ("\n" if rest else "")
+    return proc, int(peak)
+
+
+def failed_line(proc, name: str) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.split("FAILED:\n")[1].splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{name}: "), proc.stderr
+    return lines[0]
+
+
+def nothing_installed(run: dict) -> None:
+    folder = run["out"] / "public" / run["name"]
+    assert not any((folder / p).exists() for p in ("FP32", "FP16")), list(folder.rglob("*"))
+
+
+# -- item 3: activation memory from layer sizes ----------------------------------------------------
+
+def test_a_convolution_padded_to_16_gb_is_refused_before_anything_runs(tmp_path):
+    run = register(tmp_path, "pad16000", conv_net(16000), CONV_BLOBS)
+    proc, peak = convert(run)
+    line = failed_line(proc, "pad16000")
+    assert "pad16000.prototxt" in line and 'layer "conv" (Convolution)' in line, line
+    assert "[1, 1, 32008, 32008]" in line and "OMZ_TENSOR_MAX_SIZE" in line and "2.0 GiB" in line, line
+    assert peak < BASELINE_RSS, peak
+    nothing_installed(run)
+
+
+def test_the_tensor_limit_is_overridable_and_bounds_a_net_that_converts_today(tmp_path):
+    run = register(tmp_path, "pad300", conv_net(300), CONV_BLOBS)  # output 1x1x608x608: 1.4 MiB
+    proc, _ = convert(run, {"OMZ_TENSOR_MAX_SIZE": "1M"})
+    line = failed_line(proc, "pad300")
+    assert 'layer "conv" (Convolution) gives a tensor of shape [1, 1, 608, 608] (f32), 1.4 MiB' in line, line
+    assert "raise OMZ_TENSOR_MAX_SIZE (now 1.0 MiB)" in line, line
+    nothing_installed(run)
+    proc, _ = convert(run, {"OMZ_TENSOR_MAX_SIZE": "2M"})
+    assert proc.returncode == 0, proc.stderr
+    bad, _ = convert(run, {"OMZ_TENSOR_MAX_SIZE": "lots"}, "--force")
+    assert "OMZ_TENSOR_MAX_SIZE='lots' does not set" in failed_line(bad, "pad300")
+
+
+def test_a_huge_input_is_refused_without_a_random_input(tmp_path):
+    run = register(tmp_path, "wide", conv_net(0, (1, 3, 20000, 20000)), CONV_BLOBS)
+    proc, peak = convert(run)
+    line = failed_line(proc, "wide")
+    assert 'layer "data" (Parameter) gives a tensor of shape [1, 3, 20000, 20000] (f32), 4.5 GiB' in line, line
+    assert "wide.prototxt" in line and "OMZ_TENSOR_MAX_SIZE" in line
+    assert peak < BASELINE_RSS, peak
+
+
+def test_the_ir_check_bounds_tensors_before_compiling(tmp_path, monkeypatch):
+    """The check both backends run (Model Optimizer's IR goes through it too), on a saved IR."""
+    from omz_tools.convert import bounds, ircheck
+    from omz_tools.registry import Registry
+    run = register(tmp_path, "checked", conv_net(300), CONV_BLOBS)
+    from omz_tools.convert import caffe
+    folder = run["dl"] / "public" / "checked"
+    model = caffe.convert([f"--input_model={folder / 'checked.caffemodel'}",
+                           f"--input_proto={folder / 'checked.prototxt'}"])
+    xml = tmp_path / "ir" / "checked.xml"
+    ov.save_model(model, str(xml))
+    entry = Registry.from_options([run["registry"]]).load("checked")
+    monkeypatch.setenv("OMZ_TENSOR_MAX_SIZE", "1M")
+    with pytest.raises(bounds.BoundError) as refused:
+        ircheck.check_ir(entry, xml)
+    message = str(refused.value)
+    assert "checked.prototxt, checked.caffemodel" in message and "[1, 1, 608, 608]" in message, message
+    assert "OMZ_TENSOR_MAX_SIZE (now 1.0 MiB)" in message, message
+    monkeypatch.setenv("OMZ_TENSOR_MAX_SIZE", "2M")
+    figures, problems = ircheck.check_ir(entry, xml)
+    assert problems == [] and figures.outputs == {"conv": [1, 1, 608, 608]}
