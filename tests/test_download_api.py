@@ -24,7 +24,7 @@ def test_download_returns_paths_per_model(tmp_path, server):
     assert result.failures == {}
     assert sorted(p.name for p in result.successes["m1"]) == ["a.bin", "b.txt"]
     assert (out / "public" / "m1" / "a.bin").read_bytes() == data
-    again = omz_tools.download("m*", output_dir=out, registries=[reg])  # a pattern string works too
+    again = omz_tools.download("m?", output_dir=out, registries=[reg])  # a pattern string works too
     assert again.ok and again.count("present") == 2 and again.bytes_downloaded == 0
 
 
