@@ -279,9 +279,15 @@ def test_steps_not_implemented_fail_clearly(tmp_path, clean_env):
     write_registry_files(tmp_path / "reg", {"public/pt": (
         "description: d\ntask_type: classification\nframework: pytorch\nlicense: l\nfiles: []\n"
         "conversion_to_onnx_args: [--model-name=x]\nmodel_optimizer_args: [--input_model=$conv_dir/pt.onnx]\n")})
+    result = _run(["--name", "pt", "--registry", str(tmp_path / "reg"), "--dry_run", "--backend", "mo"],
+                  clean_env, tmp_path)
+    assert result.returncode == 1
+    assert "pt: models of framework 'pytorch' are converted to ONNX first (pytorch_to_onnx.py); the mo backend " \
+           "does not do that step: convert with --backend ovc" in result.stderr
+    # auto takes the ovc backend for PyTorch models, which reads the export's arguments first
     result = _run(["--name", "pt", "--registry", str(tmp_path / "reg"), "--dry_run"], clean_env, tmp_path)
     assert result.returncode == 1
-    assert "pt: models of framework 'pytorch' are converted to ONNX first (pytorch_to_onnx.py)" in result.stderr
+    assert "pt: conversion_to_onnx_args lack --import-module, --output-file, --input-shapes" in result.stderr
 
 
 def test_terminal_status_line_and_json_events():

@@ -40,10 +40,12 @@ def _jobs(ctx, param, value):
 @click.option("--mo", type=click.Path(dir_okay=False, path_type=Path), metavar="MO.PY",
               help="Model Optimizer entry point script (default: the 'mo' beside PYTHON, else "
                    "PYTHON -m openvino.tools.mo)")
-@click.option("--backend", type=click.Choice(["auto", "mo", "native"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(["auto", "mo", "native", "ovc"]), default="auto", show_default=True,
               help="mo: Model Optimizer (openvino-dev 2024.6) run with PYTHON; native: the native Caffe front end "
-                   "in this process (Caffe models only; needs no Model Optimizer); auto: mo when PYTHON has it "
-                   "(or --mo is given), else native")
+                   "in this process (Caffe models only; needs no Model Optimizer); ovc: openvino.convert_model in "
+                   "this process with the model's MO arguments translated (ONNX, TensorFlow, PaddlePaddle; PyTorch "
+                   "through ONNX with torch installed); auto: mo when PYTHON has it (or --mo is given), else native "
+                   "for Caffe and ovc for the others (PyTorch models: ovc)")
 @click.option("--add_mo_arg", "--add-mo-arg", "extra_mo_args", multiple=True, metavar="ARG",
               help="an extra argument for Model Optimizer (repeatable)")
 @click.option("--dry_run", "--dry-run", is_flag=True, help="print the conversion commands, run nothing")

@@ -1,6 +1,7 @@
 """Step 3 of a conversion, the backend run (FP32, once): Model Optimizer in a process of its own,
 writing into ``<conv_dir>/.omz_convert.<name>.tmp/mo`` with its output in a log file; or the
-native Caffe front end (``convert.caffe``) in this process, giving an ``openvino.Model``.
+native Caffe front end (``convert.caffe``) or openvino.convert_model (``ovc``) in this process,
+giving an ``openvino.Model``.
 ``conv`` is the run's :class:`~omz_tools.convert.engine.Converter`."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sys
 import time
 
 from omz_tools.convert import mo as mo_mod
+from omz_tools.convert.inputs import check_named_files
 from omz_tools.convert.install import _indent
 from omz_tools.convert.outcome import Cancelled, ModelFailed
 
@@ -19,6 +21,7 @@ def run_mo(conv, model, precisions, paths, outcome) -> tuple:
     mo_dir = tmp / "mo"
     parser = conv.caffe_parser_dir(build=True) if model.framework == "caffe" else None
     cmd = conv.mo_command(model, mo_dir, parser)
+    check_named_files(model, cmd)  # before MO reads them: regular files, within bounds
     conv.phase(model, outcome, "mo", "Model Optimizer, FP32")
     result = mo_mod.run_logged(cmd, log)
     if conv.cancelled.is_set():
@@ -62,3 +65,37 @@ def run_native(conv, model, paths, outcome) -> tuple:
     for note in notes:  # said as a detail of the phase that produced it; the phase timing goes on
         conv.reporter.phase(model.name, "native", note)
     return ov_model, {"native_seconds": round(time.monotonic() - began, 3)}
+
+
+def run_ovc(conv, model, paths, outcome) -> tuple:
+    """openvino.convert_model in this process (PyTorch exported to ONNX first): (an openvino.Model, extras)."""
+    from omz_tools.convert import ovc, runtime
+    conversion = conv.ovc_plan(model, paths["tmp"])
+    began = time.monotonic()
+    extra = {}
+    if model.conversion_to_onnx_args:
+        from omz_tools.convert import ovc_pytorch
+        conv.phase(model, outcome, "torch", "PyTorch to ONNX")
+        export = ovc_pytorch.plan(model, conv.options.download_dir, conv.options.output_dir)
+        try:
+            ovc_pytorch.export(export)
+        except ovc_pytorch.PyTorchExportError as exc:
+            raise ModelFailed(f"{str(exc).rstrip('.')}. No IR was written.") from None
+        extra["torch_seconds"] = round(time.monotonic() - began, 3)
+    conv.phase(model, outcome, "ovc", f"openvino.convert_model, FP32 ({model.framework})")
+    try:
+        import openvino  # noqa: F401
+    except ImportError as exc:
+        raise ModelFailed(f"the ovc backend needs the OpenVINO runtime in {sys.executable} ({exc}); "
+                          "pip install openvino there.") from None
+    try:
+        with runtime.LOCK:
+            ov_model = ovc.convert(conversion)
+    except (ovc.FrameworkConversionError, ovc.MOArgumentError) as exc:
+        raise ModelFailed(f"{str(exc).rstrip('.')} ({model.config_dir / 'model.yml'}). No IR was written.") from None
+    except RuntimeError as exc:  # OpenVINO refused the preprocessing or the frozen values
+        raise ModelFailed(f"OpenVINO failed after reading the model: {' '.join(str(exc).split())[:500]}. "
+                          f"No IR was written.") from None
+    if conv.cancelled.is_set():
+        raise Cancelled()
+    return ov_model, {**extra, "ovc_seconds": round(time.monotonic() - began, 3)}

@@ -3,7 +3,7 @@
 Per model (each stage of a composite model), one step after the other:
 
 - plan (``plan.Planner``): the backend (``auto``: Model Optimizer when the chosen interpreter has it, as the model
-  card describes, else the native Caffe front end; or ``mo``/``native`` as asked), the precisions,
+  card describes, else the native Caffe front end or ``ovc`` (openvino.convert_model); or as asked), the precisions,
   the folders, and the record key each IR folder must hold;
 - inputs (``inputs``, ``Converter._check_inputs``): present and verified (the downloader's records; hashing only when they are stale),
   fetched first with ``--download``; then skip when every requested IR folder's record matches;
@@ -84,10 +84,10 @@ class Converter(Planner):
         existed = conv_dir.exists()
         self.reporter.model_begin(model.name, precisions)
         try:
-            unsupported = self.unsupported(model)
+            outcome.backend, why = self.backend_for(model)
+            unsupported = self.unsupported(model, outcome.backend)
             if unsupported:
                 raise ModelFailed(unsupported)
-            outcome.backend, why = self.backend_for(model)
             if self.options.dry_run:
                 self.dry_run(model, precisions, outcome.backend, why)
             else:
@@ -235,6 +235,8 @@ class Converter(Planner):
         try:
             if outcome.backend == "native":
                 source, extra = backends.run_native(self, model, paths, outcome)
+            elif outcome.backend == "ovc":
+                source, extra = backends.run_ovc(self, model, paths, outcome)
             else:
                 source, extra = backends.run_mo(self, model, precisions, paths, outcome)
             # In a list that saving empties: the native model's weights (the caffemodel's size)

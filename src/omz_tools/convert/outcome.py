@@ -9,7 +9,7 @@ from typing import Optional
 
 from omz_tools.errors import OmzError, OmzInterrupted
 
-BACKENDS = ("auto", "mo", "native")
+BACKENDS = ("auto", "mo", "native", "ovc")
 DEFAULT_PRECISIONS = ("FP32", "FP16")
 
 
@@ -44,7 +44,7 @@ class Options:
     registries: list = field(default_factory=list)
     cache_root: Optional[Path] = None  # for the caffe_pb2 module (default ~/.cache/omz_tools)
     fast_caffe: bool = True  # False: MO's own parser (slow; for comparisons)
-    backend: str = "auto"  # "auto", "mo" (Model Optimizer) or "native" (convert.caffe, Caffe only)
+    backend: str = "auto"  # "auto", "mo" (Model Optimizer), "native" (convert.caffe, Caffe only) or "ovc" (convert_model)
 
     def __post_init__(self) -> None:
         self.download_dir = Path(self.download_dir)

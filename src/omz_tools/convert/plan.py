@@ -14,7 +14,9 @@ from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import records
 from omz_tools.convert.outcome import BACKENDS, DEFAULT_PRECISIONS, ModelFailed, Options
 from omz_tools.convert.progress import Reporter
+from omz_tools.errors import OmzError
 from omz_tools.registry import Model
+from omz_tools.version import pip_install
 
 
 class Planner:
@@ -95,6 +97,10 @@ class Planner:
         choice = self.options.backend
         if choice not in BACKENDS:
             raise ModelFailed(f"unknown backend {choice!r}; expected one of {', '.join(BACKENDS)}")
+        if choice == "ovc":
+            return "ovc", "--backend ovc"
+        if choice == "auto" and model.framework == "pytorch" and self.options.mo is None:
+            return "ovc", "auto: the PyTorch model is exported to ONNX in this process (Model Optimizer cannot)"
         if choice == "native":
             if model.framework != "caffe":
                 raise ModelFailed(f"--backend native converts Caffe models only, and {model.name} is a "
@@ -112,15 +118,18 @@ class Planner:
         try:
             mo = self.mo_info()
         except ModelFailed:
-            if model.framework != "caffe":
-                raise
-            return "native", f"auto: {self.options.python or sys.executable} has no Model Optimizer"
+            return ("native" if model.framework == "caffe" else "ovc"), \
+                f"auto: {self.options.python or sys.executable} has no Model Optimizer"
         return "mo", f"auto: Model Optimizer {mo.mo_version} of {mo.python}"
 
     def keys(self, model: Model, precisions: list, backend: str = "mo") -> dict:
         """The record key each IR folder must hold to be up to date."""
         conv_dir = self.paths(model)["conv_dir"]
-        if backend == "native":
+        if backend == "ovc":
+            from omz_tools.convert import ovc
+            cmd = self.ovc_arguments(model, conv_dir / "FP32")
+            versions = ovc.versions(model.framework)
+        elif backend == "native":
             import platform
 
             from omz_tools.convert import caffe
@@ -140,10 +149,23 @@ class Planner:
         return {p: records.conversion_key(model, precision=p, inputs=inputs, mo_command=cmd, versions=versions)
                 for p in precisions}
 
+    def ovc_arguments(self, model: Model, ir_dir: Path) -> list:
+        """The MO arguments the ovc backend translates; ModelFailed for one only MO honours."""
+        from omz_tools.convert import ovc
+        why = ovc.refusal(model.framework) or ovc.needs_mo(list(model.mo_args or []) +
+                                                           list(self.options.extra_mo_args))
+        if why:
+            raise ModelFailed(f"{why}.")
+        return self.native_arguments(model, ir_dir)
+
     @staticmethod
-    def unsupported(model: Model) -> str:
+    def unsupported(model: Model, backend: str = "mo") -> str:
         # Frameworks the registry accepts (registries outlive tools) but nothing here converts.
         from omz_tools.registry.schema import MO_FRAMEWORKS
+        if backend == "ovc":
+            from omz_tools.convert import ovc
+            why = ovc.refusal(model.framework)
+            return f"{why}." if why else Planner._pre_convert(model)
         if model.framework not in MO_FRAMEWORKS and not model.conversion_to_onnx_args:
             gone = " (openvino-dev 2024.6's Model Optimizer has no MXNet front end any more)" \
                 if model.framework == "mxnet" else ""
@@ -153,18 +175,52 @@ class Planner:
                     f"list it with framework: onnx, or use an older openvino-dev's omz_converter.")
         # Steps omz_converter has that this converter does not implement yet: say so, never guess.
         if model.conversion_to_onnx_args:
+            if model.framework == "pytorch":
+                return (f"models of framework '{model.framework}' are converted to ONNX first "
+                        f"({model.converter_to_onnx}); the mo backend does not do that step: convert with "
+                        f"--backend ovc (it needs torch: {pip_install('pytorch')}).")
             return (f"models of framework '{model.framework}' are converted to ONNX first "
                     f"({model.converter_to_onnx}); this converter does not do that step yet. Use openvino-dev's "
                     f"omz_converter for this model.")
+        return Planner._pre_convert(model)
+
+    @staticmethod
+    def _pre_convert(model: Model) -> str:
         if (model.config_dir / "pre-convert.py").exists():
             return (f"the model has a pre-convert script ({model.config_dir / 'pre-convert.py'}), which this "
                     f"converter does not run yet. Use openvino-dev's omz_converter for this model.")
         return ""
 
+    def ovc_plan(self, model: Model, tmp: Path):
+        """The ovc backend's plan of ``model`` (ModelFailed for what it cannot honour)."""
+        from omz_tools.convert import ovc
+        args = self.ovc_arguments(model, tmp / "mo")
+        try:
+            return ovc.plan(model.framework, args, tmp)
+        except OmzError as exc:  # MOArgumentError, FrameworkConversionError
+            raise ModelFailed(f"{str(exc).rstrip('.')} ({model.config_dir / 'model.yml'}). No IR was written.") \
+                from None
+
+    def _dry_run_ovc(self, model: Model, paths: dict) -> None:
+        conversion = self.ovc_plan(model, paths["tmp"])
+        if model.conversion_to_onnx_args:
+            from omz_tools.convert import ovc_pytorch
+            export = ovc_pytorch.plan(model, self.options.download_dir, self.options.output_dir)
+            self.reporter.command(model.name, ["torch.onnx.export", export.call()],
+                                  f"(DRY RUN) PyTorch to ONNX, in this process: {export.call()}")
+        call = conversion.call()
+        self.reporter.command(model.name, [call], f"(DRY RUN) Conversion, in this process: {call}")
+        steps = conversion.steps()
+        self.reporter.command(model.name, ["steps", *steps],
+                              f"(DRY RUN) Then: {'; '.join(steps) if steps else 'no preprocessing'}")
+
     def dry_run(self, model: Model, precisions: list, backend: str, why: str) -> None:
         paths = self.paths(model)
         self.reporter.command(model.name, ["backend", backend, why], f"(DRY RUN) Backend: {backend} ({why})")
-        if backend == "native":
+        if backend == "ovc":
+            self._dry_run_ovc(model, paths)
+            source = "the converted model"
+        elif backend == "native":
             args = self.native_arguments(model, paths["tmp"] / "mo")
             self.reporter.command(model.name, ["omz_tools.convert.caffe.convert", *args],
                                   f"(DRY RUN) Native Caffe front end, in this process: omz_tools.convert.caffe."
@@ -178,7 +234,7 @@ class Planner:
         for precision in precisions:
             target = paths["conv_dir"] / precision / f"{model.name}.xml"
             self.reporter.command(
-                model.name, ["openvino.save_model", source if backend == "native" else
+                model.name, ["openvino.save_model", source if backend != "mo" else
                              str(paths["tmp"] / "mo" / f"{model.name}.xml"), str(target),
                              f"compress_to_fp16={precision.startswith('FP16')}"],
                 f"(DRY RUN) {precision}: openvino.save_model({source}, "

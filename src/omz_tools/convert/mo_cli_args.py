@@ -1,0 +1,241 @@
+"""Model Optimizer's command line (openvino-dev 2024.6), parsed for backends that run without it.
+
+``parse`` turns the argument list the converter builds for MO (``mo.model_arguments``) into
+:class:`MOArgs`, framework-neutral: the source files, ``--input`` (names, shapes, types,
+freezing values, ports), ``--input_shape``, ``--output``, ``--mean_values``, ``--scale_values``,
+``--scale``, ``--reverse_input_channels``, ``--layout``/``--source_layout``/``--target_layout``,
+``--freeze_placeholder_with_value``, ``--model_name``. Like MO's argparse it accepts unambiguous
+prefixes of option names (Open Model Zoo writes ``--input_meta`` for ``--input_meta_graph``).
+An argument that only Model Optimizer can honour raises :class:`MOArgumentError` naming it.
+(The native Caffe front end has its own, narrower parser in ``convert.caffe.mo_args``.)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from omz_tools.errors import OmzError
+
+
+class MOArgumentError(OmzError):
+    """A Model Optimizer argument this backend cannot honour or parse; the message names it."""
+
+
+# Options that take a value, and flags. Accepted with no effect: the converter picks the folder,
+# the name of the files and the precision (FP16 is derived from the FP32 model).
+VALUED = {"input_model", "input", "input_shape", "output", "mean_values", "scale_values", "scale", "layout",
+          "source_layout", "target_layout", "model_name", "saved_model_dir", "input_meta_graph",
+          "input_checkpoint", "saved_model_tags", "freeze_placeholder_with_value", "framework", "output_dir",
+          "compress_to_fp16", "data_type", "log_level", "caffe_parser_path", "input_proto"}
+FLAGS = {"reverse_input_channels", "input_model_is_text", "silent", "progress", "stream_output"}
+IGNORED = {"output_dir", "compress_to_fp16", "data_type", "log_level", "silent", "progress", "stream_output"}
+# Model Optimizer's own graph transformations (its legacy front ends and their JSON configurations):
+# openvino.convert_model has no equivalent, so a model that needs them needs Model Optimizer.
+NEEDS_MO = {
+    "transformations_config": "a Model Optimizer transformation configuration (legacy front-end graph rewrites)",
+    "tensorflow_object_detection_api_pipeline_config": "the Object Detection API rewrites of Model Optimizer",
+    "tensorflow_custom_operations_config_update": "Model Optimizer's custom-operations configuration",
+    "tensorflow_custom_layer_libraries": "TensorFlow custom-layer libraries loaded by Model Optimizer",
+    "use_legacy_frontend": "Model Optimizer's legacy front end",
+    "extensions": "Model Optimizer extensions (Python graph rewrites)",
+    "batch": "Model Optimizer's --batch rewrite", "static_shape": "Model Optimizer's static-shape mode",
+}
+KNOWN = VALUED | FLAGS | set(NEEDS_MO)
+
+
+@dataclass
+class InputSpec:
+    name: str = ""                   # '' when only a shape was given
+    shape: Optional[str] = None      # "[1,3,224,224]" ("?" or -1: dynamic, "1..10": a range)
+    dtype: Optional[str] = None      # e.g. "f32", "i32"
+    value: Optional[str] = None      # a freezing value, as written ("False", "[16]")
+
+
+@dataclass
+class MOArgs:
+    framework: str = ""
+    input_model: Optional[str] = None
+    saved_model_dir: Optional[str] = None
+    input_meta_graph: Optional[str] = None
+    input_checkpoint: Optional[str] = None
+    input_model_is_text: bool = False
+    saved_model_tags: Optional[str] = None
+    model_name: Optional[str] = None
+    inputs: List[InputSpec] = field(default_factory=list)
+    outputs: List[str] = field(default_factory=list)
+    mean_values: Dict[str, List[float]] = field(default_factory=dict)   # '' = unnamed (every input in turn)
+    scale_values: Dict[str, List[float]] = field(default_factory=dict)
+    scale: Optional[float] = None
+    reverse_input_channels: bool = False
+    layouts: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # name ('' = the only input) -> (source, target)
+
+
+def split_top(text: str) -> List[str]:
+    """Split on commas outside brackets/braces/parentheses: 'a[1,2],b' -> ['a[1,2]', 'b']."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[({"
+        depth -= char in "])}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _shape(text: str, arg: str) -> str:
+    dims = [d for d in re.split(r"[,\s]+", text.strip()) if d]
+    for dim in dims:
+        if not re.fullmatch(r"\?|-1|\d+|\d*\.\.\d*", dim):
+            raise MOArgumentError(f"--{arg}: {dim!r} is not a dimension (expected a number, ? or -1, or a "
+                                  f"range such as 1..10) in [{text}]")
+    return "[" + ",".join("?" if d == "-1" else d for d in dims) + "]"
+
+
+def _numbers(text: str, arg: str) -> List[float]:
+    try:
+        return [float(t) for t in re.split(r"[,\s]+", text.strip()) if t]
+    except ValueError:
+        raise MOArgumentError(f"--{arg}: expected numbers, found {text!r}") from None
+
+
+def _named_values(value: str, arg: str) -> Dict[str, List[float]]:
+    """'data[1,2,3]', '[1,2,3]', 'a[1,2],b[3,4]' or '(1,2,3)' -> {name or '': values}."""
+    found = {m.group(1).strip(): _numbers(m.group(2) or m.group(3), arg)
+             for m in re.finditer(r"([^\[\](),]*)(?:\[([^\]]*)\]|\(([^)]*)\))", value)}
+    if not found:
+        try:
+            return {"": [float(value)]}  # a single number for the only input
+        except ValueError:
+            raise MOArgumentError(f"--{arg}={value}: expected values in brackets, e.g. data[104,117,123]") from None
+    return found
+
+
+def _input(item: str) -> InputSpec:
+    """MO's 'name[shape]{type}->value' (each part optional; 'name:port' and 'port:name' kept in the name)."""
+    match = re.fullmatch(r"([^\[\]{}]*?)\s*(?:\[([^\]]*)\])?\s*(?:\{([^}]*)\})?\s*(?:->\s*(.+))?", item)
+    if match is None:
+        raise MOArgumentError(f"--input: cannot read {item!r} (expected name[shape]{{type}}->value)")
+    name, shape, dtype, value = match.groups()
+    return InputSpec(name=name.strip(), shape=_shape(shape, "input") if shape is not None else None,
+                     dtype=dtype.strip() if dtype else None, value=value.strip() if value else None)
+
+
+def _layouts(value: str, arg: str) -> Dict[str, Tuple[str, str]]:
+    named = re.findall(r"([^,()\[\]]*)[(\[]([^)\]]*)[)\]]", value)
+    items = [(n.strip(), v.strip()) for n, v in named] if named else [("", value.strip())]
+    result = {}
+    for name, text in items:
+        source, arrow, target = text.partition("->")
+        if arg == "target_layout":
+            source, target = "", source
+        result[name] = (source.strip(), target.strip() if arrow or arg == "target_layout" else "")
+    return result
+
+
+def _expand(key: str) -> str:
+    """argparse's prefix matching of long option names."""
+    if key in KNOWN:
+        return key
+    matches = sorted(k for k in KNOWN if k.startswith(key))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise MOArgumentError(f"Model Optimizer argument --{key} is ambiguous: it could be "
+                              f"{', '.join('--' + m for m in matches)}")
+    raise MOArgumentError(f"Model Optimizer argument --{key} is not supported without Model Optimizer (this "
+                          f"backend understands {', '.join('--' + k for k in sorted(VALUED | FLAGS))}); "
+                          "remove it, or convert with --backend mo")
+
+
+def key_values(args: Sequence[str]):
+    """(option, value) pairs of ``args``, option names expanded; flags give None."""
+    args, i = list(args), 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise MOArgumentError(f"Model Optimizer argument {arg!r} is not understood (expected --name=value "
+                                  "or --name value)")
+        key, eq, value = arg[2:].partition("=")
+        key = _expand(key)
+        if not eq and key not in FLAGS and key not in NEEDS_MO:
+            if i + 1 >= len(args):
+                raise MOArgumentError(f"Model Optimizer argument --{key} needs a value")
+            value, i = args[i + 1], i + 1
+        yield key, (value if eq or key not in FLAGS else None)
+        i += 1
+
+
+def refusal(key: str) -> str:
+    return (f"--{key} needs Model Optimizer ({NEEDS_MO[key]}), which openvino.convert_model cannot honour; "
+            "convert this model with --backend mo (openvino-dev 2024.6)")
+
+
+def parse(args: Sequence[str]) -> MOArgs:
+    """``args``: Model Optimizer's arguments with the registry's $variables expanded."""
+    out = MOArgs()
+    for key, value in key_values(args):
+        if key in NEEDS_MO:
+            raise MOArgumentError(refusal(key))
+        if key in IGNORED or key in ("caffe_parser_path", "input_proto"):
+            continue
+        if key in ("reverse_input_channels", "input_model_is_text"):
+            if value not in (None, "", "True", "true", "1"):
+                raise MOArgumentError(f"--{key} takes no value, found {value!r}")
+            setattr(out, key, True)
+        elif key in ("framework", "input_model", "saved_model_dir", "input_meta_graph", "input_checkpoint",
+                     "saved_model_tags", "model_name"):
+            setattr(out, key, value)
+        elif key == "input":
+            _merge_inputs(out, [_input(item) for item in split_top(value)])
+        elif key == "input_shape":
+            shapes = [_shape(m, key) for m in re.findall(r"[\[(]([^\])]*)[\])]", value)]
+            if not shapes:
+                raise MOArgumentError(f"--input_shape={value}: expected a shape in brackets, e.g. [1,3,224,224]")
+            _merge_shapes(out, shapes)
+        elif key == "freeze_placeholder_with_value":
+            for item in split_top(value):
+                name, arrow, frozen = item.partition("->")
+                if not arrow:
+                    raise MOArgumentError(f"--freeze_placeholder_with_value={value}: expected name->value")
+                _merge_inputs(out, [InputSpec(name=name.strip(), value=frozen.strip())], append=True)
+        elif key in ("mean_values", "scale_values"):
+            getattr(out, key).update(_named_values(value, key))
+        elif key == "scale":
+            out.scale = _numbers(value, key)[0]
+        elif key == "output":
+            out.outputs += [o.strip().strip('"') for o in split_top(value)]
+        else:  # layout, source_layout, target_layout
+            for name, (source, target) in _layouts(value, key).items():
+                old = out.layouts.get(name, ("", ""))
+                out.layouts[name] = (source or old[0], target or old[1])
+    return out
+
+
+def _merge_inputs(out: MOArgs, specs: List[InputSpec], append: bool = False) -> None:
+    """A later --input/--freeze_placeholder_with_value completes the entry of the same name."""
+    by_name = {s.name: s for s in out.inputs if s.name}
+    for spec in specs:
+        known = by_name.get(spec.name) if spec.name else None
+        if known is None:
+            out.inputs.append(spec)
+            continue
+        for attr in ("shape", "dtype", "value"):
+            if getattr(spec, attr) is not None:
+                setattr(known, attr, getattr(spec, attr))
+
+
+def _merge_shapes(out: MOArgs, shapes: List[str]) -> None:
+    """MO pairs the n-th --input_shape with the n-th --input (or the model's n-th input)."""
+    named = [s for s in out.inputs if s.value is None]
+    if named and len(named) != len(shapes):
+        raise MOArgumentError(f"--input_shape gives {len(shapes)} shape(s) for {len(named)} input(s) "
+                              f"({', '.join(s.name for s in named)}); expected one per input")
+    if not named:
+        out.inputs += [InputSpec(shape=s) for s in shapes]
+    for spec, shape in zip(named, shapes):
+        spec.shape = shape

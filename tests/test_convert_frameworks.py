@@ -1,0 +1,68 @@
+"""The ovc backend (openvino.convert_model with Model Optimizer's arguments) against Model Optimizer.
+
+Each model is generated here (onnx helpers, TensorFlow, torch), registered with MO arguments as
+Open Model Zoo writes them, converted by both backends through the command line, and compared:
+same input names/shapes/layouts, same output names, outputs within 1e-5, softmax not saturated.
+Model Optimizer runs in the [mo] venv ($OMZ_TEST_MO_PYTHON, set by .ci/run); the framework
+packages live in another venv (.ci/run's frameworks step), so these tests skip where either is absent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers_frameworks import MEAN, STD, compare, convert, image, mo_python, register, write_onnx
+
+pytestmark = pytest.mark.frameworks
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return tmp_path / "registry", tmp_path / "dl", tmp_path / "out"
+
+
+def _both(name, dirs):
+    registry, dl, out = dirs
+    mo = mo_python()
+    ovc_xml = convert(name, registry, dl, out / "ovc", "ovc")
+    mo_xml = convert(name, registry, dl, out / "mo", "mo", python=mo)
+    return ovc_xml, mo_xml
+
+
+def test_onnx_preprocessing_as_model_optimizer(dirs):
+    """input_info (name, shape, layout), reverse channels, mean and scale values, --output."""
+    registry, dl, _ = dirs
+    onnx_file = write_onnx(dl / "public" / "cls-onnx" / "cls.onnx")
+    register(registry, dl, "cls-onnx", "onnx", [onnx_file],
+             [f"--mean_values=data[{','.join(map(str, MEAN))}]", f"--scale_values=data[{','.join(map(str, STD))}]",
+              "--reverse_input_channels", "--output=prob", "--input_model=$dl_dir/cls.onnx"],
+             input_info=[{"name": "data", "shape": [1, 3, 16, 16], "layout": "NCHW"}], outputs={"prob": [1, 5]})
+    ovc_xml, mo_xml = _both("cls-onnx", dirs)
+    out = compare(ovc_xml, mo_xml, {"data": image([1, 3, 16, 16])})
+    assert set(out) == {"prob"}
+
+
+def test_onnx_cut_at_inner_output_guessed_layout_and_scale(dirs):
+    """--output at an inner tensor; 3 mean values with no layout (MO guesses the channel axis); --scale."""
+    registry, dl, _ = dirs
+    onnx_file = write_onnx(dl / "public" / "cut-onnx" / "cls.onnx", seed=3)
+    register(registry, dl, "cut-onnx", "onnx", [onnx_file],
+             ["--input_model=$dl_dir/cls.onnx", "--output=feat", f"--mean_values=[{','.join(map(str, MEAN))}]",
+              "--scale=58", "--reverse_input_channels"])
+    ovc_xml, mo_xml = _both("cut-onnx", dirs)
+    out = compare(ovc_xml, mo_xml, {"data": image([1, 3, 16, 16], seed=2)})
+    assert set(out) == {"feat"} and out["feat"].shape == (1, 8)
+    assert np.count_nonzero(out["feat"]) > 2 and out["feat"].std() > 1e-3  # ReLU features, not all zero
+
+
+def test_onnx_input_shape_reshapes(dirs):
+    """--input with a shape (a larger image than the file declares)."""
+    registry, dl, _ = dirs
+    onnx_file = write_onnx(dl / "public" / "big-onnx" / "cls.onnx", seed=4)
+    register(registry, dl, "big-onnx", "onnx", [onnx_file],
+             ["--input=data[1,3,32,32]", "--input_model=$dl_dir/cls.onnx", "--scale_values=[58,57,57]",
+              "--mean_values=[120,115,100]",
+              "--layout=nchw"])
+    ovc_xml, mo_xml = _both("big-onnx", dirs)
+    compare(ovc_xml, mo_xml, {"data": image([1, 3, 32, 32], seed=5)})
