@@ -3,12 +3,57 @@ into place (complete or absent, never half of one); and tidying up after a failu
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Optional
 
+from omz_tools.errors import OmzError
 from omz_tools.localstate import fsync_dir, fsync_file
+
+
+class LinkedTargetError(OmzError):
+    """A precision folder is a symbolic link to something that is not a folder (a file, a FIFO, a
+    device...): installing through it would delete what the link names, outside the output folder."""
+
+
+_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a folder")
+
+
+def _refuse(link: Path, what: str) -> LinkedTargetError:
+    try:
+        points = os.readlink(link)
+    except OSError:
+        points = "?"
+    real = os.path.realpath(link)
+    through = f" (through links: {real})" if real != points else ""
+    return LinkedTargetError(
+        f"{link} is a symbolic link to {points}{through}, {what}, not a folder: an IR is installed where a "
+        f"precision folder's link points only when that is a folder (or nothing yet), and what a link names is "
+        f"never deleted or replaced. Nothing was changed there and this precision was not installed; remove "
+        f"the link or point it to a folder.")
+
+
+def check_target(target: Path) -> None:
+    """Raise :class:`LinkedTargetError` when ``target`` is a symbolic link to an existing thing that is
+    not a folder (a link to a folder, or a dangling one, is the user's and is honoured)."""
+    if not os.path.islink(target):
+        return
+    try:
+        mode = os.stat(target).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse(target, "a loop of links") from None
+        return  # dangling (or unreadable): install() makes the folder where it points, or says why not
+    if not stat.S_ISDIR(mode):
+        raise _refuse(target, _kind(mode))
 
 
 def _remove_empty(folder: Path, root: Path) -> None:
@@ -62,7 +107,10 @@ def install(staged: Path, target: Path, scratch: Path) -> None:
     is at every moment either the old complete IR, absent, or the new complete IR. The staged
     files are fsynced first, so that after a crash the record never vouches for a cut-short IR.
     ``scratch``: where the old folder waits (hidden, unique to this process) until it is removed.
-    A ``target`` that is a symbolic link is kept, and the IR installed where it points."""
+    A ``target`` that is a symbolic link is kept, and the IR installed where it points; one that
+    points to something other than a folder is refused (:class:`LinkedTargetError`), untouched."""
+    check_target(target)
+    link = target
     linked = target.is_symlink()
     if linked:
         staged, target, scratch = _through_link(staged, target)
@@ -76,6 +124,9 @@ def install(staged: Path, target: Path, scratch: Path) -> None:
         if target.exists():
             _discard(old)
             os.replace(target, old)
+            if linked and not stat.S_ISDIR(os.lstat(old).st_mode):  # replaced since check_target: put it back
+                os.replace(old, target)
+                raise _refuse(link, _kind(os.lstat(target).st_mode))
         os.replace(staged, target)
         fsync_dir(target.parent)
         _discard(old)

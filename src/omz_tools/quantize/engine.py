@@ -14,7 +14,7 @@ from typing import Iterable, Optional, Union
 
 from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
-from omz_tools.convert.install import install
+from omz_tools.convert.install import check_target, install
 from omz_tools.version import DISTRIBUTION, pip_install
 from omz_tools.convert.records import stat_fields
 from omz_tools.localstate import read_json, write_json
@@ -233,6 +233,7 @@ def _plan(model, *, dataset, annotation, converted_dir: Path, output_dir, subset
     calibration = ds.spread(samples, subset_size)
     validation = ds.spread(samples, validation_size) if max_drop is not None else []
     target = Path(output_dir if output_dir is not None else converted_dir) / model.subdirectory / PRECISION
+    check_target(target)  # a link to a file there: refused before any work
     xml = target / f"{model.name}.xml"
     dataset_root = Path(dataset).resolve()
 
