@@ -35,9 +35,12 @@ except KeyboardInterrupt:
               help="text: bars on a terminal, lines otherwise; json: one event per line")
 @click.option("--check_all", "--recheck", "check_all", is_flag=True,
               help="re-hash every present file instead of trusting the record of earlier verification")
-@click.option("--cache_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+@click.option("--cache_dir", "cache_dir", multiple=True, metavar="DIR|s3://BUCKET/PREFIX",
               help="a content-addressed cache shared by runs and processes (openvino-dev's "
-                   "omz_downloader caches work too); hits are linked, not copied")
+                   "omz_downloader caches work too); hits are linked, not copied. Repeatable: a folder "
+                   "and S3-compatible buckets (needs the [s3] extra), nearest first")
+@click.option("--cache_repair", is_flag=True,
+              help="replace an S3 cache object that did not verify with the verified file")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="try URL/<subdirectory>/<file> before the original source (repeatable, in order; "
                    "then $OMZ_MIRROR, space separated); the hash decides, so any mirror is safe")
@@ -54,12 +57,13 @@ except KeyboardInterrupt:
               help="the window --min_rate is measured over (also OMZ_STALL_WINDOW)  [default: 30]")
 @click.option("--dry_run", is_flag=True,
               help="print what would be fetched (each file's size and where it would come from: present, "
-                   "cache, mirrors in order, origin) and the total; no connection, nothing written")
+                   "cache, mirrors in order, origin) and the total; nothing written, and no connection "
+                   "but a HEAD request per file to an s3:// cache")
 @click.option("-q", "--quiet", is_flag=True,
               help="print only errors and the FAILED: list (no bars, no per-file lines)")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, precisions, output_dir, num_attempts, jobs,
-        progress_format, check_all, cache_dir, mirrors, offline, timeout, min_rate, stall_window, dry_run,
+        progress_format, check_all, cache_dir, cache_repair, mirrors, offline, timeout, min_rate, stall_window, dry_run,
         quiet):
     """Download the selected models' files into DIR/<subdirectory>/, verifying size and hash.
 
@@ -77,6 +81,7 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     # Bad values (a mirror, a timeout, OMZ_OFFLINE...) are usage errors, said by registry_errors.
     options = DownloadOptions.build(output_dir, jobs=jobs, num_attempts=num_attempts, precisions=precisions,
                                     check_all=check_all, cache_dir=cache_dir, mirrors=mirrors,
+                                    cache_repair=cache_repair,
                                     offline=offline, timeout=timeout, min_rate=min_rate,
                                     stall_window=stall_window)
     if dry_run:
@@ -95,15 +100,19 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
 
 
 def _dry_run(models, options, progress_format, quiet) -> None:
-    """Print the plan: no connection (requests is not even imported), nothing written."""
+    """Print the plan: nothing written, no connection (requests is not even imported) but a HEAD
+    per file to an s3:// cache."""
     import json
 
     from omz_tools.download.plan import plan
     from omz_tools.download.options import dry_run
     from omz_tools.wording import human_size
 
+    notes: list = []  # why an S3 cache cannot be used
     rows = dry_run(plan(models, options.output_dir, options.precisions, options.sources_for()),
-                   options.cache_dir, options.offline)
+                   options.cache_dir, options.offline, notes)
+    for note in notes:
+        click.echo(note, err=True)
     fetch = [row for row in rows if row["state"] == "fetch"]
     missing = [row for row in rows if row["state"] == "missing"]
     total = sum(row["size"] for row in fetch)

@@ -53,7 +53,7 @@ class CacheStore:
         records.record_file(task.target, checksum.algorithm, checksum.value)
         return True
 
-    def put(self, task) -> None:
+    def put(self, task, served_by: str = "") -> None:
         checksum, size = task.model_file.checksum, task.model_file.size
         try:
             self.cache.store(task.target, checksum.algorithm, checksum.value, size, verified=True)

@@ -129,14 +129,22 @@ class Fetcher:
                                brief="not available offline")
         failures: list = []  # (paragraph, brief, network) per source given up on
         for source in task.sources:
+            if source.kind == "s3" and not self.store.s3_holds(task, source):
+                continue  # not in that bucket (or the bucket is unusable: said once): no message
             outcome = self._fetch_from(task, source, failures)
             if outcome is not None:
                 if self.store is not None:
-                    self.store.put(task)
+                    self.store.put(task, served_by=outcome.served_by)
                 return outcome
+            if source.kind == "s3":
+                self.store.s3_failed(source)
             if source is not task.sources[-1] and failures:  # say why a mirror was passed over
                 self.reporter.note(task.model_name, task.name,
                                    f"{source.label} failed, trying the next source: {failures[-1][0]}")
+        if not failures:  # offline, and no S3 cache tier holds it
+            from omz_tools.download.options import missing_offline
+            return FileOutcome(task, False, "failed", message=missing_offline(task, self.store),
+                               brief="not available offline")
         if len(failures) == 1:
             message, brief = failures[0][0], failures[0][1]
         else:
@@ -232,7 +240,10 @@ class Fetcher:
             records.remove_part(target)
             offset, validator = 0, None
 
-        opened = transport.open_source(self.session, source, offset, validator, self.limits.timeouts)
+        if source.kind == "s3":  # a bucket of the S3 cache tier (download/s3cache.py)
+            opened = self.store.open_s3(source, offset, validator)
+        else:
+            opened = transport.open_source(self.session, source, offset, validator, self.limits.timeouts)
         response = opened.response
         self._active.add(response)
         try:

@@ -23,7 +23,9 @@ class DownloadOptions:
     num_attempts: int = 3  # per file and source
     precisions: Optional[frozenset] = None  # None: every precision
     check_all: bool = False  # re-hash present files (and cache entries) instead of trusting records
-    cache_dir: Optional[Path] = None
+    cache_dir: Optional[Path] = None  # the folder cache
+    s3_caches: tuple = ()  # s3://BUCKET/PREFIX tiers behind it, nearest first (s3cache.py)
+    cache_repair: bool = False  # replace a bucket's object that did not verify
     mirrors: tuple = ()  # base URLs, in order: the arguments', then $OMZ_MIRROR's
     offline: bool = False  # the argument or $OMZ_OFFLINE
     limits: "NetLimits" = field(default_factory=lambda: NetLimits())
@@ -31,11 +33,12 @@ class DownloadOptions:
     @classmethod
     def build(cls, output_dir="." , *, jobs: int = 1, num_attempts: int = 3, precisions=None,
               check_all: bool = False, cache_dir=None, mirrors: Iterable[str] = (), offline: bool = False,
-              timeout=None, min_rate=None, stall_window=None,
+              timeout=None, min_rate=None, stall_window=None, cache_repair: bool = False,
               env: Optional[Mapping[str, str]] = None) -> "DownloadOptions":
         """Arguments as :func:`omz_tools.download` takes them. ValueError for a bad count or an
         unknown precision; SourceConfigError (a usage error, also a ValueError) for a bad mirror,
-        $OMZ_OFFLINE, timeout, rate or window."""
+        $OMZ_OFFLINE, timeout, rate or window, or a bad or second folder ``cache_dir``.
+        ``cache_dir``: a folder, an ``s3://BUCKET/PREFIX``, or a list of them (nearest first)."""
         from omz_tools.registry.schema import KNOWN_PRECISIONS
 
         env = os.environ if env is None else env
@@ -47,16 +50,45 @@ class DownloadOptions:
             if unknown:
                 raise ValueError(f"unknown precisions {', '.join(sorted(unknown))}; known: "
                                  f"{', '.join(sorted(KNOWN_PRECISIONS))}")
+        folder, buckets = split_caches(cache_dir)
         return cls(output_dir=Path(output_dir), jobs=jobs, num_attempts=num_attempts, precisions=precisions,
-                   check_all=check_all, cache_dir=None if cache_dir is None else Path(cache_dir),
+                   check_all=check_all, cache_dir=folder, s3_caches=buckets, cache_repair=cache_repair,
                    mirrors=tuple(mirrors_from(list(mirrors or ()), env)), offline=offline_from(offline, env),
                    limits=NetLimits.resolve(timeout, min_rate, stall_window, env))
 
     def sources_for(self) -> Callable:
-        """plan()'s hook: mirrors in order, then the registry's source; none at all offline."""
+        """plan()'s hook: the S3 cache tiers, then mirrors in order, then the registry's source;
+        offline only the S3 tiers (the buckets are ours, not the origin)."""
         def build(model, model_file) -> list:
-            return candidates(model.subdirectory, model_file, list(self.mirrors), offline=self.offline)
+            return s3_sources(self.s3_caches, model_file) + candidates(
+                model.subdirectory, model_file, list(self.mirrors), offline=self.offline)
         return build
+
+
+def split_caches(cache_dir) -> tuple:
+    """(folder Path or None, tuple of s3:// URLs) from a folder, a URL or a list of them."""
+    if cache_dir is None:
+        return None, ()
+    values = [cache_dir] if isinstance(cache_dir, (str, Path)) else list(cache_dir)
+    folders = [Path(v) for v in values if not (isinstance(v, str) and v.lower().startswith("s3://"))]
+    buckets: list = []
+    for value in values:
+        if isinstance(value, str) and value.lower().startswith("s3://"):
+            from omz_tools.download.s3cache import S3Location
+            url = S3Location.parse(value).url
+            if url not in buckets:
+                buckets.append(url)
+    if len(folders) > 1:
+        raise SourceConfigError(f"--cache_dir: expected at most one folder (and any s3:// caches), found "
+                                f"{', '.join(map(str, folders))}.")
+    return (folders[0] if folders else None), tuple(buckets)
+
+
+def s3_sources(buckets, model_file) -> list:
+    if not buckets:
+        return []
+    from omz_tools.download.s3cache import source_for
+    return [s for s in (source_for(url, model_file) for url in buckets) if s is not None]
 
 
 @dataclass
@@ -64,6 +96,8 @@ class RunOptions:
     cache: Optional["ContentCache"] = None  # noqa: F821 - cache.py is imported only with a cache
     mirrors: list = field(default_factory=list)
     offline: bool = False
+    tiers: list = field(default_factory=list)  # s3cache.S3Tier, nearest first
+    repair: bool = False
 
     @classmethod
     def of(cls, options: DownloadOptions) -> "RunOptions":
@@ -72,7 +106,13 @@ class RunOptions:
         if options.cache_dir is not None:  # cache.py (hashlib, json, uuid...) only when used
             from omz_tools.download.cache import ContentCache
             cache = ContentCache(options.cache_dir)
-        return cls(cache=cache, mirrors=list(options.mirrors), offline=options.offline)
+        tiers = []
+        if options.s3_caches:  # boto3 only then; S3CacheError when it is missing
+            from omz_tools.download.s3cache import S3Tier
+            tiers = [S3Tier(url, limits=options.limits, num_attempts=options.num_attempts)
+                     for url in options.s3_caches]
+        return cls(cache=cache, mirrors=list(options.mirrors), offline=options.offline, tiers=tiers,
+                   repair=options.cache_repair)
 
     @classmethod
     def resolve(cls, cache_dir=None, mirrors: Iterable[str] = (), offline: bool = False,
@@ -93,10 +133,14 @@ class RunOptions:
         return build
 
     def store(self, reporter, check_all: bool = False):
-        if self.cache is None:
-            return None
-        from omz_tools.download.cachestore import CacheStore
-        return CacheStore(self.cache, reporter, check_all)
+        folder = None
+        if self.cache is not None:
+            from omz_tools.download.cachestore import CacheStore
+            folder = CacheStore(self.cache, reporter, check_all)
+        if not self.tiers:
+            return folder
+        from omz_tools.download.tiers import TieredStore
+        return TieredStore(folder, self.tiers, reporter, self.repair)
 
     def session_factory(self) -> Optional[Callable]:
         """Offline: a factory that refuses, so no code path can open a connection."""
@@ -140,8 +184,8 @@ def missing_offline(task, store) -> str:
     """Why a file cannot be had offline; one paragraph (it does not start with the file's name:
     the reporter and the summary put that in front)."""
     checksum = task.model_file.checksum
-    where = (f"nor in the cache {store.cache.root}" if store is not None
-             else "and no cache was given (--cache_dir)")
+    where = (f"nor in the cache {store.where() if hasattr(store, 'where') else store.cache.root}"
+             if store is not None else "and no cache was given (--cache_dir)")
     return (f"not available offline (--offline or OMZ_OFFLINE=1): it is not at {task.target} "
             f"{where}; expected {task.model_file.size} bytes with {checksum.algorithm} {checksum.value}. "
             "Nothing was downloaded. Run once online (with --cache_dir to fill a cache), or put the "
@@ -240,16 +284,19 @@ def parse_rate(value, origin: str = "--min_rate") -> float:
     return number * _RATE_UNITS[unit]
 
 
-def dry_run(jobs_plan: list, cache_dir=None, offline: bool = False) -> list:
+def dry_run(jobs_plan: list, cache_dir=None, offline: bool = False, notes: Optional[list] = None) -> list:
     """What a run would do, without a connection and without writing anything: per file a dict
     {model, model_file, size, path, state, from} where state is "present" (its verification record
     holds), "present, to re-check" (right size, no valid record: hashed at download time),
     "cache" (an entry of that hash in ``cache_dir``), "fetch" or "missing" (offline); ``from``
-    lists the sources in order (the cache entry, then mirrors, then the origin)."""
+    lists the sources in order (the cache entry, then mirrors, then the origin). An S3 cache tier
+    among the sources is asked (one HEAD per file) whether it holds the file; why a bucket cannot
+    be used is appended to ``notes``, once."""
     from omz_tools.download import records
     from omz_tools.download.cache import AREAS
 
-    rows = []
+    rows: list = []
+    tiers: dict = {}  # s3:// URL -> S3Tier, made when a source names it
     for job in jobs_plan:
         for task in job.tasks:
             size = task.model_file.size
@@ -274,11 +321,32 @@ def dry_run(jobs_plan: list, cache_dir=None, offline: bool = False) -> list:
                         row["from"].append(f"cache {entry_path}")
                 except OSError:
                     pass
+            if state == "fetch" and _bucket_holds(task, tiers, notes):
+                state = "cache"
+                row["from"] = [f"{s.label} ({s.url})" for s in task.sources if s.kind == "s3"][:1]
             if state == "fetch":
                 row["from"] += [f"mirror {s.describe()}" if s.is_mirror else f"origin {s.describe()}"
-                                for s in task.sources]
+                                for s in task.sources if s.kind != "s3"]
                 if offline:
                     state = "missing"
             row["state"] = state
             rows.append(row)
     return rows
+
+
+def _bucket_holds(task, tiers: dict, notes: Optional[list]) -> bool:
+    """Whether an S3 cache tier among the task's sources holds an object at the file's hash."""
+    checksum = task.model_file.checksum
+    for source in task.sources:
+        if source.kind != "s3":
+            continue
+        tier = tiers.get(source.tier)
+        if tier is None:
+            from omz_tools.download.s3cache import S3Tier
+            tier = tiers[source.tier] = S3Tier(source.tier, limits=NetLimits(), num_attempts=1)
+        found = tier.holds(checksum.algorithm, checksum.value, task.model_file.size)
+        if found is None and notes is not None and tier.down not in notes:
+            notes.append(tier.down)
+        if found:
+            return True
+    return False

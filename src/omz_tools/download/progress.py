@@ -71,6 +71,8 @@ class JsonReporter(JsonLinesEmitter, Reporter):
 
     def file_end(self, model, file, ok, action="", served_by=""):
         extra = {"source": served_by} if served_by else {}
+        if served_by.startswith("cache-s3 "):  # "source": "cache-s3", "cache": "s3://bucket/prefix"
+            extra = {"source": "cache-s3", "cache": served_by.split(" ", 1)[1]}
         self.emit("model_file_download_end", model=model, model_file=file, successful=ok, **extra)
 
     def skip(self, model, file, reason):
