@@ -51,6 +51,7 @@ class InputSpec:
     shape: Optional[str] = None      # "[1,3,224,224]" ("?" or -1: dynamic, "1..10": a range)
     dtype: Optional[str] = None      # e.g. "f32", "i32"
     value: Optional[str] = None      # a freezing value, as written ("False", "[16]")
+    listed: bool = True              # named by --input (not only by --freeze_placeholder_with_value)
 
 
 @dataclass
@@ -202,7 +203,7 @@ def parse(args: Sequence[str]) -> MOArgs:
                 name, arrow, frozen = item.partition("->")
                 if not arrow:
                     raise MOArgumentError(f"--freeze_placeholder_with_value={value}: expected name->value")
-                _merge_inputs(out, [InputSpec(name=name.strip(), value=frozen.strip())], append=True)
+                _merge_inputs(out, [InputSpec(name=name.strip(), value=frozen.strip(), listed=False)])
         elif key in ("mean_values", "scale_values"):
             getattr(out, key).update(_named_values(value, key))
         elif key == "scale":
@@ -216,7 +217,7 @@ def parse(args: Sequence[str]) -> MOArgs:
     return out
 
 
-def _merge_inputs(out: MOArgs, specs: List[InputSpec], append: bool = False) -> None:
+def _merge_inputs(out: MOArgs, specs: List[InputSpec]) -> None:
     """A later --input/--freeze_placeholder_with_value completes the entry of the same name."""
     by_name = {s.name: s for s in out.inputs if s.name}
     for spec in specs:
@@ -231,7 +232,7 @@ def _merge_inputs(out: MOArgs, specs: List[InputSpec], append: bool = False) -> 
 
 def _merge_shapes(out: MOArgs, shapes: List[str]) -> None:
     """MO pairs the n-th --input_shape with the n-th --input (or the model's n-th input)."""
-    named = [s for s in out.inputs if s.value is None]
+    named = [s for s in out.inputs if s.listed]
     if named and len(named) != len(shapes):
         raise MOArgumentError(f"--input_shape gives {len(shapes)} shape(s) for {len(named)} input(s) "
                               f"({', '.join(s.name for s in named)}); expected one per input")
