@@ -151,7 +151,7 @@ def test_unsupported_layer_message(tmp_path):
     assert isinstance(info.value, caffe.CaffeConversionError)
 
 
-@pytest.mark.parametrize("arg", ["--disable_fusing", "--transform=LowLatency2", "--batch=4"])
+@pytest.mark.parametrize("arg", ["--transform=LowLatency2", "--extensions=/opt/ext", "--example_input=x"])
 def test_unknown_mo_argument_message(small, arg):
     proto, model = small
     with pytest.raises(caffe.UnsupportedArgumentError) as info:

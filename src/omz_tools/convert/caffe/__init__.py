@@ -1,10 +1,12 @@
 """A native Caffe front end: ``.prototxt`` + ``.caffemodel`` -> ``openvino.Model``, without Model Optimizer.
 
 ``convert(mo_args)`` takes the Model Optimizer argument list the converter builds (``--input_model``,
-``--input_proto``, ``--input``, ``--input_shape``, ``--mean_values``, ``--scale_values``,
-``--reverse_input_channels``, ``--output``, ``--layout``, ``--model_name``; ``--framework``,
-``--output_dir``, ``--compress_to_fp16`` and ``--caffe_parser_path`` are accepted and ignored) and
-gives those arguments Model Optimizer's meaning. Every failure is a ``CaffeConversionError`` whose
+``--input_proto``, ``--input``, ``--input_shape``, ``--batch``, ``--mean_values``, ``--scale_values``,
+``--scale``, ``--reverse_input_channels``, ``--output``, ``--layout``, ``--source_layout``,
+``--target_layout``, ``--model_name``; ``--framework``, ``--output_dir``, ``--compress_to_fp16`` and
+``--caffe_parser_path`` are accepted and ignored, MO's switches for its own passes and logging are
+accepted with a note; see ``mo_args``) and gives those arguments Model Optimizer's meaning.
+Every failure is a ``CaffeConversionError`` whose
 message is for the user.
 
 Importing this package imports neither openvino nor protobuf; ``convert`` does.
@@ -54,7 +56,7 @@ def convert(mo_args: Sequence[str], notes: Optional[list] = None) -> "openvino.M
         proto = str(guess)
     net = read_net(proto, options.input_model)
     if notes is not None:
-        notes.extend(net.notes)
+        notes.extend(options.notes + net.notes)
     return build(net, options)
 
 

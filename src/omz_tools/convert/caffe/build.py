@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
 
 from omz_tools.convert.bounds import oversized_output, oversized_tensor
 
 from . import mo_args
 from .errors import CaffeConversionError, UnsupportedLayerError
 from .fold import fold
-from .layers import INTERNAL, SUPPORTED_LAYER_TYPES, TRANSLATORS, Context, as_output, const, shape_of
-from .opset import Layout, Model, Type, ops
+from .layers import INTERNAL, SUPPORTED_LAYER_TYPES, TRANSLATORS, Context, as_output
+from .opset import Model, Type, ops
+from .preprocess import preprocess
 from .reader import Net, Version
 from .strides import optimize_strides, subsampled
 
@@ -25,12 +26,7 @@ def _output_versions(net: Net, names: List[str]) -> Dict[Version, str]:
     if names:
         by_layer = {layer.name: layer for layer in net.layers}
         for name in names:
-            if name in by_layer and by_layer[name].outputs:
-                version = by_layer[name].outputs[0]
-            else:
-                version = net.final_version(name)
-            if version is None:
-                raise CaffeConversionError(f"--output={name}: the network has no layer or blob named {name!r}")
+            version = _named_version(net, by_layer, name)
             result[version] = version[0]
         return result
     read = {b for layer in net.layers for b in layer.bottoms}
@@ -39,6 +35,41 @@ def _output_versions(net: Net, names: List[str]) -> Dict[Version, str]:
             if top not in read:
                 result[net.final_version(top)] = top
     return result
+
+
+def _named_version(net: Net, by_layer: dict, name: str) -> Version:
+    """--output's forms: a layer (its first top), a blob (its last write), 'layer:N' (top N), 'N:layer' (bottom N)."""
+    if name in by_layer and by_layer[name].outputs:
+        return by_layer[name].outputs[0]
+    version = net.final_version(name)
+    if version is not None:
+        return version
+    match = re.fullmatch(r"(.+):(\d+)|(\d+):(.+)", name)
+    if match:
+        out = match.group(1) is not None
+        layer, port = by_layer.get(match.group(1) if out else match.group(4)), int(match.group(2) or match.group(3))
+        ports = (layer.outputs if out else layer.inputs) if layer is not None else []
+        if port < len(ports):
+            return ports[port]
+        if layer is not None:
+            raise CaffeConversionError(f"--output={name}: layer {layer.name!r} has {len(ports)} "
+                                       f"{'top' if out else 'bottom'}(s), so no {'output' if out else 'input'} "
+                                       f"port {port}")
+    raise CaffeConversionError(f"--output={name}: the network has no layer or blob named {name!r}")
+
+
+def _result_order(net: Net, names: List[str], outputs: Dict[Version, str]) -> list:
+    """(version, name) per Result, as Model Optimizer 2024.6 orders them: one per --output item (a tensor
+    named twice is output twice), those given with a port ('layer:N', 'N:layer') first (measured)."""
+    if not names:
+        return list(outputs.items())
+    by_layer = {layer.name: layer for layer in net.layers}
+    ported = [n for n in names if n not in by_layer and net.final_version(n) is None]
+    pairs = []
+    for name in ported + [n for n in names if n not in ported]:
+        version = _named_version(net, by_layer, name)
+        pairs.append((version, version[0]))
+    return pairs
 
 
 def _needed(net: Net, outputs) -> List:
@@ -50,32 +81,6 @@ def _needed(net: Net, outputs) -> List:
             keep.append(layer)
             wanted.update(layer.inputs)
     return list(reversed(keep))
-
-
-def _preprocess(param, name: str, options: mo_args.Options):
-    """Reverse channels, subtract mean, divide by scale (MO's order) on the channel axis (1)."""
-    x = param.output(0)
-    dims = shape_of(x)
-    channels = dims[1] if len(dims) > 1 else 0
-
-    def values_for(table, arg):
-        values = table.get(name, table.get("") if len(table) == 1 and "" in table else None)
-        if values is None:
-            return None
-        if len(values) not in (1, channels):
-            raise CaffeConversionError(f"--{arg}: {len(values)} values for input {name!r} with {channels} channels "
-                                       f"(shape {dims}); expected {channels}")
-        return np.array(values, dtype=np.float64).reshape([1, -1] + [1] * (len(dims) - 2))
-
-    if options.reverse_input_channels and channels in (3, 4) or (options.reverse_input_channels and channels > 1):
-        x = ops.gather(x, const(list(range(channels - 1, -1, -1)), np.int64), const(1, np.int64))
-    mean = values_for(options.mean_values, "mean_values")
-    if mean is not None:
-        x = ops.subtract(x, const(mean))
-    scale = values_for(options.scale_values, "scale_values")
-    if scale is not None:
-        x = ops.divide(x, const(scale))
-    return as_output(x)
 
 
 def _refuse_unsupported(net: Net) -> None:
@@ -90,21 +95,14 @@ def _refuse_unsupported(net: Net) -> None:
             "run the converter with --backend mo.")
 
 
-def _parameters(shapes: dict, options: mo_args.Options, values: dict) -> list:
-    """One Parameter per input (with its layout and preprocessing); its value goes into ``values``."""
+def _parameters(shapes: dict, values: dict) -> list:
+    """One Parameter per input; its output goes into ``values`` (preprocessing comes last, on the model)."""
     params = []
     for name, shape in shapes.items():
         param = ops.parameter(shape, Type.f32, name=name)
         param.output(0).get_tensor().set_names({name})
-        layout = options.layouts.get(name, options.layouts.get(""))
-        if layout:
-            try:
-                param.set_layout(Layout(layout))
-            except RuntimeError as exc:
-                raise CaffeConversionError(f"--layout={layout}: not a layout OpenVINO understands "
-                                           f"({str(exc).splitlines()[0]})") from None
         params.append(param)
-        values[(name, 0)] = _preprocess(param, name, options)
+        values[(name, 0)] = param.output(0)
     return params
 
 
@@ -145,19 +143,15 @@ def _refuse_oversized(net: Net, layer, values: dict) -> None:
 
 def build(net: Net, options: mo_args.Options) -> Model:
     shapes = mo_args.resolve_input_shapes(options, net.inputs)
-    for table, arg in ((options.mean_values, "mean_values"), (options.scale_values, "scale_values")):
-        for name in table:
-            if name and name not in shapes:
-                raise CaffeConversionError(f"--{arg}: the network has no input named {name!r} "
-                                           f"(its inputs: {', '.join(shapes)})")
     outputs = _output_versions(net, options.outputs)
+    order = _result_order(net, options.outputs, outputs)
     net.layers = _needed(net, outputs)
     _refuse_unsupported(net)
     fold(net, outputs)
     optimize_strides(net, outputs)
     ctx = Context(net.model_path)
     values: Dict[Version, object] = {}
-    params = _parameters(shapes, options, values)
+    params = _parameters(shapes, values)
     for layer in net.layers:
         _translate(ctx, layer, values)
         _refuse_oversized(net, layer, values)
@@ -171,7 +165,7 @@ def build(net: Net, options: mo_args.Options) -> Model:
         if version[0] not in shapes and value.get_node().get_type_name() != "Parameter":
             value.get_tensor().set_names({version[0]})
     results = []
-    for version, name in outputs.items():
+    for version, name in order:
         value = values[version]
         value.get_tensor().set_names({name})
         result = ops.result(value)
@@ -182,4 +176,4 @@ def build(net: Net, options: mo_args.Options) -> Model:
     sentence = oversized_tensor(model)  # before anything runs it: its layers' sizes are the prototxt's
     if sentence is not None:
         raise CaffeConversionError(f"{net.proto_path}: {sentence}")
-    return model
+    return preprocess(model, options)
