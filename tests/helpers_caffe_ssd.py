@@ -95,7 +95,8 @@ def _iou(box, boxes):
     lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
     area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
+    union = area(box) + area(boxes) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _nms(boxes, scores, threshold, top_k, nms_threshold):
@@ -151,15 +152,20 @@ helpers_caffe.EXTRA_FORWARD.update({"Normalize": _normalize_forward, "PriorBox":
 
 def ssd_weights(net, seed: int, inputs: dict, *, conf_std: float = 2.5, loc_std: float = 0.7) -> dict:
     """``make_weights`` with the detection heads (convolutions named ``*mbox_conf``/``*mbox_loc``)
-    rescaled on ``inputs`` so their outputs have standard deviations ``conf_std`` (logits: softmax far
-    from uniform and from one-hot, some boxes above the confidence threshold) and ``loc_std``."""
+    centred and rescaled on ``inputs``: each output channel gets mean 0 (no class wins everywhere by
+    its offset alone; maps of 4 locations or more) and the head's outputs standard deviation ``conf_std`` (logits: softmax far
+    from uniform and from one-hot, some boxes above the confidence threshold) or ``loc_std``."""
     blobs = make_weights(net, seed, batch=1)
     values = reference(net, blobs, inputs)
     for layer in net.layer:
         if layer.type == "Convolution" and ("mbox_conf" in layer.name or "mbox_loc" in layer.name):
             target = conf_std if "mbox_conf" in layer.name else loc_std
-            gain = target / max(float(values[layer.top[0]].std()), 1e-12)
-            blobs[layer.name] = [b * gain for b in blobs[layer.name]]
+            out = values[layer.top[0]]
+            # (a map of a few locations keeps its offsets: centring would leave nothing)
+            means = out.mean(axis=(0, 2, 3)) if out.shape[2] * out.shape[3] >= 4 else np.zeros(out.shape[1])
+            gain = target / max(float((out - means.reshape(1, -1, 1, 1)).std()), 1e-12)
+            weights, bias = blobs[layer.name]
+            blobs[layer.name] = [weights * gain, (bias - means) * gain]
     return blobs
 
 
@@ -196,7 +202,7 @@ def assert_same_detections(got, want, tol: float = 1e-4) -> float:
     return worst
 
 
-def assert_scores_spread(rows, threshold: float, at_least: int = 3) -> None:
+def assert_scores_spread(rows, threshold: float, at_least: int = 3, classes: int = 2) -> None:
     """A detection output that proves something: several boxes, scores not all equal nor all ~1."""
     rows = detections(rows)
     assert len(rows) >= at_least, f"only {len(rows)} detection(s) above the threshold {threshold}"
@@ -204,4 +210,93 @@ def assert_scores_spread(rows, threshold: float, at_least: int = 3) -> None:
     assert scores.min() > threshold
     assert scores.max() < 0.99, f"scores saturated: top score {scores.max():.4f}"
     assert scores.std() > 0.01, f"scores hardly spread: std {scores.std():.4f}"
-    assert len(set(rows[:, 1].astype(int))) >= 2, "detections of a single class only"
+    assert len(set(rows[:, 1].astype(int))) >= classes, f"detections of fewer than {classes} classes"
+
+
+# -- SSD-family test nets --------------------------------------------------------------------------
+
+def layer(name, kind, bottoms, tops, params=""):
+    b = "".join(f' bottom: "{x}"' for x in bottoms)
+    t = "".join(f' top: "{x}"' for x in tops)
+    return f'layer {{ name: "{name}" type: "{kind}"{b}{t} {params} }}\n'
+
+
+def conv_relu(name, bottom, out, kernel=3, stride=1, pad=1):
+    return layer(name, "Convolution", [bottom], [name], "convolution_param { num_output: %d kernel_size: %d "
+                 "stride: %d pad: %d }" % (out, kernel, stride, pad)) + layer(f"{name}_relu", "ReLU", [name], [name])
+
+
+def _head(source, priors_kind, prior_param, num_priors, classes):
+    """One SSD head on ``source``: loc/conf convolutions, Permute + Flatten, and the priors."""
+    text = ""
+    for part, width in (("loc", 4), ("conf", classes)):
+        name = f"{source}_mbox_{part}"
+        text += layer(name, "Convolution", [source], [name],
+                      "convolution_param { num_output: %d kernel_size: 3 pad: 1 }" % (num_priors * width))
+        text += layer(f"{name}_perm", "Permute", [name], [f"{name}_perm"],
+                      "permute_param { order: 0 order: 2 order: 3 order: 1 }")
+        text += layer(f"{name}_flat", "Flatten", [f"{name}_perm"], [f"{name}_flat"], "flatten_param { axis: 1 }")
+    return text + layer(f"{source}_mbox_priorbox", priors_kind, [source, "data"], [f"{source}_mbox_priorbox"],
+                        "prior_box_param { %s }" % prior_param)
+
+
+def ssd_net(name, shape, body, heads, classes, detection_param, priors_kind="PriorBox"):
+    """A net: input ``shape``, ``body`` (layers), one head per (blob, prior_box_param text, priors per
+    location), the concatenations, the conf Reshape/Softmax(axis 2)/Flatten, and ``detection_out``."""
+    text = f'name: "{name}"\ninput: "data"\ninput_shape {{ %s }}\n' % " ".join(f"dim: {d}" for d in shape) + body
+    for source, param, count in heads:
+        text += _head(source, priors_kind, param, count, classes)
+    sources = [h[0] for h in heads]
+    for part, axis in (("loc", 1), ("conf", 1), ("priorbox", 2)):
+        tops = [f"{s}_mbox_{part}" + ("" if part == "priorbox" else "_flat") for s in sources]
+        text += layer(f"mbox_{part}", "Concat", tops, [f"mbox_{part}"], "concat_param { axis: %d }" % axis)
+    text += layer("mbox_conf_reshape", "Reshape", ["mbox_conf"], ["mbox_conf_reshape"],
+                  "reshape_param { shape { dim: 0 dim: -1 dim: %d } }" % classes)
+    text += layer("mbox_conf_softmax", "Softmax", ["mbox_conf_reshape"], ["mbox_conf_softmax"],
+                  "softmax_param { axis: 2 }")
+    text += layer("mbox_conf_flatten", "Flatten", ["mbox_conf_softmax"], ["mbox_conf_flatten"],
+                  "flatten_param { axis: 1 }")
+    return text + layer("detection_out", "DetectionOutput", ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox"],
+                        ["detection_out"], "detection_output_param { num_classes: %d %s }" % (classes, detection_param))
+
+
+_DETECTION = ("share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 400 } "
+              "code_type: CENTER_SIZE keep_top_k: 200 confidence_threshold: %g")
+
+# Like face-detection-retail-0044's head: clustered priors (widths/heights from k-means) on one map,
+# two classes (background, face), the image size given explicitly.
+CLUSTERED_SHAPE = [1, 3, 96, 96]
+CLUSTERED_THRESHOLD = 0.75
+
+
+def clustered_net() -> str:
+    body = conv_relu("c1", "data", 16, stride=2) + conv_relu("c2", "c1", 32, stride=2) + \
+        conv_relu("c3", "c2", 32, stride=2)
+    widths = [9.4, 25.1, 14.7, 34.7, 143.0]
+    heights = [15.0, 39.6, 25.5, 63.2, 227.5]
+    param = " ".join(f"width: {w}" for w in widths) + " " + " ".join(f"height: {h}" for h in heights) + \
+        " clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 img_h: 96 img_w: 96 step: 8 offset: 0.5"
+    return ssd_net("clustered", CLUSTERED_SHAPE, body, [("c3", param, len(widths))], 2,
+                   _DETECTION % CLUSTERED_THRESHOLD, priors_kind="PriorBoxClustered")
+
+
+# Like ssd300: conv4_3-style Normalize (per-channel scale) on the first map, PriorBox with min and max
+# sizes, flip, clip, one or two aspect ratios and an explicit step on four maps, priors concatenated.
+SSD300_SHAPE = [1, 3, 96, 96]
+SSD300_THRESHOLD = 0.65
+SSD300_CLASSES = 5
+
+
+def ssd300_head_net() -> str:
+    body = conv_relu("c1", "data", 16, stride=2) + conv_relu("c2", "c1", 32, stride=2)
+    body += layer("c2_norm", "Normalize", ["c2"], ["c2_norm"],
+                  'norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } }')
+    body += conv_relu("c3", "c2", 32, stride=2) + conv_relu("c4", "c3", 32, stride=2) + \
+        conv_relu("c5", "c4", 32, pad=0)
+
+    def prior(min_size, max_size, ratios, step):
+        return f"min_size: {min_size} max_size: {max_size} " + "".join(f"aspect_ratio: {r} " for r in ratios) + \
+            f"flip: true clip: true variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 step: {step} offset: 0.5"
+    heads = [("c2_norm", prior(10, 20, [2], 4), 4), ("c3", prior(20, 40, [2, 3], 8), 6),
+             ("c4", prior(40, 70, [2, 3], 16), 6), ("c5", prior(70, 96, [2], 24), 4)]
+    return ssd_net("ssd300_head", SSD300_SHAPE, body, heads, SSD300_CLASSES, _DETECTION % SSD300_THRESHOLD)

@@ -45,10 +45,19 @@ def _input(shape):
 
 
 def _run(model, inputs: dict) -> dict:
-    """Every output of ``model`` by its tensor name, in FP32 on the CPU."""
+    """Every output of ``model`` by each of its tensor names, in FP32 on the CPU."""
     compiled = ov.Core().compile_model(model, "CPU", F32)
     result = compiled(inputs)
-    return {out.get_any_name(): np.asarray(result[out], np.float64) for out in compiled.outputs}
+    return {name: np.asarray(result[out], np.float64) for out in compiled.outputs for name in out.get_names()}
+
+
+def _outputs_as(native, mo_model, names):
+    """The native model's outputs are the requested ones, in order, with MO's shapes; each tensor has
+    the name asked for (MO's may have more: it merges a one-input Concat into its bottom)."""
+    assert len(native.outputs) == len(mo_model.outputs) == len(names)
+    for ours, theirs, name in zip(native.outputs, mo_model.outputs, names):
+        assert name in ours.get_names() and name in theirs.get_names(), (ours.get_names(), theirs.get_names())
+        assert list(ours.get_shape()) == list(theirs.get_shape()), name
 
 
 def _max_diff(a, b) -> float:
@@ -115,7 +124,7 @@ def test_normalize_matches_model_optimizer(normalize_net, tmp_path):
     proto, model = normalize_net
     mo_model = ov.Core().read_model(str(run_mo(tmp_path, _normalize_args(proto, model), tmp_path / "cache")))
     native = caffe.convert(_normalize_args(proto, model))
-    assert [o.get_any_name() for o in native.outputs] == [o.get_any_name() for o in mo_model.outputs]
+    _outputs_as(native, mo_model, NORMALIZE_OUTPUTS)
     x = _normalize_input(4)
     got, want = _run(native, {"data": x}), _run(mo_model, {"data": x})
     for name in NORMALIZE_OUTPUTS:
@@ -136,8 +145,8 @@ def mobilenet_ssd(tmp_path_factory):
     entry = json.loads((ZOO / "manifest.json").read_text())["mobilenet-ssd"]
     net = parse_prototxt(MOBILENET.read_text())
     inputs = ssd.preprocessed(net, 5, 127.5, 127.5)
-    # conf logits with std 0.8: ~90 of the 1917 x 20 scores pass the 0.25 threshold, top score ~0.45
-    blobs = ssd.ssd_weights(net, 1, inputs, conf_std=0.8)
+    # conf logits with std 0.6: 41 boxes of 9 classes pass the 0.25 threshold, top score ~0.4
+    blobs = ssd.ssd_weights(net, 1, inputs, conf_std=0.6)
     folder = tmp_path_factory.mktemp("mobilenet_ssd")
     model = write_caffemodel(MOBILENET, folder / "mobilenet-ssd.caffemodel", blobs=blobs)
     args = [a.replace("$dl_dir/mobilenet-ssd.caffemodel", str(model)).replace("$dl_dir/mobilenet-ssd.prototxt",
@@ -167,9 +176,64 @@ def test_mobilenet_ssd_matches_model_optimizer(mobilenet_ssd, tmp_path):
     proto, model, args, inputs, raw, want = mobilenet_ssd
     mo_model = ov.Core().read_model(str(run_mo(tmp_path, _with_priors(args), tmp_path / "cache")))
     native = caffe.convert(_with_priors(args))
-    names = [(o.get_any_name(), list(o.get_shape())) for o in mo_model.outputs]
-    assert [(o.get_any_name(), list(o.get_shape())) for o in native.outputs] == names
+    _outputs_as(native, mo_model, ["detection_out", "mbox_priorbox"])
     got, expected = _run(native, {"data": raw}), _run(mo_model, {"data": raw})
     ssd.assert_scores_spread(expected["detection_out"], MOBILENET_THRESHOLD)
     assert _max_diff(got["mbox_priorbox"], expected["mbox_priorbox"]) <= 1e-6
+    assert ssd.assert_same_detections(got["detection_out"], expected["detection_out"]) <= 1e-4
+
+
+# -- own nets: PriorBoxClustered (face-detection-retail-0044's head), an ssd300-style head ----------
+
+# name -> (prototxt text, conf_std, confidence threshold, classes expected among the detections,
+# outputs besides detection_out)
+OWN_NETS = {
+    "clustered": (ssd.clustered_net(), 0.6, ssd.CLUSTERED_THRESHOLD, 1, ["mbox_priorbox"]),
+    "ssd300_head": (ssd.ssd300_head_net(), 0.8, ssd.SSD300_THRESHOLD, 3, ["mbox_priorbox", "c2_norm"]),
+}
+
+
+@pytest.fixture(scope="module")
+def own_nets(tmp_path_factory):
+    made = {}
+
+    def make(name):
+        if name not in made:
+            text, conf_std, threshold, classes, extra = OWN_NETS[name]
+            net = parse_prototxt(text)
+            inputs = ssd.preprocessed(net, 5, 127.5, 127.5)
+            blobs = ssd.ssd_weights(net, 1, inputs, conf_std=conf_std)
+            proto, model = _write(tmp_path_factory.mktemp(name), text, blobs=blobs)
+            args = [f"--input_model={model}", f"--input_proto={proto}", "--input=data",
+                    "--mean_values=data[127.5,127.5,127.5]", "--scale_values=data[127.5]",
+                    f"--output={','.join(['detection_out'] + extra)}"]
+            raw = (inputs["data"] * 127.5 + 127.5).astype(np.float32)
+            made[name] = (args, raw, reference(net, blobs, inputs), threshold, classes, ["detection_out"] + extra)
+        return made[name]
+    return make
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("name", sorted(OWN_NETS))
+def test_own_ssd_net_matches_numpy_reference(name, own_nets):
+    args, raw, want, threshold, classes, outputs = own_nets(name)
+    ssd.assert_scores_spread(want["detection_out"], threshold, classes=classes)
+    native = caffe.convert(args)
+    assert [o.get_any_name() for o in native.outputs] == outputs
+    got = _run(native, {"data": raw})
+    for output in outputs[1:]:
+        assert _max_diff(got[output], want[output]) <= 1e-5 * float(np.abs(want[output]).max()), output
+    assert ssd.assert_same_detections(got["detection_out"], want["detection_out"]) <= 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(OWN_NETS))
+def test_own_ssd_net_matches_model_optimizer(name, own_nets, tmp_path):
+    args, raw, want, threshold, classes, outputs = own_nets(name)
+    mo_model = ov.Core().read_model(str(run_mo(tmp_path, args, tmp_path / "cache")))
+    native = caffe.convert(args)
+    _outputs_as(native, mo_model, outputs)
+    got, expected = _run(native, {"data": raw}), _run(mo_model, {"data": raw})
+    ssd.assert_scores_spread(expected["detection_out"], threshold, classes=classes)
+    for output in outputs[1:]:
+        assert _max_diff(got[output], expected[output]) <= 1e-5 * float(np.abs(expected[output]).max()), output
     assert ssd.assert_same_detections(got["detection_out"], expected["detection_out"]) <= 1e-4

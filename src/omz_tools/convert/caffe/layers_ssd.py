@@ -99,10 +99,10 @@ def prior_box_clustered(ctx, layer, inputs):
         step_h, step_w = float(p.step_h), float(p.step_w)
     else:
         step_h = step_w = float(p.step)
+    # The IR's attribute names (the node factory reads those, not the Python docstring's widths/heights)
     attrs = {
-        "widths": [float(v) for v in p.width], "heights": [float(v) for v in p.height], "clip": bool(p.clip),
-        "step_widths": step_w, "step_heights": step_h, "offset": float(p.offset),
-        "variances": _variance(ctx, layer, p),
+        "width": [float(v) for v in p.width], "height": [float(v) for v in p.height], "clip": bool(p.clip),
+        "step_w": step_w, "step_h": step_h, "offset": float(p.offset), "variance": _variance(ctx, layer, p),
     }
     priors = ops.prior_box_clustered(const(layer_hw, np.int64), const(image_hw, np.int64), attrs)
     return [_unsqueezed(priors)]
