@@ -264,3 +264,46 @@ def test_object_deleted_mid_read_is_still_verified_or_falls_through(tmp_path, or
     third = omz_tools.download("m", tmp_path / "out3", registries=[reg], cache_dir=url)
     assert {o.task.name: o.served_by for o in third.files}["w.bin"] == "original"
     assert client.get_object(Bucket=bucket, Key=key("p", data["w.bin"]))["Body"].read() == data["w.bin"]
+
+
+def test_runners_filling_the_bucket_at_once_leave_only_verified_objects(tmp_path, origin, moto_server, bucket,
+                                                                       clean_env):
+    reg, data = model(tmp_path, origin, big=3 << 20)
+    env = moto_server.env(clean_env)
+    url = f"s3://{bucket}/p"
+    procs = [downloader_popen("--registry", reg, "--name", "m", "-o", tmp_path / f"r{i}", "--cache_dir", url,
+                              env=env) for i in range(3)]
+    for proc in procs:
+        out, err = proc.communicate()
+        assert proc.returncode == 0, out + err
+    client = moto_server.client()
+    assert moto_server.keys(bucket) == sorted(key("p", blob) for blob in data.values())  # no staging left
+    for blob in data.values():
+        assert client.get_object(Bucket=bucket, Key=key("p", blob))["Body"].read() == blob
+
+
+def test_a_kept_part_continues_with_a_range_request_and_the_objects_etag(tmp_path, origin, moto_server, bucket,
+                                                                         clean_env, monkeypatch):
+    from omz_tools.download.errors import RestartError
+    from omz_tools.download.options import NetLimits
+    from omz_tools.download.s3cache import S3Tier, source_for
+    from omz_tools.registry import resolve
+
+    reg, data = model(tmp_path, origin)
+    for name, value in moto_server.env(clean_env).items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{bucket}/p"
+    blob = data["w.bin"]
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key=key("p", blob), Body=blob)
+    etag = client.head_object(Bucket=bucket, Key=key("p", blob))["ETag"]
+    model_file = next(f for f in resolve("m", registries=[reg])[0].files if str(f.name) == "w.bin")
+    tier = S3Tier(url, limits=NetLimits())
+    opened = tier.open(source_for(url, model_file), 1000, etag)
+    try:
+        assert (opened.offset, opened.total, opened.validator) == (1000, len(blob), etag)
+        assert opened.response.raw.read() == blob[1000:]
+    finally:
+        opened.response.close()
+    with pytest.raises(RestartError, match="changed since the partial file was kept"):
+        tier.open(source_for(url, model_file), 1000, '"0123456789abcdef0123456789abcdef"')

@@ -54,8 +54,8 @@ def _jobs(ctx, param, value):
 @click.option("--force", is_flag=True, help="convert again even when the IR is up to date")
 @click.option("--download", is_flag=True, help="fetch missing or unverified input files first (as omz-downloader "
                                                "does; the five options below are its own)")
-@click.option("--cache_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="with --download: omz-downloader's content-addressed cache")
+@click.option("--cache_dir", multiple=True, metavar="DIR|s3://BUCKET/PREFIX",
+              help="with --download: omz-downloader's content-addressed caches (repeatable, nearest first)")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="with --download: try URL/<subdirectory>/<file> before the original source (repeatable; "
                    "then $OMZ_MIRROR)")
@@ -135,7 +135,7 @@ def _unexpected(exc: BaseException) -> str:
 
 def _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts, timeout):
     """--download's DownloadOptions (None without --download), checked now: a bad value is a usage error."""
-    given = {"--cache_dir": cache_dir is not None, "--mirror": bool(mirrors), "--offline": offline,
+    given = {"--cache_dir": bool(cache_dir), "--mirror": bool(mirrors), "--offline": offline,
              "--num_attempts": num_attempts is not None, "--timeout": timeout is not None}
     if not download:
         if any(given.values()):
