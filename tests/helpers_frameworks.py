@@ -133,3 +133,36 @@ def compare(ovc_xml: Path, mo_xml: Path, inputs: dict, atol: float = 1e-5) -> di
 
 def image(shape: list, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+
+
+def tf_classifier(seed: int = 0):
+    """A tf.function input [1,16,16,3] (NHWC) -> feat -> prob, and the TensorFlow module."""
+    tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu generates the TensorFlow test models")
+    w = weights(seed)
+    kernel = tf.Variable(np.transpose(w["conv_w"], (2, 3, 1, 0)))  # OIHW -> HWIO
+    fc = tf.Variable(w["fc_w"].T.copy())
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.float32, name="input")])
+    def classify(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + w["conv_b"])
+        feat = tf.reduce_mean(y, [1, 2], name="feat")
+        return tf.nn.softmax(tf.matmul(feat, fc) + w["fc_b"], name="prob")
+
+    module = tf.Module()
+    module.kernel, module.fc, module.classify = kernel, fc, classify
+    return tf, module, classify
+
+
+def write_frozen_graph(folder: Path, seed: int = 0) -> Path:
+    tf, _, classify = tf_classifier(seed)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
+    folder.mkdir(parents=True, exist_ok=True)
+    tf.io.write_graph(frozen.graph.as_graph_def(), str(folder), "graph.pb", as_text=False)
+    return folder / "graph.pb"
+
+
+def write_saved_model(folder: Path, seed: int = 0) -> Path:
+    tf, module, classify = tf_classifier(seed)
+    tf.saved_model.save(module, str(folder), signatures=classify)
+    return folder

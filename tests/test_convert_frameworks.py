@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers_caffe import assert_not_saturated
 from helpers_frameworks import MEAN, STD, compare, convert, image, mo_python, register, write_onnx
 
 pytestmark = pytest.mark.frameworks
@@ -66,3 +67,47 @@ def test_onnx_input_shape_reshapes(dirs):
               "--layout=nchw"])
     ovc_xml, mo_xml = _both("big-onnx", dirs)
     compare(ovc_xml, mo_xml, {"data": image([1, 3, 32, 32], seed=5)})
+
+
+def _tf_args(*source):
+    return [*source, f"--mean_values=input[{','.join(map(str, MEAN))}]", "--scale_values=input[58.0]",
+            "--reverse_input_channels"]
+
+
+TF_INPUT = [{"name": "input", "shape": [1, 16, 16, 3], "layout": "NHWC"}]
+
+
+def _tf_oracle(name, dirs, seed):
+    """Model Optimizer 2024.6 reads TensorFlow models only with tensorflow in its own venv, which the
+    [mo] venv cannot have (protobuf 3.20, numpy < 2): the oracle is TensorFlow itself, on the input
+    preprocessed as MO's arguments say (channels reversed, mean subtracted, divided by the scale)."""
+    from helpers_frameworks import run_ir, tf_classifier
+    registry, dl, out = dirs
+    xml = convert(name, registry, dl, out / "ovc", "ovc")
+    x = image([1, 16, 16, 3], seed=seed + 1)
+    ports, got = run_ir(xml, {0: x})
+    assert list(ports.values()) == [([1, 16, 16, 3], "[N,H,W,C]")]
+    assert {"input", "input:0"} & set(next(iter(ports)).split(",") + [next(iter(ports))])
+    _, _, classify = tf_classifier(seed)
+    want = classify((x[..., ::-1] - np.array(MEAN, np.float32)) / np.float32(58.0)).numpy()
+    assert_not_saturated(want)
+    (value,) = got.values()
+    np.testing.assert_allclose(value, want, rtol=0, atol=1e-5)
+
+
+def test_tensorflow_frozen_graph(dirs):
+    from helpers_frameworks import write_frozen_graph
+    registry, dl, _ = dirs
+    graph = write_frozen_graph(dl / "public" / "cls-tf", seed=6)
+    register(registry, dl, "cls-tf", "tf", [graph], _tf_args("--input_model=$dl_dir/graph.pb", "--output=prob"),
+             input_info=TF_INPUT)
+    _tf_oracle("cls-tf", dirs, 6)
+
+
+def test_tensorflow_saved_model(dirs):
+    from helpers_frameworks import write_saved_model
+    registry, dl, _ = dirs
+    saved = write_saved_model(dl / "public" / "cls-saved" / "saved", seed=8)
+    register(registry, dl, "cls-saved", "tf", [saved], _tf_args("--saved_model_dir=$dl_dir/saved"),
+             input_info=TF_INPUT)
+    _tf_oracle("cls-saved", dirs, 8)

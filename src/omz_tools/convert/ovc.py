@@ -143,22 +143,55 @@ def convert(conversion: Plan):
     read = source if isinstance(source, list) else str(source)
     try:
         try:
-            model = ov.convert_model(read, **kwargs, **({"output": list(args.outputs)} if args.outputs else {}))
-        except Exception as exc:  # noqa: BLE001 - convert_model of 2025+ only selects among the model's outputs
-            if not args.outputs or "not found among model outputs" not in str(exc):
+            model = _read(ov, read, kwargs, args.outputs)
+        except Exception as exc:  # noqa: BLE001 - see _tensor_names
+            if "input" not in kwargs or "not found among model inputs" not in str(exc):
                 raise
-            model = _cut(ov.convert_model(read, **kwargs), args.outputs)
+            kwargs["input"] = _tensor_names(ov.convert_model(read), conversion.inputs, kwargs["input"])
+            model = _read(ov, read, kwargs, args.outputs)
     except FrameworkConversionError:
         raise
     except Exception as exc:  # noqa: BLE001 - OpenVINO's front ends raise many types; one message
         text = " ".join(str(exc).split())[:600]
         raise FrameworkConversionError(f"openvino.convert_model failed: {text}") from None
+    _add_operation_names(model, [n for n, _, _ in conversion.inputs if n], args.outputs)
     for name, value, dtype in conversion.frozen:
         _freeze(model, name, value, dtype)
     model = ovc_preprocess.apply(model, args)
     if args.model_name:
         model.set_friendly_name(args.model_name)
     return model
+
+
+def _read(ov, read, kwargs: dict, outputs: List[str]):
+    try:
+        return ov.convert_model(read, **kwargs, **({"output": list(outputs)} if outputs else {}))
+    except Exception as exc:  # noqa: BLE001 - convert_model of 2025+ only selects among the model's outputs
+        if not outputs or "not found among model outputs" not in str(exc):
+            raise
+        return _cut(ov.convert_model(read, **kwargs), outputs)
+
+
+def _add_operation_names(model, inputs: List[str], outputs: List[str]) -> None:
+    """Model Optimizer's IR names a TensorFlow input or output by its operation ('input'), as the
+    registry's input_info and model cards do; OpenVINO 2025+ names only the tensor ('input:0'):
+    give such a port the operation's name too."""
+    for ports, names in ((model.inputs, inputs), (model.outputs, outputs)):
+        for port in ports:
+            have = port.get_names()
+            port.get_tensor().add_names({n for n in names if n not in have and f"{n}:0" in have})
+
+
+def _tensor_names(model, items: list, given: list) -> list:
+    """MO named a TensorFlow input by its operation ('input'); OpenVINO 2025+ knows only its tensor
+    ('input:0') among the inputs: such a name becomes the tensor's. Other names are left as given."""
+    known = {n for port in model.inputs for n in port.get_names()}
+    result = []
+    for (name, _, _), value in zip(items, given):
+        if name and name not in known and f"{name}:0" in known:
+            value = (f"{name}:0", *value[1:]) if isinstance(value, tuple) else f"{name}:0"
+        result.append(value)
+    return result
 
 
 def _cut(model, names: List[str]):
@@ -212,7 +245,7 @@ def _freeze(model, name: str, text: str, dtype: Optional[str]) -> None:
     import openvino as ov
     from openvino import opset8
     params = [p for p in model.get_parameters()
-              if name in p.output(0).get_names() or name == p.get_friendly_name()]
+              if {name, f"{name}:0"} & set(p.output(0).get_names()) or name == p.get_friendly_name()]
     if not params:
         raise MOArgumentError(f"freezing {name}: the converted model has no input of that name (inputs: "
                               f"{', '.join(p.get_friendly_name() for p in model.get_parameters())})")

@@ -54,8 +54,9 @@ def _find(model, name: str, what: str, outputs: bool = False):
                                   f"{len(model.inputs)} ({', '.join(_first_name(p) for p in model.inputs)}): "
                                   "name the input")
         return model.inputs[0], True
-    for port in ports:
-        if name in port.get_tensor().get_names() or name == port.get_node().get_friendly_name():
+    for port in ports:  # a TensorFlow operation's name stands for its tensor ':0' in MO's arguments
+        names = port.get_tensor().get_names()
+        if name in names or f"{name}:0" in names or name == port.get_node().get_friendly_name():
             return port, port in model.inputs
     raise MOArgumentError(f"{what} names {name!r}, which is not an input{' or output' if outputs else ''} of the "
                           f"converted model (inputs: {', '.join(_first_name(p) for p in model.inputs)})")
