@@ -37,10 +37,12 @@ def _image_module():
 
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3, as the accuracy checker's ``pillow_imread``; raises ImageError."""
-    from omz_tools.accuracy.preprocess import ImageError, read_file
+    from omz_tools.accuracy.imagefile import ImageError, header_size, read_file
     Image = _image_module()
     # Image.open on the bytes decodes exactly as on the open file the accuracy checker passes.
     data = read_file(path)
+    if data:
+        header_size(path, data)  # refuses a header declaring more pixels than the bound, before decoding
     try:
         return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
     except Image.UnidentifiedImageError:

@@ -17,12 +17,8 @@ import numpy as np
 
 from omz_tools.accuracy import pillow_steps
 from omz_tools.accuracy.config import Step
-from omz_tools.errors import OmzError
+from omz_tools.accuracy.imagefile import IMAGE_MAX_PIXELS, ImageError, header_size, read_file  # noqa: F401
 from omz_tools.version import pip_install
-
-
-class ImageError(OmzError):
-    """An image that cannot be read or decoded; the message says which and why."""
 
 
 _QUIETED = False
@@ -44,29 +40,28 @@ def _cv2():
     return cv2
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of an image file, read before decoding so that a file that cannot be read is not
-    called one that cannot be decoded; raises :class:`ImageError`."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
 def read_image(path: Path) -> np.ndarray:
     """BGR uint8 HxWx3, as ``cv2.imread(path, IMREAD_COLOR)``; raises :class:`ImageError`."""
     cv2 = _cv2()
     data = read_file(path)
-    # imdecode from bytes, not imread: imread says nothing about why it failed.
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if data:
+        header_size(path, data)  # refuses a header declaring more pixels than the bound, before decoding
+    try:
+        # imdecode from bytes, not imread: imread says nothing about why it failed.
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as exc:
+        # OpenCV's own checks (e.g. its pixel bound, OPENCV_IO_MAX_IMAGE_PIXELS) raise instead of returning None.
+        raise ImageError(f"{path}: not an image OpenCV can decode ({len(data)} bytes: OpenCV refused it: "
+                         f"{_cv2_reason(exc)})") from None
     if image is None:
         kind = "an empty file" if not data else f"{len(data)} bytes starting {data[:8]!r}"
         raise ImageError(f"{path}: not an image OpenCV can decode ({kind})")
     return image
+
+
+def _cv2_reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text.split(" error: ", 1)[-1][:200]  # without the build path of the source file
 
 
 def _resize_to(step: Step, width: int, height: int) -> tuple:
@@ -92,17 +87,29 @@ def _pillow_crop(image: np.ndarray, step: Step) -> np.ndarray:
     return pillow_steps.crop(image, step.params["width"], step.params["height"])
 
 
+def _checked(size: tuple, step: Step) -> tuple:
+    """A step's output size, refused when empty or over OMZ_IMAGE_MAX_PIXELS: an image far from the
+    protocol's aspect ratio (1x20000 with aspect_ratio_scale) would otherwise be resized to gigabytes."""
+    width, height = int(size[0]), int(size[1])
+    bound = IMAGE_MAX_PIXELS.value()
+    if width < 1 or height < 1 or width * height > bound:
+        raise ImageError(f"not preprocessed: the {step.kind} step would make it {width}x{height} pixels (expected "
+                         f"1x1 up to {bound:,} pixels in all, {IMAGE_MAX_PIXELS.env_var}): its shape is too far "
+                         "from the protocol's")
+    return width, height
+
+
 def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
     """Apply the steps to an HxWxC image; uint8 until a normalization makes it float32."""
     cv2 = _cv2()
     for step in steps:
         pillow = step.params.get("library") == "pillow"
         if step.kind == "resize" and pillow:
-            image = pillow_steps.resize(image, *_resize_to(step, image.shape[1], image.shape[0]),
+            image = pillow_steps.resize(image, *_checked(_resize_to(step, image.shape[1], image.shape[0]), step),
                                         step.params["interpolation"])
         elif step.kind == "resize":
             height, width = image.shape[:2]
-            size = _resize_to(step, width, height)
+            size = _checked(_resize_to(step, width, height), step)
             image = cv2.resize(image, size, interpolation=getattr(cv2, f"INTER_{step.params['interpolation']}"))
         elif step.kind == "crop" and pillow:
             image = _pillow_crop(image, step)
@@ -119,7 +126,7 @@ def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
                         grown = grown * dst_w / grown[0]
                     if grown[1] < dst_h:
                         grown = grown * dst_h / grown[1]
-                    image = cv2.resize(image, tuple(int(v) for v in np.ceil(grown)))
+                    image = cv2.resize(image, _checked(tuple(int(v) for v in np.ceil(grown)), step))
                     height, width = image.shape[:2]
             top, left = (height - dst_h) // 2, (width - dst_w) // 2
             image = image[top:top + dst_h, left:left + dst_w]
@@ -159,4 +166,10 @@ def read(path: Path, steps: Sequence[Step]) -> tuple:
 def prepare(path: Path, steps: Sequence[Step], shape: Sequence[int]) -> np.ndarray:
     """Read, preprocess and lay out one image for the IR."""
     image, rest = read(path, steps)
-    return to_input(apply(image, rest), shape)
+    try:
+        image = apply(image, rest)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+    except _cv2().error as exc:  # a last guard: one unreadable image, never a traceback in a decode thread
+        raise ImageError(f"{path}: not preprocessed: OpenCV refused it: {_cv2_reason(exc)}") from None
+    return to_input(image, shape)
