@@ -111,3 +111,67 @@ def test_tensorflow_saved_model(dirs):
     register(registry, dl, "cls-saved", "tf", [saved], _tf_args("--saved_model_dir=$dl_dir/saved"),
              input_info=TF_INPUT)
     _tf_oracle("cls-saved", dirs, 8)
+
+
+NET_PY = '''
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, classes)
+
+    def forward(self, x):
+        return torch.softmax(self.fc(torch.relu(self.conv(x)).mean((2, 3))), 1)
+'''
+
+
+def test_pytorch_as_open_model_zoo_lays_it_out(dirs):
+    """A module file and a state dict in the download folder, conversion_to_onnx_args as Open Model Zoo
+    writes them: ovc's IR against torch itself, and against Model Optimizer on the exported ONNX file."""
+    import shutil
+    import sys
+
+    torch = pytest.importorskip("torch", reason="torch exports the PyTorch test model")
+    from helpers_frameworks import weights
+    registry, dl, out = dirs
+    folder = dl / "public" / "cls-pt"
+    folder.mkdir(parents=True)
+    (folder / "tinynet.py").write_text(NET_PY)
+    w = weights(10)
+    state = {"conv.weight": w["conv_w"], "conv.bias": w["conv_b"], "fc.weight": w["fc_w"], "fc.bias": w["fc_b"]}
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, folder / "tinynet.pth")
+    mo_args = [f"--mean_values=data[{','.join(map(str, MEAN))}]", f"--scale_values=data[{','.join(map(str, STD))}]",
+               "--reverse_input_channels", "--output=prob"]
+    register(registry, dl, "cls-pt", "pytorch", [folder / "tinynet.py", folder / "tinynet.pth"],
+             [*mo_args, "--input_model=$conv_dir/tinynet.onnx"],
+             onnx_args=["--model-path=$dl_dir", "--model-name=Net", "--import-module=tinynet", "--model-param=classes=5",
+                        "--weights=$dl_dir/tinynet.pth", "--input-shape=1,3,16,16", "--input-names=data",
+                        "--output-names=prob", "--output-file=$conv_dir/tinynet.onnx"],
+             input_info=[{"name": "data", "shape": [1, 3, 16, 16], "layout": "NCHW"}], outputs={"prob": [1, 5]})
+    ovc_xml = convert("cls-pt", registry, dl, out / "ovc", "auto")  # auto: PyTorch models take ovc
+    x = image([1, 3, 16, 16], seed=11)
+    sys.path.insert(0, str(folder))
+    try:
+        import tinynet
+        net = tinynet.Net(classes=5)
+    finally:
+        sys.path.remove(str(folder))
+    net.load_state_dict(torch.load(folder / "tinynet.pth"))
+    with torch.no_grad():
+        want = net(((torch.from_numpy(x[:, ::-1].copy()) - torch.tensor(MEAN).view(1, 3, 1, 1))
+                    / torch.tensor(STD).view(1, 3, 1, 1))).numpy()
+    assert_not_saturated(want)
+    from helpers_frameworks import run_ir
+    _, got = run_ir(ovc_xml, {"data": x})
+    np.testing.assert_allclose(got["prob"], want, rtol=0, atol=1e-5)
+    # Model Optimizer on the ONNX file the export wrote (what omz_converter runs after pytorch_to_onnx.py)
+    exported = dl / "public" / "pt-onnx" / "tinynet.onnx"
+    exported.parent.mkdir(parents=True)
+    shutil.copyfile(out / "ovc" / "public" / "cls-pt" / "tinynet.onnx", exported)
+    register(registry, dl, "pt-onnx", "onnx", [exported], [*mo_args, "--input_model=$dl_dir/tinynet.onnx"],
+             input_info=[{"name": "data", "shape": [1, 3, 16, 16], "layout": "NCHW"}])
+    mo_xml = convert("pt-onnx", registry, dl, out / "mo", "mo", python=mo_python())
+    compare(ovc_xml, mo_xml, {"data": x})
