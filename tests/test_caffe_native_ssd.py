@@ -51,6 +51,19 @@ def _run(model, inputs: dict) -> dict:
     return {name: np.asarray(result[out], np.float64) for out in compiled.outputs for name in out.get_names()}
 
 
+def _close(got, want, tol: float) -> None:
+    """Elementwise within ``tol`` (shown with -s)."""
+    diff = _max_diff(got, want)
+    print(f"max abs difference {diff:.3g} (scale {float(np.abs(want).max()):.3g})")
+    assert diff <= tol, f"max abs difference {diff:.3g} > {tol:.3g}"
+
+
+def _report(worst: float) -> None:
+    """The largest difference of matched detections (shown with -s), within 1e-4."""
+    print(f"detections match; largest difference {worst:.3g}")
+    assert worst <= 1e-4
+
+
 def _outputs_as(native, mo_model, names):
     """The native model's outputs are the requested ones, in order, with MO's shapes; each tensor has
     the name asked for (MO's may have more: it merges a one-input Concat into its bottom)."""
@@ -116,7 +129,7 @@ def test_normalize_matches_numpy_reference(normalize_net):
     assert np.ptp(blobs["n_channels"][0]) > 1  # per-channel scales that differ
     for name in NORMALIZE_OUTPUTS:
         scale = float(np.abs(want[name]).max())
-        assert _max_diff(got[name], want[name]) <= 1e-5 * scale, name
+        _close(got[name], want[name], 1e-5 * scale)
         assert float(want[name].std()) > 0.01 * scale  # not a constant map
 
 
@@ -128,7 +141,7 @@ def test_normalize_matches_model_optimizer(normalize_net, tmp_path):
     x = _normalize_input(4)
     got, want = _run(native, {"data": x}), _run(mo_model, {"data": x})
     for name in NORMALIZE_OUTPUTS:
-        assert _max_diff(got[name], want[name]) <= 1e-5 * float(np.abs(want[name]).max()), name
+        _close(got[name], want[name], 1e-5 * float(np.abs(want[name]).max()))
 
 
 # -- mobilenet-ssd (the real prototxt; random weights) ---------------------------------------------
@@ -163,8 +176,8 @@ def test_mobilenet_ssd_matches_numpy_reference(mobilenet_ssd):
     assert [(o.get_any_name(), list(o.get_shape())) for o in native.outputs] == [("detection_out", [1, 1, 100, 7])]
     ssd.assert_scores_spread(want["detection_out"], MOBILENET_THRESHOLD)
     got = _run(caffe.convert(_with_priors(args)), {"data": raw})
-    assert _max_diff(got["mbox_priorbox"], want["mbox_priorbox"]) <= 1e-6
-    assert ssd.assert_same_detections(got["detection_out"], want["detection_out"]) <= 1e-4
+    _close(got["mbox_priorbox"], want["mbox_priorbox"], 1e-6)
+    _report(ssd.assert_same_detections(got["detection_out"], want["detection_out"]))
 
 
 def _with_priors(args):
@@ -179,8 +192,8 @@ def test_mobilenet_ssd_matches_model_optimizer(mobilenet_ssd, tmp_path):
     _outputs_as(native, mo_model, ["detection_out", "mbox_priorbox"])
     got, expected = _run(native, {"data": raw}), _run(mo_model, {"data": raw})
     ssd.assert_scores_spread(expected["detection_out"], MOBILENET_THRESHOLD)
-    assert _max_diff(got["mbox_priorbox"], expected["mbox_priorbox"]) <= 1e-6
-    assert ssd.assert_same_detections(got["detection_out"], expected["detection_out"]) <= 1e-4
+    _close(got["mbox_priorbox"], expected["mbox_priorbox"], 1e-6)
+    _report(ssd.assert_same_detections(got["detection_out"], expected["detection_out"]))
 
 
 # -- own nets: PriorBoxClustered (face-detection-retail-0044's head), an ssd300-style head ----------
@@ -222,8 +235,8 @@ def test_own_ssd_net_matches_numpy_reference(name, own_nets):
     assert [o.get_any_name() for o in native.outputs] == outputs
     got = _run(native, {"data": raw})
     for output in outputs[1:]:
-        assert _max_diff(got[output], want[output]) <= 1e-5 * float(np.abs(want[output]).max()), output
-    assert ssd.assert_same_detections(got["detection_out"], want["detection_out"]) <= 1e-4
+        _close(got[output], want[output], 1e-5 * float(np.abs(want[output]).max()))
+    _report(ssd.assert_same_detections(got["detection_out"], want["detection_out"]))
 
 
 @pytest.mark.parametrize("name", sorted(OWN_NETS))
@@ -235,5 +248,30 @@ def test_own_ssd_net_matches_model_optimizer(name, own_nets, tmp_path):
     got, expected = _run(native, {"data": raw}), _run(mo_model, {"data": raw})
     ssd.assert_scores_spread(expected["detection_out"], threshold, classes=classes)
     for output in outputs[1:]:
-        assert _max_diff(got[output], expected[output]) <= 1e-5 * float(np.abs(expected[output]).max()), output
-    assert ssd.assert_same_detections(got["detection_out"], expected["detection_out"]) <= 1e-4
+        _close(got[output], expected[output], 1e-5 * float(np.abs(expected[output]).max()))
+    _report(ssd.assert_same_detections(got["detection_out"], expected["detection_out"]))
+
+
+# -- what OpenVINO's operations cannot say: one message naming the layer ---------------------------
+
+REFUSED = {
+    "different steps": ("step: 4 offset", "step_h: 4 step_w: 8 offset", "step_h 4 differs from step_w 8"),
+    "adaptive NMS": ("top_k: 400 }", "top_k: 400 eta: 0.9 }", "nms_param.eta 0.9 (adaptive NMS)"),
+    "3 variances": ("variance: 0.2 variance: 0.2 step: 4", "variance: 0.2 step: 4", "expected 1 or 4 variance"),
+    "wrong num_classes": ("num_classes: 5", "num_classes: 6", "num_classes 6, found"),
+}
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_unsupported_ssd_parameters_are_one_message(case, own_nets, tmp_path):
+    args = own_nets("ssd300_head")[0]
+    old, new, expected = REFUSED[case]
+    text = ssd.ssd300_head_net()
+    assert old in text
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(text.replace(old, new, 1))
+    with pytest.raises(caffe.CaffeConversionError) as info:
+        caffe.convert([a if not a.startswith("--input_proto=") else f"--input_proto={proto}" for a in args])
+    message = str(info.value)
+    assert message.startswith('layer "') and expected in message and "\n" not in message, message

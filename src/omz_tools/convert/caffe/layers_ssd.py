@@ -142,7 +142,15 @@ def detection_output(ctx, layer, inputs):
     size = 4 if layer.proto.detection_output_param.normalized else 5
     if len(prior_dims) != 3 or prior_dims[-1] % size:
         raise ctx.fail(layer, f"expected priors of shape [N, 1 or 2, {size} * priors], found {prior_dims}")
-    attrs = _detection_attrs(ctx, layer, prior_dims[-1] // size)
+    num_priors = prior_dims[-1] // size
+    attrs = _detection_attrs(ctx, layer, num_priors)
+    classes = attrs["num_classes"]
+    loc_width = 4 * (1 if attrs["share_location"] else classes)
+    for what, x, width in (("locations", loc, loc_width), ("confidences", conf, classes)):
+        count = int(np.prod(shape_of(x)[1:], dtype=np.int64))
+        if count != num_priors * width:
+            raise ctx.fail(layer, f"expected {num_priors} x {width} {what} per image for {num_priors} priors and "
+                                  f"num_classes {classes}, found {count} (shape {shape_of(x)})")
     inputs = [ops.reshape(x, const([0, -1], np.int64), True) if len(shape_of(x)) != 2 else x
               for x in (loc, conf, *inputs[3:])]
     loc, conf, extra = inputs[0], inputs[1], inputs[2:]
