@@ -65,3 +65,22 @@ def test_every_model_of_openvino_dev_gets_a_plan_or_one_refusal(tmp_path):
                             capture_output=True, text=True, env={**env, "CI": "true"}, timeout=120)
     assert direct.returncode == 0, direct.stderr
     assert "input=[('map/TensorArrayStack/TensorArrayGatherV3', PartialShape('[1,224,224,3]'))]" in direct.stdout
+
+
+def test_pytorch_without_torch_is_one_message(tmp_path):
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here; test_convert_frameworks.py converts PyTorch models with it")
+    from helpers_frameworks import register
+    folder = tmp_path / "dl" / "public" / "pt"
+    folder.mkdir(parents=True)
+    (folder / "net.py").write_text("class Net: pass\n")
+    register(tmp_path / "reg", tmp_path / "dl", "pt", "pytorch", [folder / "net.py"], ["--input_model=$conv_dir/n.onnx"],
+             onnx_args=["--model-path=$dl_dir", "--model-name=Net", "--import-module=net", "--input-shapes=1,3,8,8",
+                        "--input-names=data", "--output-names=prob", "--output-file=$conv_dir/n.onnx"])
+    proc = subprocess.run([command("omz-converter"), "--registry", str(tmp_path / "reg"), "--name", "pt",
+                           "-d", str(tmp_path / "dl"), "--backend", "ovc"],
+                          capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "pt: PyTorch models need torch in " in proc.stderr
+    assert "pip install 'omz-model-tools[pytorch]'" in proc.stderr
+    assert proc.stderr.count("PyTorch models need torch") == 2  # the error, and its line in FAILED:
