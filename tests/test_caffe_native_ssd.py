@@ -275,3 +275,52 @@ def test_unsupported_ssd_parameters_are_one_message(case, own_nets, tmp_path):
         caffe.convert([a if not a.startswith("--input_proto=") else f"--input_proto={proto}" for a in args])
     message = str(info.value)
     assert message.startswith('layer "') and expected in message and "\n" not in message, message
+
+
+# -- PriorBox / PriorBoxClustered variants, elementwise ---------------------------------------------
+
+PRIOR_SHAPE = [1, 3, 40, 75]  # a 10 x 19 map: image / map is 4 vertically, 75 / 19 horizontally
+PRIOR_VARIANTS = {
+    "pb_default_step": ("PriorBox", "min_size: 8 aspect_ratio: 2 variance: 0.1"),
+    "pb_two_sizes": ("PriorBox", "min_size: 6 min_size: 12 max_size: 12 max_size: 20 aspect_ratio: 2 "
+                                 "aspect_ratio: 3 aspect_ratio: 2 flip: false clip: true variance: 0.1 variance: 0.1 "
+                                 "variance: 0.2 variance: 0.2 step: 4"),
+    "pb_offset_step": ("PriorBox", "min_size: 10 max_size: 30 aspect_ratio: 0.5 step: 4.5 offset: 0.25"),
+    "pb_img_size": ("PriorBox", "min_size: 10 img_size: 100 step: 8"),
+    "pbc_steps": ("PriorBoxClustered", "width: 5 width: 12.5 height: 9 height: 7 step_h: 4 step_w: 3.5 clip: true "
+                                       "variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2"),
+    "pbc_default_step": ("PriorBoxClustered", "width: 20 height: 30 offset: 0.3 variance: 0.2"),
+}
+# Model Optimizer gives PriorBox the input image's size whatever img_size says (Caffe takes img_size).
+MO_DIFFERS = {"pb_img_size"}
+
+
+@pytest.fixture(scope="module")
+def prior_net(tmp_path_factory):
+    text = 'name: "priors"\n' + _input(PRIOR_SHAPE) + _conv("c1", "data", 4, stride=4) + "".join(
+        _layer(name, kind, ["c1", "data"], [name], "prior_box_param { %s }" % param)
+        for name, (kind, param) in PRIOR_VARIANTS.items())
+    proto, model = _write(tmp_path_factory.mktemp("priors"), text, seed=3)
+    args = [f"--input_model={model}", f"--input_proto={proto}", "--input=data", f"--output={','.join(PRIOR_VARIANTS)}"]
+    x = ssd.helpers_caffe.image_like(PRIOR_SHAPE, 1)
+    return args, x, reference(parse_prototxt(text), _blobs(proto, model), {"data": x.astype(np.float64)})
+
+
+@pytest.mark.native
+def test_prior_variants_match_numpy_reference(prior_net):
+    args, x, want = prior_net
+    got = _run(caffe.convert(args), {"data": x})
+    for name in PRIOR_VARIANTS:
+        assert got[name].shape[:2] == (1, 2) and got[name].shape[2] > 0, name
+        _close(got[name], want[name], 1e-6)
+
+
+def test_prior_variants_match_model_optimizer(prior_net, tmp_path):
+    args, x, want = prior_net
+    mo_model = ov.Core().read_model(str(run_mo(tmp_path, args, tmp_path / "cache")))
+    got, expected = _run(caffe.convert(args), {"data": x}), _run(mo_model, {"data": x})
+    for name in PRIOR_VARIANTS:
+        if name in MO_DIFFERS:
+            assert _max_diff(expected[name], want[name]) > 1e-3  # MO's is not Caffe's here; ours is
+        else:
+            _close(got[name], expected[name], 1e-6)
