@@ -307,3 +307,46 @@ def test_a_kept_part_continues_with_a_range_request_and_the_objects_etag(tmp_pat
         opened.response.close()
     with pytest.raises(RestartError, match="changed since the partial file was kept"):
         tier.open(source_for(url, model_file), 1000, '"0123456789abcdef0123456789abcdef"')
+
+
+def omz_cache(*args, env):
+    from helpers_cache import offline_env
+    return subprocess.run([sys.executable, "-m", "omz_tools.cli.cache", *map(str, args)], capture_output=True,
+                          text=True, env=offline_env(env))
+
+
+def test_publish_a_folder_then_an_air_gapped_runner_reads_the_bucket(tmp_path, origin, moto_server, bucket,
+                                                                    clean_env):
+    reg, data = model(tmp_path, origin)
+    env = moto_server.env(clean_env)
+    url = f"s3://{bucket}/fleet"
+    assert run(reg, tmp_path / "downloaded", clean_env).returncode == 0  # no cache: a plain download
+    (tmp_path / "downloaded" / "public" / "m" / "net.txt").write_bytes(b"changed locally\n")
+    proc = omz_cache("publish", "--registry", reg, "--name", "m", "-o", tmp_path / "downloaded", url, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Published: 1, already in the bucket: 0, not there: 1, failed: 0." in proc.stdout
+    assert moto_server.keys(bucket) == [key("fleet", data["w.bin"])]  # the changed file was not published
+    again = omz_cache("publish", "--registry", reg, "--name", "m", "-o", tmp_path / "downloaded", url, env=env)
+    assert "Published: 0, already in the bucket: 1" in again.stdout
+    offline = run(reg, tmp_path / "gapped", env, "--cache_dir", url, "--offline")
+    assert served_by(offline.stdout) == {"w.bin": f"cache-s3 {url}"} and offline.returncode == 1
+
+
+def test_verify_reads_every_object_and_removes_the_damaged_ones(tmp_path, origin, moto_server, bucket, clean_env):
+    reg, data = model(tmp_path, origin)
+    env = moto_server.env(clean_env)
+    url = f"s3://{bucket}/p"
+    assert run(reg, tmp_path / "out", env, "--cache_dir", url).returncode == 0
+    good = omz_cache("verify", "--registry", reg, "--name", "m", url, env=env)
+    assert good.returncode == 0 and "Verified: 2, already in the bucket: 0, not there: 0, failed: 0." in good.stdout
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key=key("p", data["net.txt"]), Body=b"x" * len(data["net.txt"]))
+    bad = omz_cache("verify", "--registry", reg, "--name", "m", url, env=env)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "m/net.txt: the object" in bad.stderr and "is damaged" in bad.stderr and "left it" in bad.stderr
+    removed = omz_cache("verify", "--registry", reg, "--name", "m", "--remove_damaged", url, env=env)
+    assert removed.returncode == 1 and "removed it" in removed.stderr
+    assert moto_server.keys(bucket) == [key("p", data["w.bin"])]
+    missing = omz_cache("verify", "--registry", reg, "--name", "m", "s3://no-such-bucket", env=env)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert SECRET not in good.stdout + good.stderr + bad.stdout + bad.stderr + missing.stderr

@@ -124,11 +124,10 @@ class S3Tier:
     A tier that cannot be used (endpoint down, credentials refused, no such bucket) says why once,
     in ``down``, and is passed over for the rest of the run."""
 
-    def __init__(self, url: str, *, limits, num_attempts: int = 3, repair: bool = False):
+    def __init__(self, url: str, *, limits, num_attempts: int = 3):
         boto3, config = _boto3()
         self.where = S3Location.parse(url)
         self.label = f"{LABEL} {self.where.url}"
-        self.repair = repair
         session = boto3.session.Session()  # the standard chain: env, profile, config files, roles
         timeouts = dict(connect_timeout=limits.connect_timeout, read_timeout=limits.read_timeout)
         # Metadata and uploads retry inside botocore; a GET is retried (and resumed) by the Fetcher.
@@ -158,7 +157,8 @@ class S3Tier:
         """One paragraph for a botocore error; never includes a credential."""
         code = error_code(exc)
         where = f"The S3 cache {self.where.url}"
-        advice = "files are fetched from the next source (mirrors, then the origin) in this run."
+        advice = ("files are fetched from the next source (mirrors, then the origin) in this run."
+                  if doing != "uploading" else "the file was not stored there.")
         if code in ("404", "NoSuchBucket"):
             return f"{where} cannot be used: the bucket {self.where.bucket!r} does not exist; {advice}"
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden",
@@ -238,18 +238,22 @@ class S3Tier:
         then). None when done or not needed, else one paragraph saying why it was not stored."""
         if not self.usable():
             return None
-        key = self.where.object_key(algorithm, digest)
-        bucket = self.where.bucket
         if not replace and self.holds(algorithm, digest, 0):
             return None
-        staging = self.where.key("staging", f"{digest[:16]}.{uuid.uuid4().hex}")
         try:
-            self.client.upload_file(str(path), bucket, staging)
-            try:
-                self.client.copy({"Bucket": bucket, "Key": staging}, bucket, key)
-            finally:
-                self.client.delete_object(Bucket=bucket, Key=staging)
+            self.upload(path, algorithm, digest)
         except Exception as exc:  # noqa: BLE001
             return (f"Could not store {path.name} in {self.where.url}: "
                     f"{self.describe_failure(exc, 'uploading')} The downloaded file itself is fine.")
         return None
+
+    def upload(self, path, algorithm: str, digest: str) -> None:
+        """To a unique staging key, then a server-side copy to the final key: an object appears
+        under the final key whole or not at all. Raises botocore's errors."""
+        bucket, key = self.where.bucket, self.where.object_key(algorithm, digest)
+        staging = self.where.key("staging", f"{digest[:16]}.{uuid.uuid4().hex}")
+        self.client.upload_file(str(path), bucket, staging)
+        try:
+            self.client.copy({"Bucket": bucket, "Key": staging}, bucket, key)
+        finally:
+            self.client.delete_object(Bucket=bucket, Key=staging)
