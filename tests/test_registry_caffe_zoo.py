@@ -157,3 +157,16 @@ def test_the_manifest_s_models_have_its_files_arguments_and_postprocessing(leave
             steps.append({"$type": "regex_replace", "file": step.file.as_posix(), "pattern": step.pattern.pattern,
                           "replacement": step.replacement, **({"count": step.count} if step.count else {})})
         assert steps == entry["postprocessing"], name
+
+
+def test_every_entry_has_a_card_whose_links_resolve(leaves):
+    import re
+    for name in CAFFE_ZOO:
+        card = builtin_registry() / "public" / name / "README.md"
+        text = card.read_text(encoding="utf-8")
+        assert text.startswith(f"# {name}\n"), card
+        for stage in (s for s in MTCNN_STAGES if name == "mtcnn"):
+            assert f"## {stage}\n" in text
+        for target in re.findall(r"\]\(([^)#:]+)\)", text):  # relative links (licenses/...)
+            assert (card.parent / target).resolve().is_file(), (card, target)
+        assert leaves[name if name != "mtcnn" else "mtcnn-p"].license_url in text, card
