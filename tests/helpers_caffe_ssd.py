@@ -261,7 +261,7 @@ def ssd_net(name, shape, body, heads, classes, detection_param, priors_kind="Pri
 
 
 _DETECTION = ("share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 400 } "
-              "code_type: CENTER_SIZE keep_top_k: 200 confidence_threshold: %g")
+              "code_type: CENTER_SIZE keep_top_k: %d confidence_threshold: %g")
 
 # Like face-detection-retail-0044's head: clustered priors (widths/heights from k-means) on one map,
 # two classes (background, face), the image size given explicitly.
@@ -277,7 +277,7 @@ def clustered_net() -> str:
     param = " ".join(f"width: {w}" for w in widths) + " " + " ".join(f"height: {h}" for h in heights) + \
         " clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 img_h: 96 img_w: 96 step: 8 offset: 0.5"
     return ssd_net("clustered", CLUSTERED_SHAPE, body, [("c3", param, len(widths))], 2,
-                   _DETECTION % CLUSTERED_THRESHOLD, priors_kind="PriorBoxClustered")
+                   _DETECTION % (-1, CLUSTERED_THRESHOLD), priors_kind="PriorBoxClustered")  # keep all
 
 
 # Like ssd300: conv4_3-style Normalize (per-channel scale) on the first map, PriorBox with min and max
@@ -299,4 +299,4 @@ def ssd300_head_net() -> str:
             f"flip: true clip: true variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 step: {step} offset: 0.5"
     heads = [("c2_norm", prior(10, 20, [2], 4), 4), ("c3", prior(20, 40, [2, 3], 8), 6),
              ("c4", prior(40, 70, [2, 3], 16), 6), ("c5", prior(70, 96, [2], 24), 4)]
-    return ssd_net("ssd300_head", SSD300_SHAPE, body, heads, SSD300_CLASSES, _DETECTION % SSD300_THRESHOLD)
+    return ssd_net("ssd300_head", SSD300_SHAPE, body, heads, SSD300_CLASSES, _DETECTION % (200, SSD300_THRESHOLD))

@@ -10,6 +10,7 @@ import sys
 import time
 
 from omz_tools.convert import mo as mo_mod
+from omz_tools.convert import outputargs
 from omz_tools.convert.inputs import check_named_files
 from omz_tools.convert.install import _indent
 from omz_tools.convert.outcome import Cancelled, ModelFailed
@@ -27,7 +28,8 @@ def run_mo(conv, model, precisions, paths, outcome) -> tuple:
     if conv.cancelled.is_set():
         raise Cancelled()
     outcome.mo_peak_rss = result.peak_rss_bytes
-    xml, bin_ = mo_dir / f"{model.name}.xml", mo_dir / f"{model.name}.bin"
+    named = outputargs.model_name(cmd, model.name)  # MO names its files after its last --model_name
+    xml, bin_ = mo_dir / f"{named}.xml", mo_dir / f"{named}.bin"
     if result.returncode != 0 or not (xml.is_file() and bin_.is_file()):
         tail = mo_mod.log_tail(log)
         what = (f"exited with code {result.returncode}" if result.returncode
