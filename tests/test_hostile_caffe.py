@@ -68,7 +68,7 @@ def convert(run: dict, env_extra: dict = None, *extra) -> tuple:
     env.update(CI="true", **(env_extra or {}))
     cmd = [sys.executable, "-c", _MEASURED, command("omz-converter"), "--name", run["name"],
            "--registry", str(run["registry"]), "-d", str(run["dl"]), "-o", str(run["out"]),
-           "--backend", "native", *extra]
+           *(extra if "--backend" in extra else ("--backend", "native", *extra))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     *rest, peak = proc.stderr.rstrip("\n").split("\n")
     proc.stderr = "\n".join(rest) + ("\n" if rest else "")
@@ -143,3 +143,70 @@ def test_the_ir_check_bounds_tensors_before_compiling(tmp_path, monkeypatch):
     monkeypatch.setenv("OMZ_TENSOR_MAX_SIZE", "2M")
     figures, problems = ircheck.check_ir(entry, xml)
     assert problems == [] and figures.outputs == {"conv": [1, 1, 608, 608]}
+
+
+# -- item 6: files that are not regular, or too large ----------------------------------------------
+
+def test_input_proto_at_dev_zero_is_refused_without_reading_it(tmp_path):
+    run = register(tmp_path, "zero", conv_net(0), CONV_BLOBS, mo_args=["--input_proto=/dev/zero"])
+    proc, peak = convert(run)
+    line = failed_line(proc, "zero")
+    assert "the Caffe network description /dev/zero is a device; the converter reads only regular files" in line
+    assert peak < BASELINE_RSS, peak
+    nothing_installed(run)
+
+
+def test_a_fifo_never_blocks(tmp_path):
+    fifo = tmp_path / "net.fifo"
+    os.mkfifo(fifo)
+    run = register(tmp_path, "fifo", conv_net(0), CONV_BLOBS, mo_args=[f"--input_proto={fifo}"])
+    proc, _ = convert(run)  # a hang would end at convert's timeout, a failure
+    assert f"the Caffe network description {fifo} is a FIFO" in failed_line(proc, "fifo")
+
+
+def test_a_caffemodel_fifo_never_blocks(tmp_path):
+    from omz_tools.convert import caffe
+    fifo = tmp_path / "weights.fifo"
+    os.mkfifo(fifo)
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(conv_net(0))
+    with pytest.raises(caffe.CaffeConversionError, match=f"the Caffe weights file {fifo} is a FIFO"):
+        caffe.convert([f"--input_model={fifo}", f"--input_proto={proto}"])
+
+
+def test_huge_files_are_refused_by_size_before_reading(tmp_path):
+    run = register(tmp_path, "huge", conv_net(0), CONV_BLOBS, mo_args=[f"--input_proto={tmp_path / 'big.prototxt'}"])
+    with open(tmp_path / "big.prototxt", "wb") as stream:  # sparse: 100 MiB that take no disk
+        stream.truncate(100 * MIB)
+    proc, peak = convert(run)
+    line = failed_line(proc, "huge")
+    assert f"the Caffe network description {tmp_path / 'big.prototxt'} has 100.0 MiB (104,857,600 bytes)" in line
+    assert "raise OMZ_PROTOTXT_MAX_SIZE (now 64.0 MiB)" in line, line
+    assert peak < BASELINE_RSS, peak
+    run = register(tmp_path / "w", "heavy", conv_net(0), CONV_BLOBS)
+    weights = run["dl"] / "public" / "heavy" / "heavy.caffemodel"
+    proc, _ = convert(run, {"OMZ_MODEL_FILE_MAX_SIZE": "64"})
+    line = failed_line(proc, "heavy")
+    assert f"the Caffe weights file {weights} has" in line and "raise OMZ_MODEL_FILE_MAX_SIZE (now 64 B)" in line
+
+
+def _has_mo() -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec("openvino.tools.mo") is not None
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _has_mo(), reason="needs Model Optimizer (openvino-dev) for --backend mo")
+def test_model_optimizer_is_not_run_on_a_device_or_fifo(tmp_path):
+    fifo = tmp_path / "net.fifo"
+    os.mkfifo(fifo)
+    for name, path in (("mozero", "/dev/zero"), ("mofifo", str(fifo))):
+        run = register(tmp_path / name, name, conv_net(0), CONV_BLOBS, mo_args=[f"--input_proto={path}"])
+        proc, peak = convert(run, None, "--backend", "mo")
+        line = failed_line(proc, name)
+        assert f"--input_proto={path} (model_optimizer_args of {run['registry']}/public/{name}/model.yml" in line
+        assert ("is a device" if name == "mozero" else "is a FIFO") in line, line
+        assert "Model Optimizer was not run" in line and peak < BASELINE_RSS
+        assert not (run["out"] / "public" / name / f".omz_convert.{name}.log").exists()

@@ -6,7 +6,8 @@
   Open Model Zoo's largest tensors are far below it (ssd512's 67 MB, mtcnn-p at 720x1280 37 MB,
   second stages of Faster R-CNN on 300 boxes a few hundred MB).
 - ``MODEL_FILE_MAX_SIZE``: a file the converter (or Model Optimizer, for it) reads; ``PROTOTXT_MAX_SIZE``:
-  a Caffe network description, parsed whole as text (Open Model Zoo's largest are ~100 KB).
+  a Caffe network description, parsed whole as text (Open Model Zoo's largest prototxts are ~100 KB,
+  its largest model files under 1 GB: VGG-16's caffemodel is 528 MB).
   Only regular files are read: a FIFO or device named by model.yml is refused without opening it.
 - ``PROTOTXT_MAX_DEPTH``: the nesting of ``{ }``/``< >``/``[ ]`` in a prototxt (Caffe's messages nest 4
   deep; protobuf's C++ text parser stops at 100); deeper text would exhaust Python's recursion in
@@ -18,13 +19,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import BinaryIO, Optional, Tuple
 
 from omz_tools.errors import OmzError
 from omz_tools.limits import Limit
 
 TENSOR_MAX_SIZE = Limit("the size of one tensor of a converted model", "OMZ_TENSOR_MAX_SIZE", 2 << 30)
-MODEL_FILE_MAX_SIZE = Limit("the size of a model file the converter reads", "OMZ_MODEL_FILE_MAX_SIZE", 16 << 30)
+MODEL_FILE_MAX_SIZE = Limit("the size of a model file the converter reads", "OMZ_MODEL_FILE_MAX_SIZE", 8 << 30)
 PROTOTXT_MAX_SIZE = Limit("the size of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_SIZE", 64 << 20)
 PROTOTXT_MAX_DEPTH = Limit("the nesting depth of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_DEPTH", 100, kind="count")
 
@@ -33,25 +34,70 @@ class BoundError(OmzError):
     """A model file or a tensor of a model is beyond one of the converter's limits."""
 
 
-def check_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE) -> int:
-    """The size of ``path`` if it is a regular file within ``limit`` (links followed); else BoundError.
-    Never opens the file, so a FIFO cannot block."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise BoundError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
-                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
-        raise BoundError(f"{what} {path} is {kind}; the converter reads only regular files: name the "
-                         "model's file (check the paths in model.yml's model_optimizer_args)")
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def _kind(mode: int) -> Optional[str]:
+    """None for a regular file, else what it is in words."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _refuse(what: str, info: os.stat_result, limit: Limit) -> None:
+    kind = _kind(info.st_mode)
+    if kind is not None:
+        raise BoundError(f"{what} is {kind}; the converter reads only regular files (check the paths in the "
+                         "model's model_optimizer_args)")
     bound = limit.value()
     if info.st_size > bound:
         from omz_tools.wording import human_size
-        raise BoundError(f"{what} {path} has {human_size(info.st_size)} ({info.st_size} bytes), more than "
+        raise BoundError(f"{what} has {human_size(info.st_size)} ({info.st_size:,} bytes), more than "
                          f"{limit.what} allows ({human_size(bound)}). {limit.hint()}")
-    return info.st_size
+
+
+def check_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE, *,
+               folders: bool = False) -> None:
+    """BoundError unless ``path`` (links followed) is a regular file within ``limit`` (or, with
+    ``folders``, a folder, or absent: for Model Optimizer, which says so itself). Never opens it.
+    ``what`` names the file in messages, its path included ("the Caffe weights file /x/y")."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if folders:
+            return
+        raise BoundError(f"cannot read {what}: {exc.strerror or exc}") from None
+    if not (folders and stat.S_ISDIR(info.st_mode)):
+        _refuse(what, info, limit)
+
+
+def open_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file within ``limit``, else BoundError: checked
+    before the open (a FIFO would block it) and again on the open file (O_NONBLOCK, so a path swapped
+    for a FIFO in between cannot block either)."""
+    check_file(path, what, limit)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BoundError(f"cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        _refuse(what, os.fstat(fd), limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: os.PathLike, what: str, limit: Limit) -> bytes:
+    """The bytes of a regular file within ``limit`` (at most limit + 1 bytes are read, should it grow)."""
+    bound = limit.value()
+    with open_file(path, what, limit) as stream:
+        data = stream.read(bound + 1)
+    if len(data) > bound:  # it grew since the check
+        from omz_tools.wording import human_size
+        raise BoundError(f"{what} has more than {limit.what} allows ({human_size(bound)}). {limit.hint()}")
+    return data
 
 
 def _static_size(shape, element_type) -> Optional[Tuple[list, int]]:

@@ -1,8 +1,10 @@
-"""Are a model's input files present and verified? (The downloader's records, hashing if stale.)"""
+"""Are a model's input files present and verified? (The downloader's records, hashing if stale.) Are
+the files its Model Optimizer arguments name readable as model files (``bounds``)?"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from omz_tools.convert.mo import command_string
 from omz_tools.registry import Model, UnpackArchive
@@ -39,3 +41,38 @@ def fetch_command(model: Model, download_dir: Path, registries) -> str:
     for registry in registries or []:
         parts += ["--registry", str(registry)]
     return command_string(parts)
+
+
+# Model Optimizer's options that name a file (or, marked True, a file or a folder) it reads.
+MO_FILE_OPTIONS = {
+    "input_model": True, "input_proto": False, "input_checkpoint": True, "input_meta_graph": False,
+    "input_symbol": False, "mean_file": False, "counts": False, "transformations_config": False,
+    "tensorflow_object_detection_api_pipeline_config": False, "saved_model_dir": True,
+}
+
+
+def _named_files(args: Sequence[str]):
+    """(option, path) for each MO_FILE_OPTIONS option in ``args`` (``--opt=value`` or ``--opt value``)."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        option, equals, value = arg[2:].partition("=")
+        if option in MO_FILE_OPTIONS:
+            if not equals:
+                value = args[i + 1] if i + 1 < len(args) else ""
+            if value:
+                yield option, value
+
+
+def check_named_files(model: Model, args: Sequence[str]) -> None:
+    """Before Model Optimizer runs: each file its arguments name is a regular file (a folder where MO
+    takes one, or absent: MO says so) within ``bounds.MODEL_FILE_MAX_SIZE``, so that model.yml's
+    ``--input_proto=/dev/zero`` or a FIFO is one message, not a hang or memory exhaustion in MO."""
+    from omz_tools.convert import bounds
+    for option, value in _named_files(args):
+        what = f"--{option}={value} (model_optimizer_args of {model.config_dir / 'model.yml'}, or --add_mo_arg)"
+        try:
+            bounds.check_file(Path(value), what, folders=MO_FILE_OPTIONS[option])
+        except bounds.BoundError as exc:
+            raise bounds.BoundError(f"{exc}. Model Optimizer was not run; no IR was written.") from None

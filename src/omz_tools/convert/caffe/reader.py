@@ -71,9 +71,13 @@ class Net:
 def parse_prototxt(path: Path):
     """The NetParameter of a prototxt; fields of parameters this front end does not read are skipped."""
     from google.protobuf import text_format
+
+    from omz_tools.convert import bounds
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = bounds.read_file(path, f"the Caffe network description {path}", bounds.PROTOTXT_MAX_SIZE).decode("utf-8")
+    except bounds.BoundError as exc:
+        raise CaffeConversionError(str(exc)) from None
+    except UnicodeDecodeError as exc:
         raise CaffeConversionError(f"cannot read the Caffe network description {path}: {exc}") from None
     net = schema().NetParameter()
     logger = logging.getLogger("google.protobuf.text_format")
@@ -233,11 +237,13 @@ def read_caffemodel(path: Path, wanted: Dict[str, str]) -> Dict[str, List[np.nda
     """name -> blobs (float32 arrays) of the caffemodel's layers named in ``wanted`` (name -> type,
     for messages): the first layer of a name, the V2 form before the V1 one, as Model Optimizer."""
     from google.protobuf.message import DecodeError
+
+    from omz_tools.convert import bounds
     found: Dict[int, Dict[str, List[np.ndarray]]] = {100: {}, 2: {}}
     size = 0
     try:
-        size = os.stat(path).st_size
-        with open(path, "rb") as stream:
+        with bounds.open_file(path, f"the Caffe weights file {path}", bounds.MODEL_FILE_MAX_SIZE) as stream:
+            size = os.fstat(stream.fileno()).st_size
             for number, data in _layer_messages(stream, size):
                 layer = getattr(schema(), _LAYER_FIELDS[number]).FromString(data)
                 del data
@@ -246,6 +252,8 @@ def read_caffemodel(path: Path, wanted: Dict[str, str]) -> Dict[str, List[np.nda
                     found[number][layer.name] = [
                         blob_array(blob, f"{path}: layer \"{layer.name}\" ({kind}), blob {i}")
                         for i, blob in enumerate(layer.blobs)]
+    except bounds.BoundError as exc:
+        raise CaffeConversionError(str(exc)) from None
     except OSError as exc:
         raise CaffeConversionError(f"cannot read the Caffe weights file {path}: {exc}") from None
     except (_Corrupt, DecodeError, RuntimeError, ValueError) as exc:
