@@ -61,7 +61,8 @@ model_optimizer_args:
 def write_old_registry(root: Path, base: str) -> Path:
     """The hand-written registry; ``base`` is the loopback server's URL."""
     files = {
-        # A composite model as Open Model Zoo 2021.x wrote them: no stages_order.
+        # A composite model without stages_order, as before 2022 (2021.x composite-model.yml files with
+        # only task_type: test_registry_composite_2021.py).
         "public/old-composite/composite-model.yml": """\
 description: An encoder and a decoder, in folder name order
 task_type: machine_translation
