@@ -251,6 +251,15 @@ def _along(values, rank, axis):
     return values.reshape([1] * axis + list(values.shape) + [1] * (rank - axis - values.ndim))
 
 
+_ACTIVATIONS = {  # Caffe's definitions (relu6 as the Caffe forks that have it)
+    "ReLU6": lambda x, layer: np.clip(x, 0.0, 6.0),
+    "ELU": lambda x, layer: np.where(x > 0, x, (layer.elu_param.alpha if layer.HasField("elu_param") else 1.0)
+                                     * (np.exp(np.minimum(x, 0)) - 1)),
+    "AbsVal": lambda x, layer: np.abs(x),
+    "BNLL": lambda x, layer: np.where(x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(x))),
+}
+
+
 class _Weights:
     """Blobs per layer: drawn while the forward pass meets each layer (``rng`` given) or read back."""
 
@@ -416,6 +425,8 @@ def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0
             outs = [x.transpose(order + [a for a in range(x.ndim) if a not in order])]
         elif kind in EXTRA_FORWARD:  # layer types other helpers add (helpers_caffe_ssd: the SSD fork)
             outs = EXTRA_FORWARD[kind](layer, xs, lambda make: weights.get(name, make), rng)
+        elif kind in _ACTIVATIONS:
+            outs = [_ACTIVATIONS[kind](x, layer)]
         else:
             raise ValueError(f"helpers_caffe: no numpy reference for layer type {kind!r} (layer {name!r})")
         for top, value in zip(tops, outs):
@@ -665,3 +676,14 @@ def write_model_yml(registry: Path, name: str, files: list, *, input_shape: list
         f"model_card:\n  inputs:\n    - name: data\n      shape: {input_shape}\n"
         f"  outputs:\n{out_lines}{card_extra}")})
     return registry / "public" / name / "model.yml"
+
+
+def make_weights_for_inputs(net, seed: int, inputs: dict, *, gains: dict = None, classifier_std: float = 2.0) -> tuple:
+    """(blobs per layer, every blob's value) with sensible scales for these inputs (already preprocessed as
+    the converter will, e.g. with MO's mean and scale values), the named layers' blobs multiplied by
+    ``gains`` while the pass runs (see ``make_weights_damped``)."""
+    rng = np.random.default_rng(seed)
+    weights = _DampedWeights(rng, gains or {})
+    values = forward(net, {k: np.asarray(v, np.float64) for k, v in inputs.items()}, weights,
+                     classifier_std=classifier_std)
+    return weights.blobs, values

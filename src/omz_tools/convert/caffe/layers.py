@@ -316,5 +316,7 @@ TRANSLATORS: Dict[str, Callable] = {
 }
 from .layers_ssd import TRANSLATORS as _SSD_TRANSLATORS  # noqa: E402  (the SSD fork's layers)
 TRANSLATORS.update(_SSD_TRANSLATORS)
+from .layers_extra import TRANSLATORS as _EXTRA_TRANSLATORS  # noqa: E402  (more element-wise activations)
+TRANSLATORS.update(_EXTRA_TRANSLATORS)
 INTERNAL = {"ChannelAffine": channel_affine}  # produced by the folding pass only
 SUPPORTED_LAYER_TYPES = frozenset(TRANSLATORS) | {"Input"}

@@ -132,6 +132,7 @@ MESSAGES: Dict[str, Tuple[Iterable[Field], Dict[str, Tuple[str, ...]]]] = {
         _f(1, "slice_dim", UINT32, default="1"),
     ], {}),
     "PermuteParameter": ([_f(1, "order", UINT32, repeated=True)], {}),  # the SSD fork's Permute
+    "ELUParameter": ([_f(1, "alpha", FLOAT, default="1")], {}),
     # The phase rules: which layers a net keeps in a given state (TRAIN/TEST, level, stages).
     "NetState": ([
         _f(1, "phase", ENUM, "Phase", "TEST"), _f(2, "level", INT32, default="0"),
@@ -159,6 +160,7 @@ LAYER_PARAMS = {
     "reshape_param": (133, "ReshapeParameter"), "scale_param": (142, "ScaleParameter"),
     "sigmoid_param": (124, "SigmoidParameter"), "softmax_param": (125, "SoftmaxParameter"),
     "slice_param": (126, "SliceParameter"), "tanh_param": (127, "TanHParameter"),
+    "elu_param": (140, "ELUParameter"),
 }
 
 from . import schema_ssd  # noqa: E402  (the SSD fork's messages)
