@@ -26,11 +26,13 @@ layer {{ name: "prob" type: "Softmax" bottom: "fc" top: "prob" }}
 
 
 def _model(root: Path, registry: Path, name: str, prototxt: str = TINY, extra_mo_args: list = ()) -> Path:
-    """A Caffe model ``name`` in ``registry``, its files where omz-downloader puts them under root/dl."""
+    """A Caffe model ``name`` in ``registry``, its files where omz-downloader puts them under root/dl
+    (the caffemodel holds TINY's weights, whatever ``prototxt`` says)."""
     folder = root / "dl" / "public" / name
     folder.mkdir(parents=True)
-    (folder / f"{name}.prototxt").write_text(prototxt, encoding="utf-8")
+    (folder / f"{name}.prototxt").write_text(TINY, encoding="utf-8")
     write_caffemodel(folder / f"{name}.prototxt", folder / f"{name}.caffemodel", seed=4)
+    (folder / f"{name}.prototxt").write_text(prototxt, encoding="utf-8")
     files = [(f, *file_digest(folder / f), f"https://example.com/{f}") for f in (f"{name}.prototxt", f"{name}.caffemodel")]
     return write_model_yml(registry, name, files, input_shape=SHAPE, outputs={"prob": [1, CLASSES]},
                            extra_mo_args=list(extra_mo_args))
@@ -148,3 +150,108 @@ def test_model_optimizer_refuses_them_and_names_a_plain_model_name_as_native(hos
     assert 0.05 < float(theirs.max()) < 0.95  # a softmax over 5 classes, not one-hot
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
 
+
+
+# -- control characters in names read from files ---------------------------------------------------
+
+# ESC with a colour, BEL, CR, LF, NUL, a C1 CSI (U+009B) and a bidi override, in one layer name; the
+# prototxt's string escapes are decoded by the parser, so the name holds the characters themselves.
+HOSTILE_NAME = "evil\x1b[31m\x07\r\n\x00\x9b\u202eX"
+ESCAPED_NAME = "evil\\x1b[31m\\x07\\x0d\\x0a\\x00\\x9b\\u202eX"
+_PROTO_NAME = 'evil\\x1b[31m\\a\\r\\n\\000\\xc2\\x9b\u202eX'
+
+
+def _raw_controls(text: str) -> list:
+    """The characters of ``text`` a terminal would act on (a newline ends a line and is allowed)."""
+    return sorted({c for c in text if not c.isprintable() and c != "\n"})
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory):
+    root = tmp_path_factory.mktemp("controls")
+    registry = root / "registry"
+    # An unsupported layer type named with the characters, and a blob name with ESC and LF.
+    _model(root, registry, "ctl-layer", TINY.replace('layer { name: "relu" type: "ReLU"',
+                                                     f'layer {{ name: "{_PROTO_NAME}" type: "MVN"'))
+    _model(root, registry, "ctl-blob", TINY.replace('bottom: "conv" top: "fc"', 'bottom: "co\\x1bnv\\n" top: "fc"'))
+    return SimpleNamespace(root=root, registry=registry, dl=root / "dl")
+
+
+def _convert(controls, out, *extra):
+    return run_cli("omz-converter", "--name", "ctl-layer,ctl-blob", "--registry", controls.registry,
+                   "-d", controls.dl, "-o", out, "--backend", "native", *extra)
+
+
+@pytest.mark.native
+def test_control_characters_in_caffe_names_are_escaped_in_text_output(controls, tmp_path):
+    proc = _convert(controls, tmp_path / "out")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert _raw_controls(proc.stdout + proc.stderr) == [], repr(proc.stderr)
+    error, failed = proc.stderr.split("FAILED:\n")
+    assert [line.split(":")[0] for line in failed.splitlines()] == ["ctl-layer", "ctl-blob"], proc.stderr
+    errors = error.splitlines()
+    assert len(errors) == 2 and all(line.startswith("Error: ctl-") for line in errors), proc.stderr
+    assert f'layer "{ESCAPED_NAME}" has type "MVN"' in errors[0], errors[0]
+    assert 'reads blob "co\\x1bnv\\x0a"' in errors[1], errors[1]
+    assert errors[0][len("Error: "):] == failed.splitlines()[0]
+
+
+@pytest.mark.native
+def test_control_characters_stay_json_escapes_in_json_events(controls, tmp_path):
+    proc = _convert(controls, tmp_path / "out", "--progress_format", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _raw_controls(proc.stdout) == [] and "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # one event per line, each whole
+    errors = {e["model"]: e["message"] for e in events if e["$type"] == "model_conversion_error"}
+    assert f'layer "{HOSTILE_NAME}" has type "MVN"' in errors["ctl-layer"]  # the name itself, not pre-escaped
+    assert 'reads blob "co\x1bnv\n"' in errors["ctl-blob"]
+    summary = events[-1]
+    assert summary["$type"] == "conversion_summary"
+    assert [f["message"] for f in summary["failed"]] == [errors["ctl-layer"], errors["ctl-blob"]]
+    assert _raw_controls(proc.stderr) == [] and len(proc.stderr.split("FAILED:\n")[1].splitlines()) == 2
+
+
+@pytest.mark.native
+def test_a_file_name_with_control_characters_in_downloader_lines(tmp_path):
+    """A model.yml file name with ESC and LF: the dry run, the failure (nothing listens on port 9 of
+    127.0.0.1) and the FAILED: list say it escaped, one line each."""
+    import hashlib
+    from conftest import write_registry_files
+    registry = write_registry_files(tmp_path / "registry", {"public/m1": {
+        "description": "d", "task_type": "classification", "framework": "dldt", "license": "https://example.com",
+        "files": [{"name": "a\x1b[31mb\nc.bin", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest(),
+                   "source": "http://127.0.0.1:9/x"}]}})
+    plan = run_cli("omz-downloader", "--name", "m1", "--registry", registry, "-o", tmp_path / "dl", "--dry_run")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "  a\\x1b[31mb\\x0ac.bin  3 B  from" in plan.stdout and _raw_controls(plan.stdout) == []
+    proc = run_cli("omz-downloader", "--name", "m1", "--registry", registry, "-o", tmp_path / "dl",
+                   "--num_attempts", "1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _raw_controls(proc.stdout + proc.stderr) == [], repr(proc.stderr)
+    assert [line for line in proc.stderr.splitlines() if line.startswith("Error: ")][0].startswith(
+        "Error: m1/a\\x1b[31mb\\x0ac.bin: cannot connect")
+    assert proc.stderr.split("FAILED:\n")[1].splitlines()[0].startswith("m1: a\\x1b[31mb\\x0ac.bin: ")
+
+
+@pytest.mark.native
+def test_a_registry_error_in_a_folder_named_with_control_characters_is_one_line(tmp_path):
+    from conftest import write_registry_files
+    registry = write_registry_files(tmp_path / "reg\x1b]0;owned\x07\nX", {"public/m2": {
+        "description": "d", "task_type": "nonsense", "framework": "dldt", "license": "https://example.com",
+        "files": []}})
+    proc = run_cli("omz-info-dumper", "--name", "m2", "--registry", registry)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _raw_controls(proc.stderr) == [], repr(proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Registry error: ") and "reg\\x1b]0;owned\\x07\\x0aX" in lines[0]
+
+
+@pytest.mark.native
+def test_printable_escapes_what_a_terminal_acts_on_and_nothing_else():
+    from omz_tools.wording import printable
+    assert printable("plain ascii, ünïcödé, 中文, tab-free") == "plain ascii, ünïcödé, 中文, tab-free"
+    assert printable("\x00\x07\x1b\x7f\x85\x9b") == "\\x00\\x07\\x1b\\x7f\\x85\\x9b"  # C0, DEL, C1
+    assert printable("a\u202eb\u2066c\u200bd\u2028e\ufefff") == "a\\u202eb\\u2066c\\u200bd\\u2028e\\ufefff"
+    assert printable("x\udc9by") == "x\\udc9by"  # an undecodable byte of a file name (surrogateescape)
+    assert printable("one\ntwo\r", keep="\n") == "one\ntwo\\x0d"
+    assert printable(printable(HOSTILE_NAME)) == printable(HOSTILE_NAME) == ESCAPED_NAME

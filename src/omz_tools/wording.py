@@ -45,5 +45,5 @@ def failed_lines(result) -> list:
     result); a download result's short form (file names and causes) when it has one, since the
     whole paragraph was said once already."""
     briefs = getattr(result, "briefs", None) or {}
-    return ["FAILED:"] + [f"{model}: {briefs.get(model) or message}"
+    return ["FAILED:"] + [printable(f"{model}: {briefs.get(model) or message}")
                           for model, message in result.failures.items()]

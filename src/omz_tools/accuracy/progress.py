@@ -13,6 +13,7 @@ from typing import Optional
 
 from omz_tools.accuracy.engine import EvaluationResult, PrecisionResult, Reporter
 from omz_tools.jsonlines import JsonLinesEmitter
+from omz_tools.wording import printable
 
 LISTED_ERRORS = 20  # unreadable images named in the text summary; JSON lists them all
 
@@ -69,7 +70,7 @@ def verdict_lines(result: EvaluationResult) -> list:
     unreadable = sorted({(str(p), m) for r in result.results.values() for p, m in r.unreadable})
     if unreadable:
         lines.append(f"{len(unreadable)} image(s) could not be read (the figures above leave them out):")
-        lines += [f"  {message}" for _, message in unreadable[:LISTED_ERRORS]]
+        lines += [f"  {printable(message)}" for _, message in unreadable[:LISTED_ERRORS]]
         if len(unreadable) > LISTED_ERRORS:
             lines.append(f"  ... and {len(unreadable) - LISTED_ERRORS} more (--progress_format json lists all)")
     return lines
@@ -91,8 +92,8 @@ class TextReporter(Reporter):
 
     def begin(self, model, precision, xml, images, requests, batch=1):
         self._clear()
-        self.stream.write(f"{model} {precision}: evaluating {images} images with {xml} ({requests} infer requests"
-                          f"{f' of {batch} images' if batch > 1 else ''})\n")
+        self.stream.write(printable(f"{model} {precision}: evaluating {images} images with {xml} ({requests} infer "
+                                    f"requests{f' of {batch} images' if batch > 1 else ''})") + "\n")
         self.stream.flush()
 
     def progress(self, model, precision, done, total, rate, eta):
@@ -108,7 +109,7 @@ class TextReporter(Reporter):
 
     def image_error(self, model, precision, image, message):
         self._clear()
-        sys.stderr.write(f"{model} {precision}: skipped: {message}\n")
+        sys.stderr.write(printable(f"{model} {precision}: skipped: {message}") + "\n")
 
     def end(self, model, result):
         self._clear()

@@ -64,7 +64,8 @@ def parse_precisions(ctx, param, value):
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(message, err=True)
+    from omz_tools.wording import printable
+    click.echo(printable(message, keep="\n"), err=True)  # names from files never reach the terminal raw
     sys.exit(code)
 
 

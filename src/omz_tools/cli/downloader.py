@@ -106,13 +106,13 @@ def _dry_run(models, options, progress_format, quiet) -> None:
 
     from omz_tools.download.plan import plan
     from omz_tools.download.options import dry_run
-    from omz_tools.wording import human_size
+    from omz_tools.wording import human_size, printable
 
     notes: list = []  # why an S3 cache cannot be used
     rows = dry_run(plan(models, options.output_dir, options.precisions, options.sources_for()),
                    options.cache_dir, options.offline, notes)
     for note in notes:
-        click.echo(note, err=True)
+        click.echo(printable(note), err=True)
     fetch = [row for row in rows if row["state"] == "fetch"]
     missing = [row for row in rows if row["state"] == "missing"]
     total = sum(row["size"] for row in fetch)
@@ -133,7 +133,7 @@ def _dry_run(models, options, progress_format, quiet) -> None:
                 click.echo(f"{model}:")
             where = {"fetch": "from " + ", then ".join(row["from"]), "cache": row["from"][0] if row["from"] else "cache",
                      "missing": "missing (offline: no source)"}.get(row["state"], row["state"])
-            click.echo(f"  {row['model_file']}  {human_size(row['size'])}  {where}")
+            click.echo(printable(f"  {row['model_file']}  {human_size(row['size'])}  {where}"))
     present = sum(r["state"].startswith("present") for r in rows)
     cached = sum(r["state"] == "cache" for r in rows)
     line = (f"To fetch: {len(fetch)} file(s), {human_size(total)} ({total} bytes); {present} present, "

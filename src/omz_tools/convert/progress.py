@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from omz_tools.wording import failed_lines  # the downloader's FAILED: list, same form
+from omz_tools.wording import failed_lines, printable  # the downloader's FAILED: list, same form
 from omz_tools.jsonlines import JsonLinesEmitter
 
 
@@ -265,7 +265,7 @@ class TextReporter(Reporter):
 
     def _write(self, text: str, err: bool) -> None:
         stream = self.err if err else self.stream
-        stream.write(text + "\n")
+        stream.write(printable(text, keep="\n") + "\n")  # names from files never reach the terminal raw
         stream.flush()
 
     def _elapsed(self, model: str) -> float:
@@ -283,7 +283,7 @@ class TextReporter(Reporter):
     def phase(self, model, phase, detail=""):
         if self._beat:
             self._beat.phase(model, phase)
-        self._line(model, f"[{model}] {self._elapsed(model):6.1f} s  {phase}{': ' + detail if detail else ''}")
+        self._line(model, f"[{model}] {self._elapsed(model):6.1f} s  {phase}{': ' + printable(detail) if detail else ''}")
 
     def heartbeat(self, model, phase, phase_seconds, seconds=None):
         # Written at once, even while a model's lines are held back (-j): it says the run is alive.
@@ -291,13 +291,15 @@ class TextReporter(Reporter):
                   f"({seconds if seconds is not None else phase_seconds:.0f} s since it began)")
 
     def command(self, model, cmd, text):
-        self._line(model, text)
+        self._line(model, printable(text))
 
     def skip(self, model, reason):
-        self._line(model, f"Skipped {model}: {reason}")
+        self._line(model, f"Skipped {model}: {printable(reason)}")
 
     def error(self, model, message, detail=""):
-        self._line(model, f"Error: {model}: {message}" + (f"\n{detail}" if detail else ""), err=True)
+        # One line for the message whatever names it holds; the detail (a log's tail) line by line.
+        lines = [f"Error: {model}: {printable(message)}", *map(printable, detail.splitlines())]
+        self._line(model, "\n".join(lines), err=True)
 
     def model_end(self, model, ok, seconds, phases):
         if self._beat:
@@ -343,7 +345,7 @@ class TtyReporter(TextReporter):
 
     def _write(self, text: str, err: bool) -> None:  # called with the lock held
         self._clear()
-        (self.err if err else self.stream).write(text + "\n")
+        (self.err if err else self.stream).write(printable(text, keep="\n") + "\n")
         self._draw()
 
     def _draw(self) -> None:

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from omz_tools.wording import failed_lines, human_size
+from omz_tools.wording import failed_lines, human_size, printable
 from omz_tools.jsonlines import JsonLinesEmitter
 
 
@@ -128,7 +128,7 @@ class TextReporter(Reporter):
     def _out(self, text: str, err: bool = False) -> None:
         stream = self.err if err else self.stream
         with self._lock:
-            stream.write(text + "\n")
+            stream.write(printable(text, keep="\n") + "\n")  # file names, URLs, servers' words: never raw
             stream.flush()
 
     def model_begin(self, model, num_files):
@@ -155,19 +155,19 @@ class TextReporter(Reporter):
             self._out(f"Verified {model}/{file} ({action}{source}, {seconds:.1f} s)")
 
     def skip(self, model, file, reason):
-        self._out(f"Skipped {model}/{file}: {reason}" if file is not None else f"Skipped {model}: {reason}")
+        self._out(printable(f"Skipped {model}/{file}: {reason}" if file is not None else f"Skipped {model}: {reason}"))
 
     def retry(self, model, file, attempt, delay, message, attempts=0):
         of = f"/{attempts}" if attempts else ""
-        self._out(f"Retrying {model}/{file} (attempt {attempt}{of}) in {delay:.1f} s: {message}", err=True)
+        self._out(printable(f"Retrying {model}/{file} (attempt {attempt}{of}) in {delay:.1f} s: {message}"), err=True)
 
     def note(self, model, file, message):
         where = f"{model}/{file}" if file else model
-        self._out(f"Note: {where}: {message}", err=True)
+        self._out(printable(f"Note: {where}: {message}"), err=True)
 
     def error(self, model, file, message):
         where = f"{model}/{file}" if file else model
-        self._out(f"Error: {where}: {message}", err=True)
+        self._out(printable(f"Error: {where}: {message}"), err=True)
 
     def postprocessing_begin(self, model):
         self._out(f"Postprocessing {model}")
@@ -208,7 +208,7 @@ class TqdmReporter(TextReporter):
 
     def _out(self, text: str, err: bool = False) -> None:
         with self._lock:
-            self._tqdm.write(text, file=self.err if err else self.stream)
+            self._tqdm.write(printable(text, keep="\n"), file=self.err if err else self.stream)
 
     def model_begin(self, model, num_files):
         pass  # the bars say enough
@@ -223,7 +223,7 @@ class TqdmReporter(TextReporter):
                 old[0].close()
                 self._total.update(-old[1])
             bar = self._tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                             desc=file if len(file) <= 30 else "..." + file[-27:], leave=False,
+                             desc=printable(file if len(file) <= 30 else "..." + file[-27:]), leave=False,
                              dynamic_ncols=True)
             self._bars[(model, file)] = [bar, offset]
             self._total.update(offset)

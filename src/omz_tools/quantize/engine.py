@@ -16,6 +16,7 @@ from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
 from omz_tools.convert.install import check_target, install
 from omz_tools.version import DISTRIBUTION, pip_install
+from omz_tools.wording import printable
 from omz_tools.convert.records import stat_fields
 from omz_tools.localstate import read_json, write_json
 
@@ -55,7 +56,7 @@ class Reporter:
 
 class TextReporter(Reporter):
     def line(self, model, phase, message):
-        print(f"{model}: {message}", flush=True)
+        print(printable(f"{model}: {message}"), flush=True)
 
     def end(self, result):
         if result.dry_run:

@@ -84,7 +84,8 @@ class RegistryError(OmzError):
             where.append(f'model "{self.model}"')
         if self.key:
             where.append(self.key)
-        return ": ".join(where + [self.problem])
+        from omz_tools.wording import printable
+        return printable(": ".join(where + [self.problem]))  # one line, whatever the file's names hold
 
 
 class RegistryErrors(RegistryError):
