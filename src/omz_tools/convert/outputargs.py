@@ -68,8 +68,7 @@ def _name_problem(value: Optional[str]) -> str:
 
 def refusal(args: Sequence[str]) -> str:
     """Why the registry arguments ``args`` may not be used (empty when they may): the first one
-    that sets where output goes, quoted, and the reason."""
-    from omz_tools.wording import printable
+    that sets where output goes, quoted, and the reason (the text reporters escape what it quotes)."""
     for full, value, spelled in options(args):
         if full == "--output_dir":
             why = "sets Model Optimizer's output folder"
@@ -80,7 +79,7 @@ def refusal(args: Sequence[str]) -> str:
             if not why:
                 continue
             why += ": Model Optimizer names the IR's files with it, inside its output folder"
-        return f"'{printable(spelled)}' {why}"
+        return f"'{spelled}' {why}"
     return ""
 
 
