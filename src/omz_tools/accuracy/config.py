@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from omz_tools import yamlbounds
 from omz_tools.errors import OmzError
+from omz_tools.limits import Limit
+from omz_tools.registry.context import _brief
 from omz_tools.version import pip_install
 
 CONFIG_NAME = "accuracy-check.yml"
@@ -40,6 +43,9 @@ PILLOW_INTERPOLATIONS = {"NEAREST": "NEAREST", "NONE": "NEAREST", "BILINEAR": "B
                          "ANTIALIAS": "LANCZOS", "HAMMING": "HAMMING"}
 IMAGE_READERS = ("opencv_imread", "pillow_imread")
 ASPECT_RATIO_SCALES = ("width", "height", "greater", "fit_to_window")
+MAX_TOP_K = 1000  # the scores kept per image: a top_k of 10**9 would allocate them for every image
+# Open Model Zoo's classification protocols resize to at most 600 or so; this is far above.
+PREPROCESS_MAX_SIZE = Limit("the bound on a resize or crop size", "OMZ_PREPROCESS_MAX_SIZE", 8192, kind="count")
 
 
 class AccuracyConfigError(OmzError):
@@ -88,7 +94,7 @@ class Protocol:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _brief(value, 60)  # built piece by piece: a value may be huge
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -132,7 +138,7 @@ class _Reader:
             numbers = tuple(float(item) for item in items)
         except (TypeError, ValueError):
             if isinstance(value, str) and value.strip().isidentifier():
-                raise self.unsupported(key, f"the named preset {value!r}") from None
+                raise self.unsupported(key, f"the named preset {_show(value)}") from None
             raise self.error(key, f"expected 1 or 3 numbers (e.g. 104, 117, 123), found {_show(value)}") from None
         if len(numbers) not in (1, 3) or any(isinstance(item, bool) for item in items):
             raise self.error(key, f"expected 1 or 3 numbers (e.g. 104, 117, 123), found {_show(value)}")
@@ -141,7 +147,18 @@ class _Reader:
     def only(self, key: str, mapping: dict, allowed: tuple) -> None:
         for name in mapping:
             if name not in allowed:
-                raise self.unsupported(f"{key}.{name}", f"the key {name!r}")
+                raise self.unsupported(f"{key}.{name}", f"the key {_show(name)}")
+
+
+def _side(reader: _Reader, key: str, value: Any) -> int:
+    """A resize or crop size: a positive integer of at most PREPROCESS_MAX_SIZE (60000 would make
+    OpenCV allocate 10.8 GB per image, 3000000000 overflows its int)."""
+    side = reader.positive_int(key, value)
+    bound = PREPROCESS_MAX_SIZE.value()
+    if side > bound:
+        raise reader.error(key, f"expected at most {bound:,} pixels ({PREPROCESS_MAX_SIZE.what}), found {side:,}. "
+                                f"{PREPROCESS_MAX_SIZE.hint()}")
+    return side
 
 
 def _size(reader: _Reader, key: str, step: dict) -> tuple:
@@ -149,12 +166,12 @@ def _size(reader: _Reader, key: str, step: dict) -> tuple:
     if "size" in step:
         if "dst_width" in step or "dst_height" in step:
             raise reader.error(key, "expected either size or dst_width/dst_height, found both")
-        size = reader.positive_int(f"{key}.size", step["size"])
+        size = _side(reader, f"{key}.size", step["size"])
         return size, size
     if "dst_width" not in step or "dst_height" not in step:
         raise reader.error(key, "expected size, or both dst_width and dst_height")
-    return (reader.positive_int(f"{key}.dst_width", step["dst_width"]),
-            reader.positive_int(f"{key}.dst_height", step["dst_height"]))
+    return (_side(reader, f"{key}.dst_width", step["dst_width"]),
+            _side(reader, f"{key}.dst_height", step["dst_height"]))
 
 
 def _use_pillow(reader: _Reader, key: str, step: dict) -> bool:
@@ -171,18 +188,18 @@ def _resize_step(reader: _Reader, key: str, step: dict) -> Step:
     width, height = _size(reader, key, step)
     scale = step.get("aspect_ratio_scale")
     if scale is not None and scale not in ASPECT_RATIO_SCALES:
-        raise reader.unsupported(f"{key}.aspect_ratio_scale", f"aspect_ratio_scale {scale!r}")
+        raise reader.unsupported(f"{key}.aspect_ratio_scale", f"aspect_ratio_scale {_show(scale)}")
     # Without the key the accuracy checker takes its resizer's default: LINEAR, BILINEAR for Pillow.
     name = str(step.get("interpolation", "BILINEAR" if pillow else "LINEAR")).upper()
     if pillow:
         if name not in PILLOW_INTERPOLATIONS:
-            raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r} with "
+            raise reader.unsupported(f"{key}.interpolation", f"interpolation {_show(step.get('interpolation'))} with "
                                      f"use_pillow (Pillow's are {', '.join(PILLOW_INTERPOLATIONS)})")
         return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale,
                                "interpolation": PILLOW_INTERPOLATIONS[name], "library": "pillow"})
     name = OPENCV_ALIASES.get(name, name)
     if name not in INTERPOLATIONS:
-        raise reader.unsupported(f"{key}.interpolation", f"interpolation {step.get('interpolation')!r}")
+        raise reader.unsupported(f"{key}.interpolation", f"interpolation {_show(step.get('interpolation'))}")
     return Step("resize", {"width": width, "height": height, "aspect_ratio_scale": scale, "interpolation": name})
 
 
@@ -221,15 +238,18 @@ def _step(reader: _Reader, key: str, raw: Any) -> Step:
         return Step(kind)
     if kind is None:
         raise reader.error(f"{key}.type", "expected a preprocessing type, found no such key")
-    raise reader.unsupported(f"{key}.type", f"the preprocessing step {kind!r}")
+    raise reader.unsupported(f"{key}.type", f"the preprocessing step {_show(kind)}")
 
 
 def _metric(reader: _Reader, key: str, raw: Any) -> Metric:
     metric = reader.mapping(key, raw)
     reader.only(key, metric, ("type", "name", "top_k", "reference", "abs_threshold", "presenter"))
     if metric.get("type") != "accuracy":
-        raise reader.unsupported(f"{key}.type", f"the metric {metric.get('type')!r}")
+        raise reader.unsupported(f"{key}.type", f"the metric {_show(metric.get('type'))}")
     top_k = reader.positive_int(f"{key}.top_k", metric.get("top_k", 1))
+    if top_k > MAX_TOP_K:
+        raise reader.error(f"{key}.top_k", f"expected at most {MAX_TOP_K:,} (top-1 and top-5 are the usual), "
+                                           f"found {_show(top_k)}")
     reference = reader.fraction(f"{key}.reference", metric["reference"]) if "reference" in metric else None
     threshold = (reader.fraction(f"{key}.abs_threshold", metric["abs_threshold"])
                  if "abs_threshold" in metric else None)
@@ -309,9 +329,12 @@ def _ir_protocol(reader: _Reader, key: str, entry: dict, launcher_key: str, laun
     if isinstance(adapter, dict):
         reader.only(f"{launcher_key}.adapter", adapter, ("type", "output_blob"))
         output_blob = adapter.get("output_blob")
+        if output_blob is not None and (not isinstance(output_blob, str) or not output_blob):
+            raise reader.error(f"{launcher_key}.adapter.output_blob", f"expected the name of an output of the IR, "
+                                                                      f"found {_show(output_blob)}")
         adapter = adapter.get("type")
     if adapter != "classification":
-        raise reader.unsupported(f"{launcher_key}.adapter", f"the adapter {adapter!r}")
+        raise reader.unsupported(f"{launcher_key}.adapter", f"the adapter {_show(adapter)}")
     datasets = reader.listing(f"{key}.datasets", entry.get("datasets"))
     if len(datasets) != 1:
         raise reader.unsupported(f"{key}.datasets", f"evaluating on {len(datasets)} datasets at once")
@@ -341,16 +364,13 @@ def _ir_protocol(reader: _Reader, key: str, entry: dict, launcher_key: str, laun
 
 
 def load(path: Path) -> Protocol:
-    """Read and validate ``path``; raises :class:`AccuracyConfigError`."""
-    import yaml
+    """Read and validate ``path`` (within omz_tools.yamlbounds' limits, as every YAML file the tools
+    read: a regular file of at most 4 MiB, bounded aliases, nesting and integers); raises
+    :class:`AccuracyConfigError`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AccuracyConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise AccuracyConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        data = yamlbounds.load(Path(path))
+    except yamlbounds.YamlBoundsError as exc:
+        raise AccuracyConfigError(f"{path}: {exc}") from None
     return parse(data, Path(path))
 
 

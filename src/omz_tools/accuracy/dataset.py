@@ -9,9 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from omz_tools import regularfile
 from omz_tools.accuracy.config import ClassOrder
 from omz_tools.errors import OmzError
+from omz_tools.limits import Limit
+from omz_tools.wording import human_size
 
+# ImageNet's val.txt is 1.5 MB for 50,000 images; this is far above any real annotation.
+ANNOTATION_MAX_BYTES = Limit("the size of an annotation or label file", "OMZ_ANNOTATION_MAX_BYTES", 64 << 20)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jpe")
 
 
@@ -24,6 +29,25 @@ class Sample:
     path: Path
     label: Optional[int]  # None for calibration images without an annotation
     line: int = 0
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """repr of the first ``limit`` characters (a line may be megabytes long)."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def _read_text(path: Path, what: str) -> bytes:
+    """The bytes of an annotation or label file: a regular file (a FIFO never blocks) of at most
+    OMZ_ANNOTATION_MAX_BYTES."""
+    limit = ANNOTATION_MAX_BYTES
+    max_bytes = limit.value()
+    try:
+        return regularfile.read(path, max_bytes, f"{human_size(max_bytes)} ({limit.env_var})")
+    except regularfile.FileReadError as exc:
+        if regularfile.is_missing(exc) and what == "annotation":
+            raise DatasetError(f"annotation {path} does not exist") from None
+        hint = f" {limit.hint()}" if exc.too_large else ""
+        raise DatasetError(f"cannot read {what} {path}: {exc.problem}.{hint}") from None
 
 
 def check_folder(dataset: Path) -> Path:
@@ -41,14 +65,10 @@ def read_annotation(annotation: Path, dataset: Path, num_classes: Optional[int] 
     dataset = check_folder(dataset)
     annotation = Path(annotation)
     try:
-        text = annotation.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"annotation {annotation} does not exist") from None
+        text = _read_text(annotation, "annotation").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"annotation {annotation} is not UTF-8 text (byte {exc.start}); expected lines of "
                            "'<image path relative to the dataset folder> <class index>'") from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read annotation {annotation}: {exc.strerror or exc}") from None
     samples = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -57,18 +77,18 @@ def read_annotation(annotation: Path, dataset: Path, num_classes: Optional[int] 
         parts = stripped.rsplit(None, 1)
         where = f"annotation {annotation} line {number}"
         if len(parts) != 2:
-            raise DatasetError(f"{where}: expected '<image path> <class index>', found {stripped[:80]!r}")
+            raise DatasetError(f"{where}: expected '<image path> <class index>', found {_cut(stripped)}")
         name, index = parts
         try:
             label = int(index)
         except ValueError:
             raise DatasetError(f"{where}: expected an integer class index after the image path, found "
-                               f"{index[:40]!r} in {stripped[:80]!r}") from None
+                               f"{_cut(index, 40)} in {_cut(stripped)}") from None
         if label < 0 or (num_classes is not None and label >= num_classes):
             bound = f"0-{num_classes - 1}, the model has {num_classes} classes" if num_classes else "0 or more"
             raise DatasetError(f"{where}: class index {label} is out of range (expected {bound})")
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise DatasetError(f"{where}: expected a path relative to the dataset folder, found {name!r}")
+        if Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name:
+            raise DatasetError(f"{where}: expected a path relative to the dataset folder, found {_cut(name)}")
         samples.append(Sample(dataset / name, label, number))
     if not samples:
         raise DatasetError(f"annotation {annotation} lists no images; expected lines of "
@@ -96,9 +116,7 @@ def spread(samples: list, count: int) -> list:
 def class_ids(path: Path) -> list:
     """The class ids (first token of each non-empty line) of a label file."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"cannot read label file {path}: {exc.strerror or exc}") from None
+        lines = _read_text(Path(path), "label file").decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise DatasetError(f"label file {path} is not UTF-8 text") from None
     return [line.split()[0] for line in lines if line.strip()]

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from omz_tools.accuracy.config import Protocol
+from omz_tools.accuracy.config import Protocol, _show
 from omz_tools.accuracy.preprocess import ImageError, prepare
 from omz_tools.errors import OmzError
 
@@ -121,7 +121,7 @@ def _output_index(model, protocol: Protocol, xml: Path) -> int:
         for index, output in enumerate(model.outputs):
             if protocol.output_blob in output.get_names():
                 return index
-        raise EvaluationError(f"{xml}: the adapter's output_blob {protocol.output_blob!r} is not an output of the IR "
+        raise EvaluationError(f"{xml}: the adapter's output_blob {_show(protocol.output_blob)} is not an output of the IR "
                               f"(outputs: {names})")
     if len(model.outputs) != 1:
         raise EvaluationError(f"{xml}: the IR has {len(model.outputs)} outputs {names}; name the classification "

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional, Sequence
 
-from omz_tools.registry.schema import Model, RegistryError, _cut, _q, _show, parse_composite, parse_model
+from omz_tools import yamlbounds
+from omz_tools.registry.schema import Model, RegistryError, _q, _show, parse_composite, parse_model
 
 REGISTRY_ENV = "OMZ_REGISTRY"
 
@@ -31,144 +31,13 @@ def builtin_registry() -> Path:
     return here.parent.parent / "models"  # running from a source checkout (src/ layout)
 
 
-# Bounds on what one registry file may make the loader do. Open Model Zoo's largest model.yml is about
-# 21 kB and uses no YAML alias; these are far above any real entry and far below harm.
-MAX_CONFIG_BYTES = 4 << 20
-# Nodes plus scalar characters that aliases may add by repeating their anchors (a "billion laughs"
-# file of 637 bytes otherwise expands to gigabytes).
-MAX_ALIAS_EXPANSION = 100_000
-MAX_DEPTH = 64  # levels of nesting (libyaml itself stops at 1000)
-MAX_INT_DIGITS = 100  # Python refuses to read integers beyond 4300 digits, with a ValueError
-_INT_TAG = "tag:yaml.org,2002:int"
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def _read_config(path: Path, model: Optional[str]) -> bytes:
-    """The bytes of a registry file, read only if it is a regular file of a sane size: a FIFO would
-    block the open or the read forever, a device could stream without end."""
-    def refuse(mode: int) -> None:
-        raise RegistryError(f"expected a regular file, found {_file_kind(mode)}", path, model)
-
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            refuse(info.st_mode)
-        # O_NONBLOCK: should the path be swapped for a FIFO after the stat, the open still returns.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                refuse(info.st_mode)
-            chunks, size = [], 0
-            while size <= MAX_CONFIG_BYTES:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise RegistryError(f"expected a readable file, found an error: {exc.strerror}", path, model) from None
-    if size > MAX_CONFIG_BYTES:
-        raise RegistryError(f"expected a file of at most {MAX_CONFIG_BYTES >> 20} MiB, found a larger one",
-                            path, model)
-    return b"".join(chunks)
-
-
-def _check_nodes(root, path: Path, model: Optional[str]) -> None:
-    """Refuse, before anything is built from it, a YAML node graph that would expand without bound:
-    aliases repeating more than MAX_ALIAS_EXPANSION nodes and characters in all, an alias inside its
-    own anchor (a recursive value), nesting deeper than MAX_DEPTH, integers too long to read."""
-    import yaml
-    weights: dict = {}  # id(node) -> nodes + characters of its full expansion
-    open_nodes: set = set()
-    alias_weight = 0
-
-    def where(node) -> str:
-        mark = node.start_mark
-        return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-
-    def child_key(key: str, part: str) -> str:
-        return f"{key}.{part}" if key else part
-
-    def visit(node, key: str, depth: int) -> int:
-        nonlocal alias_weight
-        ident = id(node)
-        if ident in open_nodes:
-            raise RegistryError(f"expected no recursive YAML alias, found an alias inside its own anchor (the "
-                                f"anchor{where(node)})", path, model, key or "(top level)")
-        if ident in weights:  # a second appearance of a node: an alias to an anchor
-            alias_weight += weights[ident]
-            if alias_weight > MAX_ALIAS_EXPANSION:
-                raise RegistryError(f"expected YAML aliases to expand to at most {MAX_ALIAS_EXPANSION} nodes "
-                                    f"and characters in all, found more (repeating the anchor{where(node)})",
-                                    path, model, key or "(top level)")
-            return weights[ident]
-        if depth > MAX_DEPTH:
-            raise RegistryError(f"expected at most {MAX_DEPTH} levels of nesting, found more{where(node)}",
-                                path, model, key or "(top level)")
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
-                raise RegistryError(f"expected an integer of at most {MAX_INT_DIGITS} digits, found one of "
-                                    f"{len(node.value)} characters{where(node)}", path, model, key or "(top level)")
-            weight = 1 + len(node.value)
-        else:
-            open_nodes.add(ident)
-            weight = 1
-            if isinstance(node, yaml.SequenceNode):
-                for i, item in enumerate(node.value):
-                    weight += visit(item, f"{key}[{i}]", depth + 1)
-            else:
-                for name, value in node.value:
-                    weight += visit(name, key, depth + 1)
-                    part = name.value if isinstance(name, yaml.ScalarNode) else "?"
-                    if len(part) > 40 or not part.isprintable():
-                        part = _q(part, 40)
-                    weight += visit(value, child_key(key, part), depth + 1)
-            open_nodes.discard(ident)
-        weights[ident] = weight
-        return weight
-
-    visit(root, "", 0)
-
-
 def _load_yaml(path: Path, model: Optional[str] = None):
-    import yaml
-    text = _read_config(path, model)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    """A registry file's value, read within omz_tools.yamlbounds' limits (regular file, size, aliases,
+    depth, integer length); each refusal is a RegistryError naming the file and the model."""
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_nodes(node, path, model)
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(str(exc.problem or exc.context or "unknown problem").split())
-        context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise RegistryError(f"expected valid YAML, found a syntax error{where}: {_cut(problem)}{context}",
-                            path, model) from None
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"expected valid YAML, found a syntax error: {_cut(' '.join(str(exc).split()))}",
-                            path, model) from None
-    except RegistryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors on untrusted text: ValueError,
-        # KeyError (!!bool maybe), TypeError...: a scalar that cannot be built (2020-13-45 as a date).
-        raise RegistryError(f"expected YAML values that can be read, found one that cannot "
-                            f"({_cut(' '.join(str(exc).split()), 120)})", path, model) from None
-    finally:
-        loader.dispose()
+        return yamlbounds.load(path)
+    except yamlbounds.YamlBoundsError as exc:
+        raise RegistryError(exc.problem, path, model, exc.key) from None
 
 
 @dataclass
