@@ -361,8 +361,8 @@ def test_download_uses_the_downloaders_cache_with_the_origin_dead(small, tmp_pat
     result = converter([*args, "--cache_dir", cache, "--offline"], small.env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "dl" / "public" / NAME / "FP32" / f"{NAME}.xml").is_file()
-    usage = converter(["--name", NAME, "--registry", dead, "--cache_dir", cache], small.env)
-    assert usage.returncode == 2 and "--cache_dir only apply with --download" in usage.stderr
+    usage = converter(["--name", NAME, "--registry", dead, "--offline"], small.env)
+    assert usage.returncode == 2 and "--offline only apply with --download" in usage.stderr
     bad = converter([*args, "--timeout", "soon"], small.env)
     assert bad.returncode == 2 and "--timeout" in bad.stderr
 

@@ -55,7 +55,10 @@ def _jobs(ctx, param, value):
 @click.option("--download", is_flag=True, help="fetch missing or unverified input files first (as omz-downloader "
                                                "does; the five options below are its own)")
 @click.option("--cache_dir", multiple=True, metavar="DIR|s3://BUCKET/PREFIX",
-              help="with --download: omz-downloader's content-addressed caches (repeatable, nearest first)")
+              help="omz-downloader's content-addressed caches (repeatable, nearest first): with --download "
+                   "for the input files; always for the IR cache (an IR converted the same way elsewhere "
+                   "is fetched and verified instead of converting)")
+@click.option("--no_ir_cache", is_flag=True, help="neither read nor store IR in the --cache_dir caches")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="with --download: try URL/<subdirectory>/<file> before the original source (repeatable; "
                    "then $OMZ_MIRROR)")
@@ -69,8 +72,8 @@ def _jobs(ctx, param, value):
               help="text: a status line on a terminal, plain lines otherwise; json: one event per line")
 @registry_errors
 def cli(name, list_file, all_models, print_all, registries, download_dir, output_dir, precisions, python, mo,
-        backend, extra_mo_args, dry_run, jobs, force, download, cache_dir, mirrors, offline, num_attempts, timeout,
-        progress_format):
+        backend, extra_mo_args, dry_run, jobs, force, download, cache_dir, no_ir_cache, mirrors, offline,
+        num_attempts, timeout, progress_format):
     """Convert the selected models to OpenVINO IR in DIR/<subdirectory>/<PRECISION>/: run Model
     Optimizer (or the native Caffe front end, see --backend) once per model (FP16 is derived from
     FP32), check the IR against the registry's model card, and skip models whose IR is up to date.
@@ -98,7 +101,7 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     options = Options(download_dir=download_dir, output_dir=output_dir, precisions=precisions,
                       python=python, mo=mo, backend=backend, extra_mo_args=list(extra_mo_args), dry_run=dry_run,
                       jobs=jobs, force=force, download=download, download_options=download_options,
-                      registries=list(registries))
+                      registries=list(registries), ir_cache=not no_ir_cache)
     reporter = make_reporter(progress_format, jobs)
     try:
         result = run(models, options, reporter)
@@ -134,19 +137,26 @@ def _unexpected(exc: BaseException) -> str:
 
 
 def _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts, timeout):
-    """--download's DownloadOptions (None without --download), checked now: a bad value is a usage error."""
-    given = {"--cache_dir": bool(cache_dir), "--mirror": bool(mirrors), "--offline": offline,
+    """--download's DownloadOptions (without --download: None, or only the --cache_dir caches, which
+    the IR cache reads), checked now: a bad value is a usage error."""
+    given = {"--mirror": bool(mirrors), "--offline": offline,
              "--num_attempts": num_attempts is not None, "--timeout": timeout is not None}
     if not download:
+        if not any(given.values()) and cache_dir:
+            return _build_options(download_dir, cache_dir=cache_dir)
         if any(given.values()):
             raise click.UsageError(f"{', '.join(k for k, v in given.items() if v)} only apply with --download "
                                    "(they are how it fetches missing input files)")
         return None
+    return _build_options(download_dir, cache_dir=cache_dir, mirrors=mirrors, offline=offline,
+                          num_attempts=3 if num_attempts is None else num_attempts, timeout=timeout)
+
+
+def _build_options(download_dir, **kwargs):
     from omz_tools.download import DownloadOptions
     from omz_tools.download.sources import SourceConfigError
     try:
-        return DownloadOptions.build(download_dir, cache_dir=cache_dir, mirrors=mirrors, offline=offline,
-                                     num_attempts=3 if num_attempts is None else num_attempts, timeout=timeout)
+        return DownloadOptions.build(download_dir, **kwargs)
     except SourceConfigError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Optional
 
-from omz_tools.convert import backends, derive
+from omz_tools.convert import backends, derive, ircache
 from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import records
 from omz_tools.convert.budget import MemoryBudget, estimate_peak
@@ -187,11 +187,14 @@ class Converter(Planner):
                 # Another process may have converted it while we waited for the lock.
                 if up_to_date("IR up to date (converted by another process)"):
                     return
+                if ircache.restore_installed(self, model, precisions, keys, paths, targets, outcome):
+                    return  # this very conversion's IR, fetched from a cache tier and verified
                 self.budget.acquire(estimate)
                 try:
                     self._produce(model, precisions, keys, paths, targets, outcome)
                 finally:
                     self.budget.release(estimate)
+                ircache.save_installed(self, model, precisions, keys, targets)
             finally:
                 lock.release()
         finally:

@@ -45,6 +45,7 @@ class Options:
     cache_root: Optional[Path] = None  # for the caffe_pb2 module (default ~/.cache/omz_tools)
     fast_caffe: bool = True  # False: MO's own parser (slow; for comparisons)
     backend: str = "auto"  # "auto", "mo" (Model Optimizer), "native" (convert.caffe, Caffe only) or "ovc" (convert_model)
+    ir_cache: bool = True  # share IR through download_options' caches (convert/ircache.py); --no_ir_cache
 
     def __post_init__(self) -> None:
         self.download_dir = Path(self.download_dir)
