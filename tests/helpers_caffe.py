@@ -260,6 +260,78 @@ _ACTIVATIONS = {  # Caffe's definitions (relu6 as the Caffe forks that have it)
 }
 
 
+def _np_reduction(x, p):
+    axis = p.axis % x.ndim if x.ndim else 0
+    axes = tuple(range(axis, x.ndim))
+    op = {1: np.sum, 2: lambda v, axis: np.abs(v).sum(axis=axis), 3: lambda v, axis: (v * v).sum(axis=axis),
+          4: np.mean}[p.operation]
+    return op(x, axis=axes) * p.coeff
+
+
+def _np_crop(xs, p):
+    x, ref = xs
+    axis = p.axis % x.ndim
+    offsets = list(p.offset) or [0]
+    offsets = offsets * (x.ndim - axis) if len(offsets) == 1 else offsets
+    index = [slice(None)] * axis + [slice(o, o + ref.shape[a]) for a, o in zip(range(axis, x.ndim), offsets)]
+    return x[tuple(index)]
+
+
+def _np_argmax(x, p):
+    if p.HasField("axis"):
+        order = np.argsort(-x, axis=p.axis, kind="stable")
+        index = np.take(order, range(p.top_k), axis=p.axis)
+        return np.take_along_axis(x, index, axis=p.axis) if p.out_max_val else index.astype(np.float64)
+    flat = x.reshape(x.shape[0], 1, -1)
+    index = np.argsort(-flat, axis=2, kind="stable")[:, :, :p.top_k]
+    values = np.take_along_axis(flat, index, axis=2)
+    return np.concatenate([index, values], axis=1) if p.out_max_val else index.astype(np.float64)
+
+
+def _np_interp(xs, p):
+    """Caffe's Interp: bilinear with the corners aligned, Caffe's output size rules (no padding)."""
+    x = xs[0]
+    h, w = x.shape[2:]
+    shrink, zoom, sized = p.HasField("shrink_factor"), p.HasField("zoom_factor"), p.HasField("height")
+    if shrink or zoom:  # (when both are given with height/width, Caffe takes height/width; not tested)
+        ho, wo = (h - 1) // p.shrink_factor + 1, (w - 1) // p.shrink_factor + 1
+        ho, wo = ho + (ho - 1) * (p.zoom_factor - 1), wo + (wo - 1) * (p.zoom_factor - 1)
+    elif sized:
+        ho, wo = p.height, p.width
+    else:
+        ho, wo = xs[1].shape[2:]
+
+    def grid(n_in, n_out):
+        pos = np.arange(n_out) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+        low = np.minimum(np.floor(pos).astype(int), n_in - 1)
+        return low, np.minimum(low + 1, n_in - 1), pos - low
+    y0, y1, fy = grid(h, ho)
+    x0, x1, fx = grid(w, wo)
+    top = x[:, :, y0][:, :, :, x0] * (1 - fx) + x[:, :, y0][:, :, :, x1] * fx
+    bottom = x[:, :, y1][:, :, :, x0] * (1 - fx) + x[:, :, y1][:, :, :, x1] * fx
+    return top * (1 - fy)[:, None] + bottom * fy[:, None]
+
+
+def _np_shuffle(x, group):
+    n, c = x.shape[:2]
+    return x.reshape((n, group, c // group) + x.shape[2:]).swapaxes(1, 2).reshape(x.shape)
+
+
+_EXTRA_LAYERS = {  # Caffe's definitions of layers_extra's multi-parameter layers
+    "Exp": lambda xs, l: [(np.e if l.exp_param.base == -1 else l.exp_param.base)
+                          ** (l.exp_param.shift + l.exp_param.scale * xs[0])],
+    "Log": lambda xs, l: [np.log(l.log_param.shift + l.log_param.scale * xs[0])
+                          / (1.0 if l.log_param.base == -1 else np.log(l.log_param.base))],
+    "Tile": lambda xs, l: [np.tile(xs[0], [l.tile_param.tiles if a == l.tile_param.axis % xs[0].ndim else 1
+                                           for a in range(xs[0].ndim)])],
+    "Reduction": lambda xs, l: [_np_reduction(xs[0], l.reduction_param)],
+    "ShuffleChannel": lambda xs, l: [_np_shuffle(xs[0], l.shuffle_channel_param.group)],
+    "Crop": lambda xs, l: [_np_crop(xs, l.crop_param)],
+    "ArgMax": lambda xs, l: [_np_argmax(xs[0], l.argmax_param)],
+    "Interp": lambda xs, l: [_np_interp(xs, l.interp_param)],
+}
+
+
 class _Weights:
     """Blobs per layer: drawn while the forward pass meets each layer (``rng`` given) or read back."""
 
@@ -427,6 +499,17 @@ def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0
             outs = EXTRA_FORWARD[kind](layer, xs, lambda make: weights.get(name, make), rng)
         elif kind in _ACTIVATIONS:
             outs = [_ACTIVATIONS[kind](x, layer)]
+        elif kind == "Bias":
+            p = layer.bias_param
+            axis = p.axis % x.ndim
+            if len(xs) == 2:
+                b = xs[1]
+            else:
+                span = x.shape[axis:] if p.num_axes == -1 else x.shape[axis:axis + p.num_axes]
+                b, = weights.get(name, lambda: [rng.standard_normal(span) * 0.5])
+            outs = [x + _along(b, x.ndim, axis)]
+        elif kind in _EXTRA_LAYERS:
+            outs = _EXTRA_LAYERS[kind](xs, layer)
         else:
             raise ValueError(f"helpers_caffe: no numpy reference for layer type {kind!r} (layer {name!r})")
         for top, value in zip(tops, outs):

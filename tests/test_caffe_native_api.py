@@ -142,12 +142,12 @@ def test_real_se_resnet_prototxt_parses(se_resnet_prototxt):
 def test_unsupported_layer_message(tmp_path):
     proto = tmp_path / "net.prototxt"
     proto.write_text('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
-                     'layer { name: "odd" type: "Crop" bottom: "data" top: "odd" crop_param { axis: 2 } }\n')
+                     'layer { name: "odd" type: "SPP" bottom: "data" top: "odd" }\n')
     (tmp_path / "net.caffemodel").write_bytes(b"")
     with pytest.raises(caffe.UnsupportedLayerError) as info:
         caffe.convert(_args(proto, tmp_path / "net.caffemodel"))
     message = str(info.value)
-    assert 'layer "odd" has type "Crop"' in message and "Convolution" in message and "--backend mo" in message
+    assert 'layer "odd" has type "SPP"' in message and "Convolution" in message and "--backend mo" in message
     assert isinstance(info.value, caffe.CaffeConversionError)
 
 

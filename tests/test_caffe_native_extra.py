@@ -63,3 +63,86 @@ def test_relu6_and_elu_match_model_optimizer(tmp_path):
         want = infer(mo_model, _x(seed))
         assert_not_saturated(want)
         assert_close(infer(native, _x(seed)), want)
+
+
+_POOL = _layer("p", "Pooling", ["data"], ["p"], "pooling_param { pool: MAX kernel_size: 2 stride: 2 }")
+# The layer's own output ("act") compared (no classifier: indices, scalars and odd shapes come out as they are)
+DIRECT = {
+    "Exp": _layer("act", "Exp", ["c1"], ["act"], "exp_param { base: 2 scale: 0.5 shift: -1 }"),
+    "Exp-e": _layer("act", "Exp", ["c1"], ["act"], "exp_param { scale: 0.3 }"),
+    "Log": _layer("act", "Log", ["data"], ["act"], "log_param { base: 10 shift: 0.5 }"),
+    "Log-e": _layer("act", "Log", ["data"], ["act"], "log_param { scale: 2 shift: 0.1 }"),
+    "Bias-blob": _layer("act", "Bias", ["c1"], ["act"], "bias_param { axis: 1 num_axes: 1 }"),
+    "Bias-two-axes": _layer("act", "Bias", ["c1"], ["act"], "bias_param { axis: 2 num_axes: 2 }"),
+    "Bias-bottom": _conv("c2", "data", 8) + _layer("act", "Bias", ["c1", "c2"], ["act"], "bias_param { axis: 0 }"),
+    "Tile": _layer("act", "Tile", ["c1"], ["act"], "tile_param { axis: 2 tiles: 3 }"),
+    "Reduction-SUM": _layer("act", "Reduction", ["c1"], ["act"], "reduction_param { axis: 1 }"),
+    "Reduction-ASUM": _layer("act", "Reduction", ["c1"], ["act"], "reduction_param { operation: ASUM axis: 2 }"),
+    "Reduction-SUMSQ": _layer("act", "Reduction", ["c1"], ["act"],
+                              "reduction_param { operation: SUMSQ axis: -1 coeff: 0.5 }"),
+    "Reduction-MEAN-all": _layer("act", "Reduction", ["c1"], ["act"], "reduction_param { operation: MEAN }"),
+    "ShuffleChannel": _layer("act", "ShuffleChannel", ["c1"], ["act"], "shuffle_channel_param { group: 4 }"),
+    "Crop": _POOL + _layer("act", "Crop", ["c1", "p"], ["act"], "crop_param { axis: 2 offset: 3 }"),
+    "Crop-per-axis": _POOL + _layer("act", "Crop", ["c1", "p"], ["act"], "crop_param { axis: 2 offset: 1 offset: 5 }"),
+    "Crop-axis-1": _POOL + _layer("act", "Crop", ["c1", "p"], ["act"], "crop_param { axis: 1 offset: 0 offset: 2 offset: 3 }"),
+    "ArgMax-axis": _layer("act", "ArgMax", ["c1"], ["act"], "argmax_param { axis: 1 top_k: 3 }"),
+    "ArgMax-top1": _layer("act", "ArgMax", ["c1"], ["act"], "argmax_param { axis: 1 }"),
+    "ArgMax-axis-values": _layer("act", "ArgMax", ["c1"], ["act"], "argmax_param { axis: 3 out_max_val: true }"),
+    "ArgMax-flat": _layer("act", "ArgMax", ["c1"], ["act"], "argmax_param { top_k: 5 }"),
+    "ArgMax-flat-values": _layer("act", "ArgMax", ["c1"], ["act"], "argmax_param { top_k: 2 out_max_val: true }"),
+    "Interp-zoom": _layer("act", "Interp", ["c1"], ["act"], "interp_param { zoom_factor: 2 }"),
+    "Interp-size": _layer("act", "Interp", ["c1"], ["act"], "interp_param { height: 7 width: 17 }"),
+    "Interp-shrink-zoom": _layer("act", "Interp", ["c1"], ["act"], "interp_param { shrink_factor: 2 zoom_factor: 3 }"),
+    "Interp-bottom": _POOL + _layer("act", "Interp", ["c1", "p"], ["act"]),
+}
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("case", sorted(DIRECT))
+def test_layer_output_matches_numpy_reference(case, tmp_path):
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(f'name: "{case}"\n' + _input() + _conv("c1", "data", 8) + DIRECT[case])
+    model = write_caffemodel(proto, tmp_path / "net.caffemodel", seed=zlib.crc32(case.encode()))
+    native = caffe.convert(_args(proto, model)[:-1] + ["--output=act"])
+    blobs = {layer.name: layer.blobs for layer in read_net(proto, model).layers if layer.blobs}
+    x = _x(5)
+    want = reference(parse_prototxt(proto.read_text()), blobs, {"data": x.astype(np.float64)})["act"]
+    assert float(np.std(want)) > 0 or want.size == 1
+    got = ov.Core().compile_model(native, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({"data": x})[0]
+    assert_close(np.asarray(got, np.float64), want)
+
+
+# The ones Model Optimizer 2024.6 converts, in one net with an output each: one MO run.
+# (Interp with shrink_factor and zoom_factor: MO 2024.6 fails, "The conversion of blob with value [9.00000033
+# 9.00000033] to dst_type int64 results in rounding"; the numpy reference covers it.)
+MO_DIRECT = ["Bias-blob", "Tile", "ShuffleChannel", "Crop-per-axis", "ArgMax-axis", "ArgMax-top1", "Interp-zoom",
+             "Interp-size", "Interp-bottom"]
+
+
+def test_direct_layers_match_model_optimizer(tmp_path):
+    body, outputs = _conv("c1", "data", 8) + _POOL, []
+    for i, case in enumerate(MO_DIRECT):
+        body += DIRECT[case].replace(_POOL, "").replace('"act"', f'"act{i}"')
+        outputs.append(f"act{i}")
+    proto = tmp_path / "net.prototxt"
+    proto.write_text('name: "extra"\n' + _input() + body)
+    model = write_caffemodel(proto, tmp_path / "net.caffemodel", seed=11)
+    args = _args(proto, model)[:-1] + ["--output=" + ",".join(outputs)]
+    mo_model = ov.Core().read_model(str(run_mo(tmp_path, args, tmp_path / "cache")))
+    native = caffe.convert(args)
+    assert [o.get_any_name() for o in native.outputs] == [o.get_any_name() for o in mo_model.outputs] == outputs
+    core = ov.Core()
+    got_model, want_model = (core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) for m in (native, mo_model))
+    for seed in (1, 2):
+        got, want = got_model({"data": _x(seed)}), want_model({"data": _x(seed)})
+        for i, case in enumerate(MO_DIRECT):
+            w = np.asarray(want[want_model.output(i)], np.float64)
+            assert float(np.std(w)) > 0, case
+            g = np.asarray(got[got_model.output(i)], np.float64)
+            if case == "Interp-zoom":  # MO: 12 * 2; Caffe (and the numpy reference): 12 + 11 * (2 - 1)
+                assert (g.shape[2:], w.shape[2:]) == ((23, 23), (24, 24))
+            elif case == "ArgMax-axis":  # MO sorts TopK's indices by index, Caffe by value (see layers_extra)
+                np.testing.assert_array_equal(np.sort(g, axis=1), np.sort(w, axis=1))
+                assert not np.array_equal(g, w)
+            else:
+                assert_close(g, w)

@@ -224,5 +224,6 @@ def test_supported_types_match_translators():
     assert caffe.SUPPORTED_LAYER_TYPES == table
     covered = {case.split("-")[0].split("+")[0] for case in CASES} | {"Input", "InnerProduct", "Softmax", "Scale"}
     covered |= {"PriorBox", "PriorBoxClustered", "DetectionOutput", "Normalize"}  # test_caffe_native_ssd.py
-    covered |= {"ReLU6", "ELU", "AbsVal", "BNLL"}  # test_caffe_native_extra.py
+    covered |= {"ReLU6", "ELU", "AbsVal", "BNLL", "Exp", "Log", "Bias", "Tile", "Reduction", "ShuffleChannel", "Crop",
+                "ArgMax", "Interp"}  # test_caffe_native_extra.py
     assert covered == set(caffe.SUPPORTED_LAYER_TYPES)

@@ -32,7 +32,8 @@ SUPPORTED_LAYER_TYPES = frozenset({
     "Softmax", "Eltwise", "Concat", "Dropout", "Split", "LRN", "Power", "Sigmoid", "TanH", "Flatten", "Reshape",
     "Slice", "Permute", "Axpy",
     "PriorBox", "PriorBoxClustered", "DetectionOutput", "Normalize",  # layers_ssd
-    "ReLU6", "ELU", "AbsVal", "BNLL",  # layers_extra
+    "ReLU6", "ELU", "AbsVal", "BNLL", "Exp", "Log", "Bias", "Tile", "Reduction", "ShuffleChannel", "Crop", "ArgMax",
+    "Interp",  # layers_extra
 })
 
 

@@ -166,6 +166,9 @@ LAYER_PARAMS = {
 from . import schema_ssd  # noqa: E402  (the SSD fork's messages)
 MESSAGES.update(schema_ssd.MESSAGES)
 LAYER_PARAMS.update(schema_ssd.LAYER_PARAMS)
+from . import schema_extra  # noqa: E402  (layers_extra's messages)
+MESSAGES.update(schema_extra.MESSAGES)
+LAYER_PARAMS.update(schema_extra.LAYER_PARAMS)
 
 # V1LayerParameter (NetParameter.layers = 2): the old form, its type an enum.
 V1_LAYER_TYPES = {
