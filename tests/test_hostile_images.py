@@ -203,3 +203,39 @@ def test_the_pixel_bound_is_the_environment_s(files, reader):
     assert line == "decoded (3000, 3000, 3)", line
     line, _ = probe(files / "small_bomb.png", reader, env={"OMZ_IMAGE_MAX_PIXELS": "lots"})
     assert "OMZ_IMAGE_MAX_PIXELS='lots' does not set the pixels of an image" in line, line
+
+
+_ANNOTATION = """
+import sys
+from pathlib import Path
+from omz_tools.accuracy import dataset
+try:
+    if sys.argv[3] == "annotation":
+        dataset.read_annotation(Path(sys.argv[1]), Path(sys.argv[2]))
+    else:
+        dataset.class_ids(Path(sys.argv[1]))
+    print("read")
+except dataset.DatasetError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("what", ["annotation", "label file"])
+@pytest.mark.parametrize("entry", ["fifo", "zero", "big"])
+def test_an_annotation_or_label_file_that_is_a_fifo_a_device_or_huge_is_refused(tmp_path, what, entry):
+    path = tmp_path / "val.txt"
+    if entry == "fifo":
+        os.mkfifo(path)
+    elif entry == "zero":
+        os.symlink("/dev/zero", path)
+    else:
+        path.write_text("img.png 0\n" * 120_000)  # 1.2 MB
+    done = subprocess.run([sys.executable, "-c", _ANNOTATION, str(path), str(tmp_path), what.split()[0]],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OMZ_ANNOTATION_MAX_BYTES": "1M"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    expected = {"fifo": "expected a regular file, found a named pipe (FIFO).",
+                "zero": "expected a regular file, found a character device.",
+                "big": "expected a file of at most 1.0 MiB (OMZ_ANNOTATION_MAX_BYTES), found a larger one. If the "
+                       "file is trusted and needs more, raise OMZ_ANNOTATION_MAX_BYTES (now 1.0 MiB)."}[entry]
+    assert done.stdout.strip() == f"cannot read {what} {path}: {expected}", done.stdout
