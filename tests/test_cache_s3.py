@@ -200,24 +200,34 @@ def test_kill_9_during_upload_leaves_no_object_under_the_final_key(tmp_path, ori
                                                                   clean_env):
     import signal
     import time
-    reg, data = model(tmp_path, origin, big=32 << 20)  # multipart (8 MiB parts): the upload takes a while
+    reg, data = model(tmp_path, origin, big=48 << 20)  # one PUT of 48 MiB: about a second into moto
     env = moto_server.env(clean_env)
     url = f"s3://{bucket}/p"
     client = moto_server.client()
+    target = tmp_path / "out" / "public" / "m" / "w.bin"
     proc = downloader_popen("--registry", reg, "--name", "m", "-o", tmp_path / "out", "-j", "1",
                             "--cache_dir", url, env=env)
-    seen = False
+    read_at_commit, caught = None, None
+
+    def read_so_far() -> int:  # bytes the downloader has read from files and sockets
+        with open(f"/proc/{proc.pid}/io") as stream:
+            return int(next(line for line in stream if line.startswith("rchar:")).split()[1])
     while proc.poll() is None:
-        if client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
-            proc.send_signal(signal.SIGKILL)  # mid-upload: parts sent, not completed
-            seen = True
+        try:
+            if read_at_commit is None and target.exists():  # verified and renamed: the upload follows
+                read_at_commit = read_so_far()
+            elif read_at_commit is not None and read_so_far() - read_at_commit > (8 << 20):
+                proc.send_signal(signal.SIGKILL)  # the PUT's body is being read and sent
+                caught = read_so_far() - read_at_commit
+                break
+        except (OSError, StopIteration):
             break
-        time.sleep(0.005)
+        time.sleep(0.002)
     proc.communicate()
-    assert seen, "the upload was not caught in progress"
+    assert caught is not None and caught < (48 << 20), "the upload was not caught in progress"
     final = key("p", data["w.bin"])
     assert final not in moto_server.keys(bucket)
-    assert (tmp_path / "out" / "public" / "m" / "w.bin").read_bytes() == data["w.bin"]  # verified before
+    assert target.read_bytes() == data["w.bin"]  # verified before any upload began
     again = run(reg, tmp_path / "out2", env, "--cache_dir", url)  # another runner fills the bucket
     assert again.returncode == 0, again.stderr
     assert client.get_object(Bucket=bucket, Key=final)["Body"].read() == data["w.bin"]

@@ -7,10 +7,11 @@ tried before the mirrors and the origin, and its bytes go through the same recei
 (``receive.BodyReceiver`` -> ``verify.StreamWriter``) as any HTTP body; a wrong size or hash is
 reported and the next source is tried.
 
-A file fetched elsewhere is uploaded only after it was verified at its final path, to a unique
-staging key (``PREFIX/staging/<hash>.<random>``) and then copied server-side to its final key,
-so a run killed mid-upload leaves at most a staging object (a bucket lifecycle rule can expire
-``PREFIX/staging/``), and two runners uploading the same file both publish the same verified bytes.
+A file fetched elsewhere is uploaded only after it was verified at its final path, with one
+conditional PutObject (``If-None-Match: *``; see :meth:`S3Tier.upload`), so a run killed
+mid-upload leaves no object under the key and of two runners uploading the same file one stores
+it; where conditional writes are missing, through a unique staging key
+(``PREFIX/staging/<hash>.<random>``) and a server-side copy.
 
 boto3 is imported only when an ``s3://`` cache is used (``pip install 'omz-model-tools[s3]'``).
 Credentials, region and endpoint come from the standard AWS configuration (profiles,
@@ -19,6 +20,7 @@ Credentials, region and endpoint come from the standard AWS configuration (profi
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from omz_tools.version import pip_install
 
 SCHEME = "s3://"
 LABEL = "cache-s3"
+SINGLE_PUT_MAX = 4 << 30  # S3 takes up to 5 GiB in one PutObject
 INSTALL = f"An s3:// cache needs boto3, which is not installed: {pip_install('s3')} (or pip install boto3)"
 
 
@@ -241,16 +244,33 @@ class S3Tier:
         if not replace and self.holds(algorithm, digest, 0):
             return None
         try:
-            self.upload(path, algorithm, digest)
+            self.upload(path, algorithm, digest, replace=replace)
         except Exception as exc:  # noqa: BLE001
             return (f"Could not store {path.name} in {self.where.url}: "
                     f"{self.describe_failure(exc, 'uploading')} The downloaded file itself is fine.")
         return None
 
-    def upload(self, path, algorithm: str, digest: str) -> None:
-        """To a unique staging key, then a server-side copy to the final key: an object appears
-        under the final key whole or not at all. Raises botocore's errors."""
+    def upload(self, path, algorithm: str, digest: str, *, replace: bool = False) -> None:
+        """One PutObject with its Content-Length, conditional on no object being there
+        (``If-None-Match: *``) unless ``replace``: S3 stores a PUT whole or not at all, so a runner
+        killed mid-upload leaves nothing under the key, and of two runners the second is refused
+        (412) and has nothing to do. Where conditional writes are not implemented, or for a file
+        too big for one PUT, the file goes to a unique staging key and is copied server-side.
+        Raises botocore's errors."""
         bucket, key = self.where.bucket, self.where.object_key(algorithm, digest)
+        size = os.path.getsize(path)
+        if size <= SINGLE_PUT_MAX:
+            condition = {} if replace else {"IfNoneMatch": "*"}
+            try:
+                with open(path, "rb") as body:
+                    self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=size, **condition)
+                return
+            except Exception as exc:  # noqa: BLE001
+                code = error_code(exc)
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return  # another runner published it meanwhile: the same verified bytes
+                if code not in ("NotImplemented", "501"):
+                    raise
         staging = self.where.key("staging", f"{digest[:16]}.{uuid.uuid4().hex}")
         self.client.upload_file(str(path), bucket, staging)
         try:
