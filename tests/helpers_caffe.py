@@ -484,9 +484,12 @@ def forward(net, inputs: dict, weights: _Weights, *, classifier_std: float = 2.0
             p = layer.flatten_param
             start, end = p.axis % x.ndim, p.end_axis % x.ndim
             outs = [x.reshape(list(x.shape[:start]) + [-1] + list(x.shape[end + 1:]))]
-        elif kind == "Reshape":
-            dims = [x.shape[i] if d == 0 else d for i, d in enumerate(layer.reshape_param.shape.dim)]
-            outs = [x.reshape(dims)]
+        elif kind == "Reshape":  # Caffe: shape replaces axes [axis, axis + num_axes); 0 copies, -1 infers
+            p = layer.reshape_param
+            start = p.axis if p.axis >= 0 else x.ndim + 1 + p.axis
+            end = x.ndim if p.num_axes == -1 else start + p.num_axes
+            middle = [x.shape[start + i] if d == 0 else d for i, d in enumerate(p.shape.dim)]
+            outs = [x.reshape(list(x.shape[:start]) + middle + list(x.shape[end:]))]
         elif kind == "Slice":
             p = layer.slice_param
             axis = p.slice_dim if p.HasField("slice_dim") and not p.HasField("axis") else p.axis

@@ -94,6 +94,21 @@ DIRECT = {
     "Interp-size": _layer("act", "Interp", ["c1"], ["act"], "interp_param { height: 7 width: 17 }"),
     "Interp-shrink-zoom": _layer("act", "Interp", ["c1"], ["act"], "interp_param { shrink_factor: 2 zoom_factor: 3 }"),
     "Interp-bottom": _POOL + _layer("act", "Interp", ["c1", "p"], ["act"]),
+    # layers.py's translators, in the forms the issue asks to check
+    "PReLU-shared": _layer("act", "PReLU", ["c1"], ["act"], "prelu_param { channel_shared: true }"),
+    "Deconvolution-dilated": _layer("act", "Deconvolution", ["c1"], ["act"], "convolution_param { num_output: 6 "
+                                    "kernel_size: 3 stride: 2 pad: 1 dilation: 2 }"),
+    "Deconvolution-grouped-rect": _layer("act", "Deconvolution", ["c1"], ["act"], "convolution_param { num_output: 4 "
+                                         "kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 group: 2 bias_term: false }"),
+    "Flatten-axes": _layer("act", "Flatten", ["c1"], ["act"], "flatten_param { axis: 1 end_axis: 2 }"),
+    "Reshape-axis": _layer("act", "Reshape", ["c1"], ["act"],
+                           "reshape_param { shape { dim: 4 dim: -1 } axis: 1 num_axes: 1 }"),
+    "Reshape-negative-axis": _layer("act", "Reshape", ["c1"], ["act"],
+                                    "reshape_param { shape { dim: 3 dim: 4 } axis: -2 num_axes: 1 }"),
+    "Concat-negative-axis": _layer("act", "Concat", ["c1", "data"], ["act"], "concat_param { axis: -1 }"),
+    "Power-all": _layer("act", "Power", ["data"], ["act"], "power_param { power: 1.5 scale: 2 shift: 0.25 }"),
+    "Eltwise-coeff-3": _conv("c2", "data", 8) + _layer("act", "Eltwise", ["c1", "c2", "data"], ["act"],
+                                                        "eltwise_param { coeff: 2 coeff: -0.5 coeff: 1.5 }"),
 }
 
 
@@ -113,16 +128,19 @@ def test_layer_output_matches_numpy_reference(case, tmp_path):
 
 
 # The ones Model Optimizer 2024.6 converts, in one net with an output each: one MO run.
-# (Interp with shrink_factor and zoom_factor: MO 2024.6 fails, "The conversion of blob with value [9.00000033
+# (Reshape with axis/num_axes: MO 2024.6 fails, "'ReshapeParameter' object is not subscriptable".
+# Interp with shrink_factor and zoom_factor: MO 2024.6 fails, "The conversion of blob with value [9.00000033
 # 9.00000033] to dst_type int64 results in rounding"; the numpy reference covers it.)
 MO_DIRECT = ["Bias-blob", "Tile", "ShuffleChannel", "Crop-per-axis", "ArgMax-axis", "ArgMax-top1", "Interp-zoom",
-             "Interp-size", "Interp-bottom"]
+             "Interp-size", "Interp-bottom", "PReLU-shared", "Deconvolution-dilated", "Deconvolution-grouped-rect",
+             "Flatten-axes", "Concat-negative-axis", "Power-all",
+             "Eltwise-coeff-3"]
 
 
 def test_direct_layers_match_model_optimizer(tmp_path):
     body, outputs = _conv("c1", "data", 8) + _POOL, []
     for i, case in enumerate(MO_DIRECT):
-        body += DIRECT[case].replace(_POOL, "").replace('"act"', f'"act{i}"')
+        body += DIRECT[case].replace(_POOL, "").replace('"act"', f'"act{i}"').replace('"c2"', f'"c2_{i}"')
         outputs.append(f"act{i}")
     proto = tmp_path / "net.prototxt"
     proto.write_text('name: "extra"\n' + _input() + body)
@@ -130,6 +148,7 @@ def test_direct_layers_match_model_optimizer(tmp_path):
     args = _args(proto, model)[:-1] + ["--output=" + ",".join(outputs)]
     mo_model = ov.Core().read_model(str(run_mo(tmp_path, args, tmp_path / "cache")))
     native = caffe.convert(args)
+    blobs = {layer.name: layer.blobs for layer in read_net(proto, model).layers if layer.blobs}
     assert [o.get_any_name() for o in native.outputs] == [o.get_any_name() for o in mo_model.outputs] == outputs
     core = ov.Core()
     got_model, want_model = (core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) for m in (native, mo_model))
@@ -144,5 +163,9 @@ def test_direct_layers_match_model_optimizer(tmp_path):
             elif case == "ArgMax-axis":  # MO sorts TopK's indices by index, Caffe by value (see layers_extra)
                 np.testing.assert_array_equal(np.sort(g, axis=1), np.sort(w, axis=1))
                 assert not np.array_equal(g, w)
+            elif case == "Eltwise-coeff-3":  # MO drops the coefficients of a SUM of more than two bottoms
+                values = reference(parse_prototxt(proto.read_text()), blobs, {"data": _x(seed).astype(np.float64)})
+                assert_close(g, values[f"act{i}"])  # Caffe's: 2 c1 - 0.5 c2 + 1.5 data
+                assert_close(w, values["c1"] + values[f"c2_{i}"] + _x(seed))
             else:
                 assert_close(g, w)

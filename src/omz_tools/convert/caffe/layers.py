@@ -181,7 +181,7 @@ def softmax(ctx, layer, inputs):
 
 def eltwise(ctx, layer, inputs):
     p = layer.proto.eltwise_param
-    if p.operation == 1:  # SUM
+    if p.operation == 1:  # SUM (coefficients for any number of bottoms, as Caffe; MO 2024.6 drops them past two)
         coeffs = list(p.coeff) or [1.0] * len(inputs)
         if len(coeffs) != len(inputs):
             raise ctx.fail(layer, f"expected one coeff per bottom ({len(inputs)}), found {len(coeffs)}")
