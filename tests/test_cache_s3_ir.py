@@ -148,3 +148,31 @@ def test_the_key_is_the_same_on_runners_with_other_folders_and_venvs_only():
     assert portable_key(key("/r"), "/r/dl", "/r/out", "/r/venv/lib/mo")["mo_command"] == [
         "python 3.11.9", "$mo_dir/main.py", "--input_model=$dl_dir/public/m/m.caffemodel",
         "--output_dir=$out_dir/public/m/FP32", "--extensions=$mo_dir/extensions"]
+
+
+def test_the_python_api_takes_the_ir_cache_too(tmp_path, registry, clean_env, monkeypatch):
+    import omz_tools
+    from omz_tools.convert.progress import Reporter
+
+    env = dict(clean_env, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    first, a = runner(tmp_path, registry, env, "a", "--cache_dir", tmp_path / "cache")
+    assert converted(first)
+    fetched = downloader("--registry", registry, "--name", NAME, "-o", tmp_path / "api-dl", env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    phases = []
+
+    class Phases(Reporter):
+        def phase(self, model, phase, detail=""):
+            phases.append((phase, detail))
+    irs = omz_tools.convert(NAME, download_dir=tmp_path / "api-dl", output_dir=tmp_path / "api-out",
+                            registries=[registry], backend="native", cache_dir=tmp_path / "cache", progress=Phases())
+    assert ("install", f"the IR from the IR cache {tmp_path / 'cache'}") in phases
+    assert not any(name == "native" for name, _ in phases), phases
+    assert {f"{p}/{x.name}": x.read_bytes() for p, xml in irs.items() for x in (xml, xml.with_suffix(".bin"))} \
+        == {k: v for k, v in ir_files(a).items()}
+    phases.clear()
+    again = omz_tools.convert(NAME, download_dir=tmp_path / "api-dl", output_dir=tmp_path / "api-out2",
+                              registries=[registry], backend="native", cache_dir=tmp_path / "cache",
+                              ir_cache=False, progress=Phases())
+    assert any(name == "native" for name, _ in phases) and again["FP32"].is_file(), phases

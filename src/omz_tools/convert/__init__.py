@@ -45,7 +45,7 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
             cache_dir: Optional[Union[str, Path]] = None, mirrors: Iterable[str] = (), offline: bool = False,
             num_attempts: int = 3, timeout: Union[float, str, tuple, None] = None,
             min_rate: Union[float, str, None] = None, stall_window: Optional[float] = None,
-            download_options=None) -> dict:
+            download_options=None, ir_cache: bool = True) -> dict:
     """Convert models to IR; reuses IR that is up to date.
 
     ``name``: a model name or pattern (or a list). Returns ``{precision: Path of .xml}`` when one
@@ -54,7 +54,10 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     ``python`` has it, else native). ``download``: fetch missing inputs first, with
     ``cache_dir``, ``mirrors``, ``offline``, ``num_attempts``, ``timeout``, ``min_rate`` and
     ``stall_window`` as :func:`omz_tools.download` takes them, or a ready
-    ``download_options`` (:class:`omz_tools.download.DownloadOptions`). ``progress``: False, True/"text" or "json". Raises
+    ``download_options`` (:class:`omz_tools.download.DownloadOptions`). ``cache_dir`` (a folder, an
+    ``s3://BUCKET/PREFIX`` or a list) is also the IR cache, with or without ``download``: an IR
+    converted the same way is fetched and verified instead of converting (``ir_cache=False``: never).
+    ``progress``: False, True/"text" or "json". Raises
     :class:`ConversionError` naming every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
     """
     from omz_tools.convert.progress import make_reporter
@@ -62,13 +65,14 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     if isinstance(precisions, str):
         precisions = precisions.split(",")
     models = resolve(name, registries=registries)
-    if download and download_options is None:
+    if (download or cache_dir is not None) and download_options is None:
         download_options = _download_options(download_dir, cache_dir, mirrors, offline, num_attempts, timeout,
                                              min_rate, stall_window)
     options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,
                       precisions=set(precisions), python=python, mo=Path(mo) if mo else None, backend=backend,
                       extra_mo_args=list(extra_mo_args), jobs=jobs, force=force, download=download,
-                      download_options=download_options, registries=[Path(r) for r in registries])
+                      download_options=download_options, registries=[Path(r) for r in registries],
+                      ir_cache=ir_cache)
     reporter = make_reporter("text" if progress is True else progress, jobs)
     try:
         result = run(models, options, reporter)
