@@ -100,6 +100,15 @@ def test_quantizer_names_each_hostile_image_and_writes_nothing(small, tmp_path):
     assert not (out / "public" / NAME / "FP16-INT8").exists()
 
 
+def test_a_limit_that_does_not_parse_is_a_usage_error(small):
+    from helpers_accuracy import clean_env
+    proc = run_cli("omz-accuracy-check", "--name", NAME, "--registry", small.registry, "-d", small.out,
+                   "--dataset", small.dataset, "--annotation", small.annotation, "--precisions", "FP32",
+                   env={**clean_env(), "OMZ_IMAGE_MAX_PIXELS": "lots"}, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "OMZ_IMAGE_MAX_PIXELS='lots' does not set the pixels of an image" in proc.stderr
+
+
 # -- the readers, one file at a time, in a fresh process (a hang or a blow-up stays there) ----------
 
 _PROBE = """
