@@ -178,6 +178,15 @@ def test_reverse_then_mean_then_scale_on_two_inputs(net):
 
 
 @pytest.mark.native
+def test_input_port_form_with_named_values(net):
+    model = caffe.convert(_base(net) + ["--input=data:0,aux", "--mean_values=data[100,120,140]", "--output=a"])
+    feeds = _inputs(9)
+    want = _ref(net, {"data": feeds["data"] - _col(MEAN_D), "aux": feeds["aux"]})
+    assert [p.get_any_name() for p in model.inputs] == ["data", "aux"]
+    _close(_run(model, feeds)["a"], want["a"])
+
+
+@pytest.mark.native
 def test_global_scale_unnamed_lists_and_output_ports(net):
     model = caffe.convert(_base(net) + ["--input=aux,data", "--mean_values=[124,116,104],(100,120,140)", "--scale=8",
                                         "--output=sl:1,0:fc,e"])

@@ -241,9 +241,10 @@ def _check_combinations(options: Options) -> None:
         raise UnsupportedArgumentError("shapes are given both in --input and in --input_shape; give them in one")
     if options.batch is not None and (options.shape_list or options.input_shapes):
         raise UnsupportedArgumentError("shapes are given by --batch and by --input/--input_shape; give one of them")
+    bare = {re.sub(r"^\d+:|:\d+$", "", name) for name in options.inputs} | set(options.inputs)
     for table in ("mean_values", "scale_values"):
         for name in getattr(options, table):
-            if options.inputs and name not in options.inputs:
+            if options.inputs and name not in bare:
                 raise UnsupportedArgumentError(f"--{table}: {name!r} is not one of the --input names "
                                                f"({', '.join(options.inputs)})")
 
