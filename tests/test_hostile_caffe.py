@@ -210,3 +210,72 @@ def test_model_optimizer_is_not_run_on_a_device_or_fifo(tmp_path):
         assert ("is a device" if name == "mozero" else "is a FIFO") in line, line
         assert "Model Optimizer was not run" in line and peak < BASELINE_RSS
         assert not (run["out"] / "public" / name / f".omz_convert.{name}.log").exists()
+
+
+# -- item 5: unpacked floats in a caffemodel ---------------------------------------------------------
+
+def unpacked_caffemodel(path: Path, values: np.ndarray, dims, *, interleave: bool = False) -> Path:
+    """One Convolution layer "conv" whose blob 0 holds ``values`` unpacked (one fixed32 field each;
+    ``interleave``: each followed by a diff value, so no two data values are adjacent) and declares ``dims``."""
+    from helpers_caffe import _field, _varint
+    shape = b"".join(_varint(1 << 3) + _varint(d) for d in dims)
+    record = np.zeros(values.size, dtype=[("tag", "u1"), ("value", "<f4")] +
+                      ([("diff_tag", "u1"), ("diff", "<f4")] if interleave else []))
+    record["tag"], record["value"] = 5 << 3 | 5, values
+    if interleave:
+        record["diff_tag"], record["diff"] = 6 << 3 | 5, -1.0
+    blob = _field(7, shape) + record.tobytes()
+    layer = _field(1, b"conv") + _field(2, b"Convolution") + _field(7, blob)
+    path.write_bytes(_field(1, b"net") + _field(100, layer))
+    return path
+
+
+_READ_PEAK = ("import resource, sys\n"
+              "from omz_tools.convert.caffe.caffemodel import read_caffemodel\n"
+              "from omz_tools.convert.caffe import CaffeConversionError\n"
+              "try:\n"
+              "    blobs = read_caffemodel(sys.argv[1], {'conv': 'Convolution'})['conv']\n"
+              "    print('ok', blobs[0].shape, float(blobs[0].sum()))\n"
+              "except CaffeConversionError as exc:\n"
+              "    print('error', exc)\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+
+
+def read_measured(path: Path) -> tuple:
+    proc = subprocess.run([sys.executable, "-c", _READ_PEAK, str(path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    said, peak = proc.stdout.rstrip("\n").rsplit("\n", 1)
+    return said, int(peak)
+
+
+def test_unpacked_floats_that_do_not_match_the_shape_are_refused_before_they_are_made(tmp_path):
+    path = unpacked_caffemodel(tmp_path / "w.caffemodel", np.full(8_000_000, 0.5, np.float32), [1, 3, 1, 1])
+    size = path.stat().st_size  # 40 MB
+    said, peak = read_measured(path)
+    assert said == (f"error {path}: layer \"conv\" (Convolution), blob 0: the blob's shape [1, 3, 1, 1] needs 3 "
+                    "values, the caffemodel holds 8000000; the caffemodel is truncated or corrupt, or does not "
+                    "belong to this prototxt"), said
+    assert peak < BASELINE_RSS / 2 + 3 * size, (peak, size)
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_unpacked_floats_are_read_in_memory_a_small_multiple_of_the_file(tmp_path, interleave):
+    rows = 100 if interleave else 1000  # interleaved, each value is a field of its own: slower
+    values = (np.arange(rows * 2000, dtype=np.float32) % 7) * 0.25
+    path = unpacked_caffemodel(tmp_path / "w.caffemodel", values, [rows, 2000], interleave=interleave)
+    said, peak = read_measured(path)
+    assert said == f"ok ({rows}, 2000) {float(values.sum())}", said
+    assert peak < BASELINE_RSS / 2 + 3 * path.stat().st_size, (peak, path.stat().st_size)
+
+
+def test_unpacked_and_packed_runs_of_one_blob_concatenate_in_wire_order():
+    from helpers_caffe import _field, _varint
+    from omz_tools.convert.caffe.caffemodel import blob_array
+    packed = _field(5, np.array([1, 2], "<f4").tobytes())
+    unpacked = b"".join(bytes([5 << 3 | 5]) + np.float32(v).tobytes() for v in (3, 4))
+    diff = bytes([6 << 3 | 5]) + np.float32(9).tobytes()
+    shape = _field(7, _varint(1 << 3) + _varint(4))
+    blob = unpacked[:5] + shape + packed + diff + unpacked[5:] + diff
+    assert blob_array(blob, "b").tolist() == [3, 1, 2, 4]
+    with pytest.raises(Exception, match="b: the blob's shape \\[4\\] needs 4 values, the caffemodel holds 5"):
+        blob_array(blob + unpacked[:5], "b")

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .caffemodel import read_caffemodel
 from .errors import CaffeConversionError
 from .schema import V1_LAYER_TYPES, schema
 
@@ -186,123 +187,10 @@ def filter_layers(proto_layers, v1: bool, state: NetState, path) -> Tuple[list, 
     return kept, dropped, notes
 
 
-# NetParameter's fields holding layers: layer (V2) and layers (V1).
-_LAYER_FIELDS = {100: "LayerParameter", 2: "V1LayerParameter"}
-
-
-class _Corrupt(CaffeConversionError):
-    """The weights file's protobuf framing is broken (said as a CaffeConversionError by the reader)."""
-
-
-def _varint(stream, at_tag: bool = False) -> Optional[int]:
-    """A protobuf varint from ``stream``; None at a clean end of the file before a tag."""
-    result = shift = 0
-    while True:
-        byte = stream.read(1)
-        if not byte:
-            if at_tag and shift == 0:
-                return None
-            raise _Corrupt(f"the file ends inside a field header at byte {stream.tell()}")
-        result |= (byte[0] & 0x7F) << shift
-        if byte[0] < 0x80:
-            return result
-        shift += 7
-        if shift > 63:
-            raise _Corrupt(f"a field header at byte {stream.tell()} is not a valid varint")
-
-
-def _layer_messages(stream, size: int):
-    """(field number, bytes) of each layer of a binary NetParameter, one at a time: the file is
-    never held whole (a 198 MB caffemodel would otherwise sit in memory beside its weights)."""
-    while True:
-        tag = _varint(stream, at_tag=True)
-        if tag is None:
-            return
-        field, wire = tag >> 3, tag & 7
-        if field == 0 or wire not in (0, 1, 2, 5):
-            raise _Corrupt(f"invalid field header {tag} at byte {stream.tell()}")
-        if wire == 0:
-            _varint(stream)
-            continue
-        length = 8 if wire == 1 else 4 if wire == 5 else _varint(stream)
-        if stream.tell() + length > size:
-            raise _Corrupt(f"a field of {length} bytes at byte {stream.tell()} runs past the end of the file")
-        if wire == 2 and field in _LAYER_FIELDS:
-            yield field, stream.read(length)
-        else:
-            stream.seek(length, os.SEEK_CUR)
-
-
-def read_caffemodel(path: Path, wanted: Dict[str, str]) -> Dict[str, List[np.ndarray]]:
-    """name -> blobs (float32 arrays) of the caffemodel's layers named in ``wanted`` (name -> type,
-    for messages): the first layer of a name, the V2 form before the V1 one, as Model Optimizer."""
-    from google.protobuf.message import DecodeError
-
-    from omz_tools.convert import bounds
-    found: Dict[int, Dict[str, List[np.ndarray]]] = {100: {}, 2: {}}
-    size = 0
-    try:
-        with bounds.open_file(path, f"the Caffe weights file {path}", bounds.MODEL_FILE_MAX_SIZE) as stream:
-            size = os.fstat(stream.fileno()).st_size
-            for number, data in _layer_messages(stream, size):
-                layer = getattr(schema(), _LAYER_FIELDS[number]).FromString(data)
-                del data
-                if layer.name in wanted and layer.name not in found[number]:
-                    kind = wanted[layer.name]
-                    found[number][layer.name] = [
-                        blob_array(blob, f"{path}: layer \"{layer.name}\" ({kind}), blob {i}")
-                        for i, blob in enumerate(layer.blobs)]
-    except bounds.BoundError as exc:
-        raise CaffeConversionError(str(exc)) from None
-    except OSError as exc:
-        raise CaffeConversionError(f"cannot read the Caffe weights file {path}: {exc}") from None
-    except (_Corrupt, DecodeError, RuntimeError, ValueError) as exc:
-        raise CaffeConversionError(
-            f"cannot read the Caffe weights file {path} ({size} bytes): it is not a valid binary "
-            f"NetParameter ({exc}); the file is probably truncated or corrupt: download it again") from None
-    return {**found[2], **found[100]}
-
-
 def _layer_type(layer, v1: bool) -> str:
     if not v1:
         return layer.type
     return _V1_NUMBER_TO_NAME.get(layer.type, f"V1 type {layer.type}")
-
-
-def _blob_shape(blob) -> List[int]:
-    if blob.HasField("shape"):
-        return [int(d) for d in blob.shape.dim]
-    legacy = [blob.num, blob.channels, blob.height, blob.width]
-    return [int(d) for d in legacy] if any(legacy) else []
-
-
-def blob_array(blob, where: str) -> np.ndarray:
-    """A BlobProto's values as float32 in the blob's declared shape."""
-    shape = _blob_shape(blob)
-    expected = int(np.prod(shape, dtype=np.int64)) if shape else None
-    if len(blob.data):
-        raw, dtype = blob.data, "<f4"
-    elif len(blob.double_data):
-        raw, dtype = blob.double_data, "<f8"
-    else:
-        raw, dtype = b"", "<f4"
-    width = np.dtype(dtype).itemsize
-    if len(raw) % width:
-        raise CaffeConversionError(f"{where}: {len(raw)} bytes of data is not a whole number of "
-                                   f"{width}-byte values; the caffemodel is corrupt")
-    values = np.frombuffer(raw, dtype=dtype)
-    if not values.size and expected:
-        # Written unpacked (one fixed32/fixed64 per value): read with real repeated fields.
-        fallback = schema(fallback=True).BlobProto.FromString(blob.SerializeToString())
-        values = np.asarray(fallback.data if len(fallback.data) else fallback.double_data, dtype=np.float64)
-    values = values.astype(np.float32, copy=False)
-    if expected is None:
-        return values
-    if values.size != expected:
-        raise CaffeConversionError(f"{where}: the blob's shape {shape} needs {expected} values, the caffemodel "
-                                   f"holds {values.size}; the caffemodel is truncated or corrupt, or does not "
-                                   "belong to this prototxt")
-    return values.reshape(shape)
 
 
 def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:

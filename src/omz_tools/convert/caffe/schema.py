@@ -7,12 +7,10 @@ belong to a layer or parameter that the converter does not translate (``param``,
 The phase rules (``include``/``exclude``, ``NetStateRule``, ``NetParameter.state``) are declared:
 the reader keeps the layers Caffe keeps for inference.
 
-Field numbers and defaults are facts of the Caffe format. Two deliberate departures, for speed:
-``BlobProto.data`` (5) and ``double_data`` (8) are packed repeated floats/doubles on the wire,
-i.e. length-delimited like ``bytes``; declared as ``bytes`` they arrive as one little-endian
-buffer that numpy reads in one call instead of 49 M Python floats. A blob written unpacked (one
-fixed32 per value, legal but rare) does not match that wire type and lands in the message's
-unknown fields; ``FALLBACK`` classes, where those fields are real repeated floats, read it then.
+Field numbers and defaults are facts of the Caffe format. ``BlobProto.data`` (5) and
+``double_data`` (8), repeated floats/doubles, are declared as ``bytes``: a caffemodel's blobs are
+decoded from their wire bytes by ``caffemodel`` (packed or unpacked, with numpy), never by
+protobuf, which would make 49 M Python floats.
 
 The classes live in a private descriptor pool under the package ``omz_tools_caffe``, so they never
 clash with another Caffe schema (MO's ``mo_caffe``, Caffe's own ``caffe``) in the same process.
@@ -20,7 +18,7 @@ clash with another Caffe schema (MO's ``mo_caffe``, Caffe's own ``caffe``) in th
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 PACKAGE = "omz_tools_caffe"
 
@@ -218,19 +216,13 @@ def _net_fields():
             _f(2, "layers", MESSAGE, "V1LayerParameter", repeated=True)]
 
 
-def _file_descriptor(name: str, package: str, fallback: bool):
+def _file_descriptor(name: str, package: str):
     from google.protobuf import descriptor_pb2
     proto = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto2")
     messages = dict(MESSAGES)
     messages["LayerParameter"] = (_layer_fields(), {})
     messages["V1LayerParameter"] = (_v1_layer_fields(), {"LayerType": None})
     messages["NetParameter"] = (_net_fields(), {})
-    if fallback:
-        # The same schema, BlobProto's numbers as real repeated floats/doubles (packed or not).
-        blob_fields = [f if f[1] not in ("data", "diff", "double_data", "double_diff") else
-                       (f[0], f[1], REPEATED, FLOAT if f[1] in ("data", "diff") else DOUBLE, None, None)
-                       for f in MESSAGES["BlobProto"][0]]
-        messages["BlobProto"] = (blob_fields, {})
     for enum_name, values in TOP_ENUMS.items():
         enum = proto.enum_type.add(name=enum_name)
         for number, value_name in enumerate(values):
@@ -258,12 +250,11 @@ class Schema:
         self.__dict__.update(classes)
 
 
-def _build(fallback: bool) -> Schema:
+def _build() -> Schema:
     from google.protobuf import descriptor_pool
     pool = descriptor_pool.DescriptorPool()
-    file_name = "omz_tools_caffe_fallback.proto" if fallback else "omz_tools_caffe.proto"
-    package = PACKAGE + ("_fallback" if fallback else "")
-    pool.Add(_file_descriptor(file_name, package, fallback))
+    package = PACKAGE
+    pool.Add(_file_descriptor("omz_tools_caffe.proto", package))
     classes = {}
     for name in list(MESSAGES) + ["LayerParameter", "V1LayerParameter", "NetParameter"]:
         descriptor = pool.FindMessageTypeByName(f"{package}.{name}")
@@ -279,11 +270,11 @@ def _message_class(descriptor):
     return message_factory.MessageFactory(descriptor.file.pool).GetPrototype(descriptor)  # protobuf 3.x
 
 
-_SCHEMAS: Dict[bool, Schema] = {}
+_SCHEMAS: List[Schema] = []
 
 
-def schema(fallback: bool = False) -> Schema:
-    """The message classes (built once per process). ``fallback``: BlobProto data as repeated floats."""
-    if fallback not in _SCHEMAS:
-        _SCHEMAS[fallback] = _build(fallback)
-    return _SCHEMAS[fallback]
+def schema() -> Schema:
+    """The message classes (built once per process)."""
+    if not _SCHEMAS:
+        _SCHEMAS.append(_build())
+    return _SCHEMAS[0]
