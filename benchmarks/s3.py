@@ -10,7 +10,8 @@ converting.
 - IR: `omz-converter --backend native` of a small SE-ResNet (or --mo: Model Optimizer) with the IR
   in the bucket, vs converting.
 
-    .venv/bin/python benchmarks/s3.py [--size-mb 200] [--runs 3] [--keep]
+    .venv/bin/python benchmarks/s3.py [--size-mb 200] [--runs 3] [--mo] [--keep]
+    .venv/bin/python benchmarks/s3.py --se-resnet-101     # the full-size model through Model Optimizer
 
 Needs boto3 and moto[server] (pip install -e '.[s3,test]') and nginx. Prints medians and ratios
 as Markdown tables.
@@ -102,6 +103,21 @@ def _ir(work, args, moto, env) -> list:
              f"{h:.2f} s", f"{c:.2f} s", f"{h / c:.2f}x"]]
 
 
+def _se_resnet_101(work, args, moto, env) -> list:
+    """The issue's target: a second runner's `converter.py --name se-resnet-101 --backend mo` with the
+    IR in the bucket against converting (random weights of the full size, as benchmarks/convert.py)."""
+    import convert as convert_bench  # benchmarks/convert.py: the registry entry and verified files
+    registry, dl, _ = convert_bench.prepare(work / "se")
+    url = f"s3://{moto.new_bucket()}/ir"
+    cmd = [str(_bench.VENV_BIN / "converter.py"), "--name", "se-resnet-101", "--registry", str(registry),
+           "-d", str(dl), "--backend", "mo", "--cache_dir", url]
+    fill = _timed(cmd + ["-o", str(work / "se-fill")], env)
+    hit = _timed(cmd + ["-o", str(work / "se-hit")], env)
+    converting = _timed(cmd + ["-o", str(work / "se-conv"), "--no_ir_cache"], env)
+    return [[f"se-resnet-101, --backend mo: IR hit vs converting (first runner: {fill:.1f} s, upload included)",
+             f"{hit:.2f} s", f"{converting:.2f} s", f"{hit / converting:.3f}x"]]
+
+
 def main() -> None:
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,6 +125,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--mo", action="store_true", help="convert with Model Optimizer instead of natively")
+    parser.add_argument("--se-resnet-101", action="store_true", dest="se",
+                        help="only the full-size se-resnet-101 IR row (Model Optimizer: minutes per conversion)")
     args = parser.parse_args()
     from helpers_s3 import MotoServer
     with _bench.work_folder("s3", args.keep) as work:
@@ -118,7 +136,8 @@ def main() -> None:
             for name, value in env.items():
                 if name.startswith("AWS_"):
                     os.environ[name] = value  # for the plain boto3 client too
-            rows = _downloads(work, args, moto, env) + _ir(work, args, moto, env)
+            rows = (_se_resnet_101(work, args, moto, env) if args.se
+                    else _downloads(work, args, moto, env) + _ir(work, args, moto, env))
         finally:
             moto.stop()
     _bench.print_table(["run", "ours", "baseline", "ratio"], rows)

@@ -174,6 +174,11 @@ class S3Tier:
                     f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or a role); {advice}")
         from omz_tools.download.transport import describe_error
         endpoint = getattr(self.client.meta, "endpoint_url", "")
+        if getattr(exc, "response", None):  # the server answered: a region, redirect or request problem
+            text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())[:200]
+            return (f"{where} at {endpoint} answered {code}{f' ({text})' if text else ''} while {doing}; "
+                    f"{advice} Check the bucket's region (AWS_DEFAULT_REGION or the profile's region) "
+                    "and AWS_ENDPOINT_URL.")
         return (f"{where} could not be reached at {endpoint} while {doing} "
                 f"({describe_error(exc)}); {advice} Check AWS_ENDPOINT_URL and the network.")
 
