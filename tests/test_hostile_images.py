@@ -193,6 +193,14 @@ def test_without_pillow_opencv_s_own_pixel_bound_is_one_unreadable_image(files):
                            "refused it: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS"), line
 
 
+def test_without_pillow_opencv_s_own_pixel_bound_is_ours(files):
+    line, _ = probe(files / "small_bomb.png", "opencv", block_pillow=True, env={"OMZ_IMAGE_MAX_PIXELS": "8999999"})
+    assert line.startswith(f"refused {files / 'small_bomb.png'}: not an image OpenCV can decode"), line
+    assert "CV_IO_MAX_IMAGE_PIXELS" in line, line
+    line, _ = probe(files / "small_bomb.png", "opencv", block_pillow=True, env={"OMZ_IMAGE_MAX_PIXELS": "9000000"})
+    assert line == "decoded (3000, 3000, 3)", line
+
+
 @pytest.mark.parametrize("reader", ["opencv", "pillow"])
 def test_a_png_decompression_bomb_is_refused_from_its_header(files, reader):
     pytest.importorskip("PIL")

@@ -9,9 +9,10 @@ ImageNet's largest JPEG is under 16 MB), and its dimensions are taken from its h
 decodes it. Each refusal is an :class:`ImageError` naming the file and the limit: one unreadable image,
 listed, while the run goes on.
 
-A file whose header Pillow cannot read (a format only OpenCV knows, or damaged data) is left to the
-decoder, which has its own pixel bound (OpenCV: ``OPENCV_IO_MAX_IMAGE_PIXELS``, 2^30 by default); its
-refusal is an :class:`ImageError` too. Without Pillow installed the OpenCV reader has only that bound.
+A file whose header Pillow cannot read (a format only OpenCV knows, damaged data, or no Pillow
+installed) is left to the decoder: OpenCV's own pixel bound, ``OPENCV_IO_MAX_IMAGE_PIXELS``, is set
+to the same value when omz_tools imports OpenCV first (preprocess._cv2; a value the user set is
+kept), and its refusal is an :class:`ImageError` too.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ rgb_to_bgr. A leading ``read`` step and the steps marked ``library: pillow`` are
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +27,10 @@ _QUIETED = False
 
 
 def _cv2():
+    if "cv2" not in sys.modules:
+        # OpenCV's own pixel bound (read once, at its first decode) made ours, for the formats whose
+        # header Pillow cannot read; a value the user set is kept.
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(IMAGE_MAX_PIXELS.value()))
     try:
         import cv2
     except ImportError as exc:
