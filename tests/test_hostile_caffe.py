@@ -279,3 +279,49 @@ def test_unpacked_and_packed_runs_of_one_blob_concatenate_in_wire_order():
     assert blob_array(blob, "b").tolist() == [3, 1, 2, 4]
     with pytest.raises(Exception, match="b: the blob's shape \\[4\\] needs 4 values, the caffemodel holds 5"):
         blob_array(blob + unpacked[:5], "b")
+
+
+# -- item 7: a prototxt nested deeper than the text parser can follow --------------------------------
+
+def nested(depth: int, open_="{", close="}") -> str:
+    return (conv_net(0) + 'layer { name: "extra" type: "Dropout" bottom: "conv" top: "conv" '
+            + f"unknown_param {open_} " * depth + "x: 1" + f" {close}" * depth + " }\n")
+
+
+def conv_weights(tmp_path: Path) -> bytes:
+    """The bytes of a caffemodel for conv_net (written from a plain copy of it)."""
+    (tmp_path / "plain.prototxt").write_text(conv_net(0))
+    return write_caffemodel(tmp_path / "plain.prototxt", tmp_path / "plain.caffemodel", blobs=CONV_BLOBS).read_bytes()
+
+
+def test_a_prototxt_nested_2000_levels_names_the_file_and_the_limit(tmp_path):
+    run = register(tmp_path, "deep", nested(2000), caffemodel=conv_weights(tmp_path))
+    proc, _ = convert(run)
+    line = failed_line(proc, "deep")
+    assert "deep.prototxt nests blocks ({ }, < > or [ ]) 2,001 levels deep (line 4)" in line, line
+    assert "the nesting depth of a Caffe .prototxt allows (100)" in line and "OMZ_PROTOTXT_MAX_DEPTH" in line, line
+    assert "OpenVINO" not in line and "recursion" not in line, line
+
+
+@pytest.mark.parametrize("open_,close", [("<", ">"), ("[", "]")])
+def test_nesting_counts_every_bracket_but_not_those_in_strings_or_comments(tmp_path, open_, close):
+    from omz_tools.convert import caffe
+    weights = tmp_path / "net.caffemodel"
+    weights.write_bytes(conv_weights(tmp_path))
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(nested(150, open_, close))
+    with pytest.raises(caffe.CaffeConversionError, match="nests blocks .* 151 levels deep"):
+        caffe.convert([f"--input_model={weights}", f"--input_proto={proto}"])
+    quoted = "# {{{{{{{{ " * 3 + "\n" + conv_net(0).replace('name: "pad"', 'name: "' + open_ * 500 + '\\""')
+    proto.write_text(quoted)
+    assert caffe.convert([f"--input_model={weights}", f"--input_proto={proto}"]) is not None
+
+
+def test_a_raised_nesting_limit_ends_in_one_message_not_a_recursion_error(tmp_path, monkeypatch):
+    from omz_tools.convert import caffe
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(nested(3000))
+    monkeypatch.setenv("OMZ_PROTOTXT_MAX_DEPTH", "5000")
+    with pytest.raises(caffe.CaffeConversionError, match="deeper than protobuf's text parser can follow within "
+                       "Python's recursion limit \\(OMZ_PROTOTXT_MAX_DEPTH is 5,000"):
+        caffe.convert([f"--input_proto={proto}", f"--input_model={tmp_path / 'absent.caffemodel'}"])

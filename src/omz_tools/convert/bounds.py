@@ -164,6 +164,6 @@ def check_prototxt_depth(text: str, path: Path) -> None:
     bound = PROTOTXT_MAX_DEPTH.value()
     deepest, line = prototxt_depth(text)
     if deepest > bound:
-        raise BoundError(f"the Caffe network description {path} nests {{ }} blocks {deepest} levels deep (line "
-                         f"{line}), more than {PROTOTXT_MAX_DEPTH.what} allows ({bound:,}); Caffe's own messages "
-                         f"nest a few levels: the file is not a network description. {PROTOTXT_MAX_DEPTH.hint()}")
+        raise BoundError(f"the Caffe network description {path} nests blocks ({{ }}, < > or [ ]) {deepest:,} levels "
+                         f"deep (line {line}), more than {PROTOTXT_MAX_DEPTH.what} allows ({bound:,}); Caffe's own "
+                         f"messages nest a few levels, so this is no network description. {PROTOTXT_MAX_DEPTH.hint()}")

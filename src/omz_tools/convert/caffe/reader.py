@@ -76,6 +76,7 @@ def parse_prototxt(path: Path):
     from omz_tools.convert import bounds
     try:
         text = bounds.read_file(path, f"the Caffe network description {path}", bounds.PROTOTXT_MAX_SIZE).decode("utf-8")
+        bounds.check_prototxt_depth(text, path)  # protobuf's text parser recurses once per level
     except bounds.BoundError as exc:
         raise CaffeConversionError(str(exc)) from None
     except UnicodeDecodeError as exc:
@@ -90,6 +91,11 @@ def parse_prototxt(path: Path):
         raise CaffeConversionError(
             f"cannot parse the Caffe network description {path}: {exc} (expected protobuf text format of "
             f"a Caffe NetParameter; check that the file is a .prototxt and not, e.g., an HTML page)") from None
+    except RecursionError:  # only with OMZ_PROTOTXT_MAX_DEPTH raised past what Python's stack allows
+        raise CaffeConversionError(
+            f"cannot parse the Caffe network description {path}: it nests blocks deeper than protobuf's text "
+            f"parser can follow within Python's recursion limit ({bounds.PROTOTXT_MAX_DEPTH.env_var} is "
+            f"{bounds.PROTOTXT_MAX_DEPTH.value():,}; about 300 levels parse)") from None
     finally:
         logger.setLevel(level)
     return net
