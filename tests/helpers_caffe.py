@@ -188,16 +188,17 @@ def _np_conv(x, w, stride, pad, dilation, group):
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
     ho = (h + 2 * pad[0] - (dilation[0] * (kh - 1) + 1)) // stride[0] + 1
     wo = (wd + 2 * pad[1] - (dilation[1] * (kw - 1) + 1)) // stride[1] + 1
-    y = np.zeros((n, out, ho, wo))
     og = out // group
-    for g in range(group):
-        xs = xp[:, g * cg:(g + 1) * cg]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xs[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
-                           j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]]
-                y[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
-    return y
+    # every group at once: (1, g, og, cg) @ (n, g, cg, ho * wo) per kernel tap (BLAS, not one einsum per group)
+    xg = xp.reshape(n, group, cg, xp.shape[2], xp.shape[3])
+    wg = w.reshape(group, og, cg, kh, kw)
+    y = np.zeros((n, group, og, ho * wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xg[:, :, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
+                       j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]]
+            y += np.matmul(wg[None, :, :, :, i, j], patch.reshape(n, group, cg, ho * wo))
+    return y.reshape(n, out, ho, wo)
 
 
 def _np_deconv(x, w, stride, pad, dilation, group):
