@@ -22,7 +22,7 @@ from pathlib import Path
 import helpers_caffe
 import helpers_caffe_ssd  # noqa: F401 - registers the SSD layers' numpy references
 from helpers_caffe import parse_prototxt
-from helpers_caffe_ssd import _DETECTION, conv_relu, layer, ssd_net, ssd_weights
+from helpers_caffe_ssd import conv_relu, layer, ssd_net, ssd_weights
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 UPSTREAM = {  # model -> the upstream prototxt in ../shared it stands on
@@ -39,6 +39,9 @@ FAMILY = {"densenet-161": "densenet-121", "densenet-169": "densenet-121", "dense
           "se-resnet-50": "se-resnet-101", "se-resnet-152": "se-resnet-101", "se-resnext-101": "se-resnext-50",
           "squeezenet1.0": "squeezenet1.1"}
 KEEP_WIDTHS = {1000, 1001}  # class counts stay, so outputs keep their shapes
+# The detectors' DetectionOutput: up to 200 boxes, as the real ssd300/ssd512/pelee/face detectors keep.
+DETECTION = ("share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 400 } "
+             "code_type: CENTER_SIZE keep_top_k: 200 confidence_threshold: 0.01")
 
 
 def upstream_prototxt(model: str) -> Path:
@@ -215,7 +218,7 @@ def ssd(size: int, save_output: str) -> str:
     body += layer("c3_norm", "Normalize", ["c3"], ["c3_norm"],
                   'norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } }')
     heads = [("c3_norm", _prior(size // 10, size // 5, 16), 4), ("c5", _prior(size // 5, size // 2, 64), 4)]
-    return ssd_net("ssd", [1, 3, size, size], body, heads, 21, _DETECTION % 0.01 + save_output)
+    return ssd_net("ssd", [1, 3, size, size], body, heads, 21, DETECTION + save_output)
 
 
 SSD_SAVE = '\n    save_output_param {\n      output_directory: "out"\n    }\n'
@@ -233,7 +236,7 @@ def pelee() -> str:
     body += layer("ext1/sum", "Eltwise", ["ext1", "ext1/res"], ["ext1/sum"])
     body += conv_relu("ext2", "ext1/sum", 8, stride=2)
     heads = [("ext1/sum", _prior(30, 60, 8), 4), ("ext2", _prior(60, 120, 16), 4)]
-    return ssd_net("pelee", [1, 3, 304, 304], body, heads, 81, _DETECTION % 0.01 + PELEE_SAVE)
+    return ssd_net("pelee", [1, 3, 304, 304], body, heads, 81, DETECTION + PELEE_SAVE)
 
 
 def face_retail() -> str:
@@ -250,7 +253,7 @@ def face_retail() -> str:
     heights = [15.0, 39.6, 25.5, 63.2, 227.5, 162.9, 124.5, 105.1, 72.6]
     param = " ".join(f"width: {w}" for w in widths) + " " + " ".join(f"height: {h}" for h in heights) + \
         " clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 img_h: 300 img_w: 300 step: 16 offset: 0.5"
-    return ssd_net("face", [1, 3, 300, 300], body, [(blob, param, len(widths))], 2, _DETECTION % 0.01,
+    return ssd_net("face", [1, 3, 300, 300], body, [(blob, param, len(widths))], 2, DETECTION,
                    priors_kind="PriorBoxClustered")
 
 
