@@ -13,6 +13,7 @@ from . import mo_args
 from .errors import CaffeConversionError, UnsupportedLayerError
 from .fold import fold
 from .layers import INTERNAL, SUPPORTED_LAYER_TYPES, TRANSLATORS, Context, as_output
+from .names import default_outputs, requested_outputs, tensor_names, user_name
 from .opset import Model, Type, ops
 from .preprocess import preprocess
 from .reader import Net, Version
@@ -29,11 +30,11 @@ def _output_versions(net: Net, names: List[str]) -> Dict[Version, str]:
             version = _named_version(net, by_layer, name)
             result[version] = version[0]
         return result
-    read = {b for layer in net.layers for b in layer.bottoms}
-    for layer in net.layers:
-        for top in layer.tops:
-            if top not in read:
-                result[net.final_version(top)] = top
+    read = {v for layer in net.layers for v in layer.inputs}
+    for layer in net.layers:  # an in-place last layer's top is an output too (its blob is read, by itself)
+        for version in layer.outputs:
+            if version not in read:
+                result[version] = version[0]
     return result
 
 
@@ -56,20 +57,6 @@ def _named_version(net: Net, by_layer: dict, name: str) -> Version:
                                        f"{'top' if out else 'bottom'}(s), so no {'output' if out else 'input'} "
                                        f"port {port}")
     raise CaffeConversionError(f"--output={name}: the network has no layer or blob named {name!r}")
-
-
-def _result_order(net: Net, names: List[str], outputs: Dict[Version, str]) -> list:
-    """(version, name) per Result, as Model Optimizer 2024.6 orders them: one per --output item (a tensor
-    named twice is output twice), those given with a port ('layer:N', 'N:layer') first (measured)."""
-    if not names:
-        return list(outputs.items())
-    by_layer = {layer.name: layer for layer in net.layers}
-    ported = [n for n in names if n not in by_layer and net.final_version(n) is None]
-    pairs = []
-    for name in ported + [n for n in names if n not in ported]:
-        version = _named_version(net, by_layer, name)
-        pairs.append((version, version[0]))
-    return pairs
 
 
 def _needed(net: Net, outputs) -> List:
@@ -141,10 +128,24 @@ def _refuse_oversized(net: Net, layer, values: dict) -> None:
             raise CaffeConversionError(f"{net.proto_path}: {sentence}")
 
 
+def _named_outputs(net: Net, values: dict, order) -> list:
+    """(version, tensor names) per Result, with Model Optimizer's names and order (see names.py)."""
+    tensors = tensor_names(net, values)
+    return requested_outputs(order, values, tensors) if order else default_outputs(net, values, tensors)
+
+
+def _result(value, tensor_names) -> object:
+    value.get_tensor().set_names(set(tensor_names))
+    result = ops.result(value)
+    result.set_friendly_name(f"{sorted(tensor_names)[0]}/sink_port_0")
+    return result
+
+
 def build(net: Net, options: mo_args.Options) -> Model:
     shapes = mo_args.resolve_input_shapes(options, net.inputs)
     outputs = _output_versions(net, options.outputs)
-    order = _result_order(net, options.outputs, outputs)
+    by_layer = {layer.name: layer for layer in net.layers}
+    order = [(item, _named_version(net, by_layer, item), user_name(net, item)) for item in options.outputs]
     net.layers = _needed(net, outputs)
     _refuse_unsupported(net)
     fold(net, outputs)
@@ -159,18 +160,7 @@ def build(net: Net, options: mo_args.Options) -> Model:
         # memory, not two (the converter's peak memory is about the caffemodel's size, not twice it).
         for done in [layer, *getattr(layer, "fold_chain", ())]:
             done.blobs = []
-    final = {net.final_version(v[0]) for layer in net.layers for v in layer.outputs}
-    for version in final:  # a blob's name goes to its last write (tensor names must be unique)
-        value = values[version]
-        if version[0] not in shapes and value.get_node().get_type_name() != "Parameter":
-            value.get_tensor().set_names({version[0]})
-    results = []
-    for version, name in order:
-        value = values[version]
-        value.get_tensor().set_names({name})
-        result = ops.result(value)
-        result.set_friendly_name(f"{name}/sink_port_0")
-        results.append(result)
+    results = [_result(values[version], tensor) for version, tensor in _named_outputs(net, values, order)]
     model_name = options.model_name or Path(options.input_model or net.name or "model").stem
     model = Model(results, params, model_name)
     sentence = oversized_tensor(model)  # before anything runs it: its layers' sizes are the prototxt's

@@ -200,6 +200,8 @@ def eltwise(ctx, layer, inputs):
 def concat(ctx, layer, inputs):
     p = layer.proto.concat_param
     axis = p.concat_dim if p.HasField("concat_dim") and not p.HasField("axis") else p.axis
+    if len(inputs) == 1:  # an identity, as Model Optimizer makes it (its top names its bottom's tensor)
+        return [inputs[0]]
     return [ops.concat(list(inputs), int(axis))]
 
 
