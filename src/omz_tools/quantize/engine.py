@@ -15,7 +15,8 @@ from typing import Iterable, Optional, Union
 from omz_tools.errors import OmzError
 from omz_tools.jsonlines import JsonLinesEmitter
 from omz_tools.convert.install import check_target, install
-from omz_tools.version import DISTRIBUTION, pip_install
+from omz_tools.quantize import compat
+from omz_tools.version import DISTRIBUTION
 from omz_tools.wording import printable
 from omz_tools.convert.records import stat_fields
 from omz_tools.localstate import read_json, write_json
@@ -154,6 +155,7 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
     from omz_tools.accuracy import find_model
 
     started = time.monotonic()
+    compat.check()  # the NNCF made for this openvino, before any work
     model = find_model(name, registries)
     reporter = progress if isinstance(progress, Reporter) else make_reporter("text" if progress is True else progress)
     _check_arguments(model, preset=preset, target_device=target_device, subset_size=subset_size,
@@ -173,8 +175,7 @@ def quantize(name, *, dataset: Union[str, Path], annotation: Optional[Union[str,
         reporter.end(result)
         return result
     if _version("nncf") is None:
-        raise QuantizeError(f"NNCF is not installed in {sys.executable}; install it with: "
-                            + pip_install("quantize"))
+        raise QuantizeError(compat.missing())
     _calibrate_and_install(model, plan, reporter, jobs=jobs, preset=preset, target_device=target_device,
                            max_drop=max_drop)
     result.seconds = time.monotonic() - started
