@@ -10,7 +10,7 @@ here. Each gets a caffemodel with random, well-scaled weights (tests/helpers_caf
 work folder, so --work reuses them) and a registry entry: the built-in model.yml with those files
 (the prototxt already post-processed). Per model and round, interleaved: ``omz-converter --force
 --backend native`` and ``--backend mo`` (FP32 and FP16, IR checks included: the converter's whole
-run), each one's wall time and peak RSS (``wait4`` ru_maxrss: its largest process); the floor
+run), each one's wall time and peak RSS (/usr/bin/time: its largest process); the floor
 (reading the caffemodel, writing the FP32 and FP16 .bin files, fsynced); and the inference latency
 of the native FP32 IR against MO's (same input, interleaved, median).
 
@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 SHARED = REPO.parent / "shared" / "fixtures"
 BIN = Path(sys.executable).parent
+TIME = "/usr/bin/time"
 TARGETS = {"time": 0.03, "memory": 2.5, "latency": 0.03}
 UPSTREAM = {
     "mobilenet-ssd": "caffe_zoo/mobilenet-ssd/mobilenet-ssd.prototxt",
@@ -77,15 +78,20 @@ def vgg19_prototxt() -> str:
 
 
 def run(argv: list, env: dict, log: Path) -> tuple:
-    """(seconds, peak RSS bytes) of one command; its output goes to ``log``."""
+    """(seconds, peak RSS bytes) of one command; its output goes to ``log``.
+
+    The peak comes from /usr/bin/time, whose child starts from time's own small footprint: a child
+    forked straight from this process (grown by the weights it wrote) would inherit its high-water
+    mark across exec, and wait4 would report that instead."""
+    rss_file = log.with_suffix(".rss")
     start = time.perf_counter()
     with open(log, "ab") as stream:
-        proc = subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([TIME, "-f", "%M", "-o", str(rss_file), *argv], stdout=stream,
+                              stderr=subprocess.STDOUT, env=env)
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(map(str, argv))}\nsee {log}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, int(rss_file.read_text().split()[-1]) * 1024
 
 
 def digest(path: Path) -> tuple:
@@ -226,6 +232,8 @@ def main() -> None:
     missing = [n for n in names if n in UPSTREAM and not (SHARED / UPSTREAM[n]).exists()]
     if missing:
         sys.exit(f"needs the upstream prototxts of {missing} under {SHARED}")
+    if not os.path.exists(TIME):
+        sys.exit(f"needs {TIME} (GNU time) for the peak RSS")
     work = args.work or Path(tempfile.mkdtemp(prefix="omz-bench-caffe-zoo-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMZ_REGISTRY", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION")}
