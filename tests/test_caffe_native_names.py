@@ -40,15 +40,18 @@ LAYERS = [  # (name, type, bottoms, tops)
     ("sc2", "Scale", ["bn2out"], ["sc2out"]), ("drop", "Dropout", ["sc2out"], ["dropout"]),
     ("cat1", "Concat", ["dropout"], ["cat1out"]), ("relu2", "ReLU", ["dropout"], ["relu2out"]),
     ("sig", "Sigmoid", ["relu2out"], ["relu2out"]),
+    ("inp2", "Input", [], ["extra"]), ("rx", "ReLU", ["extra"], ["rxout"]),  # MO orders it after cat1out
 ]
 SPLIT = LAYERS[:8] + [("split", "Split", ["dropout"], ["s1", "s2"]), ("cat1", "Concat", ["s1"], ["cat1out"]),
-                      ("relu2", "ReLU", ["s2"], ["relu2out"]), LAYERS[-1]]
+                      ("relu2", "ReLU", ["s2"], ["relu2out"])] + LAYERS[-3:]
 
 
 def _prototxt(layers) -> str:
     text = 'name: "names"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
     for name, kind, bottoms, tops in layers:
-        if kind == "Convolution":
+        if kind == "Input":
+            text += _layer(name, kind, [], tops, "input_param { shape { dim: 1 dim: 2 dim: 4 dim: 4 } }")
+        elif kind == "Convolution":
             text += _conv(name, bottoms[0], tops[0])
         else:
             text += _layer(name, kind, bottoms, tops, "scale_param { bias_term: true }" if kind == "Scale" else "")
@@ -78,7 +81,7 @@ def _expected(layers, outputs=()) -> list:
     after a convolution writes the convolution's tensor and the blobs on it so far lose their names;
     a blob's name goes to the tensor its last reader reads (its last write if nothing reads it)."""
     current, tensor_of, writer, dead, last = {"data": ("data", 0)}, {("data", 0): "data"}, {}, set(), {}
-    read, written, first_top = set(), [], {}
+    read, written, first_top, made_by = set(), [], {}, {}
     for name, kind, bottoms, tops in layers:
         ins = [current[b] for b in bottoms]
         read.update(ins)
@@ -95,6 +98,7 @@ def _expected(layers, outputs=()) -> list:
             writer[tensor] = kind
             current[top], tensor_of[version] = version, tensor
             first_top.setdefault(name, tensor)
+            made_by[version] = name
             written.append(version)
     names = {}
     for blob in current:
@@ -103,8 +107,14 @@ def _expected(layers, outputs=()) -> list:
                              set()).add(blob)
     if outputs:  # a layer: its first top, and its name added (it is no blob's name here)
         return [names.get(first_top[o], set()) | {o} for o in outputs]
-    finals = list(dict.fromkeys(tensor_of[v] for v in written if v not in read))
-    return [names.get(t) or {t.split(":")[0], t} for t in finals]
+    finals = {}  # MO sorts default outputs by "<layer>_<blob>" of the top (unnamed: "<layer>_<layer>:<port>")
+    for version in written:
+        tensor = tensor_of[version]
+        if version not in read:
+            layer = made_by[version]
+            got = names.get(tensor) or {layer, f"{layer}:{tensor.split(':')[1]}"}
+            finals[f"{layer}_{version[0]}" if names.get(tensor) else f"{layer}_{layer}:{tensor.split(':')[1]}"] = got
+    return [finals[key] for key in sorted(finals)]
 
 
 # -- tests ---------------------------------------------------------------------------------------------
@@ -114,9 +124,9 @@ def _expected(layers, outputs=()) -> list:
 def test_default_output_names_follow_the_rule(tmp_path, layers):
     model = caffe.convert(_args(tmp_path, layers))
     want = _expected(layers)
-    assert _names(model.outputs) == want == [{"cat1out", "dropout", "sc2out"} | ({"s1", "s2"} if layers is SPLIT
-                                                                               else set()), {"sig", "sig:0"}]
-    assert _names(model.inputs) == [{"data"}]
+    identity = {"cat1out", "dropout", "sc2out"} | ({"s1", "s2"} if layers is SPLIT else set())
+    assert _names(model.outputs) == want == [identity, {"rxout"}, {"sig", "sig:0"}]
+    assert _names(model.inputs) == [{"data"}, {"extra"}]
     relu2 = next(op for op in model.get_ops() if op.get_friendly_name() == "relu2")
     assert relu2.output(0).get_names() == {"relu2out"}  # its blob's last reader (sig) reads it
 
@@ -126,6 +136,7 @@ def test_requested_output_names_follow_the_rule(tmp_path):
     model = caffe.convert(_args(tmp_path, LAYERS, "--output=relu2,cat1,sig"))
     assert _names(model.outputs) == _expected(LAYERS, ["relu2", "cat1", "sig"]) == \
         [{"relu2", "relu2out"}, {"cat1", "cat1out", "dropout", "sc2out"}, {"sig"}]
+    assert _names(model.inputs) == [{"data"}]  # extra feeds none of them: MO leaves it out
 
 
 

@@ -103,6 +103,10 @@ def _translate(ctx: Context, layer, values: dict) -> None:
         if str(exc).startswith(f"layer \"{layer.name}\""):
             raise
         raise CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {exc}") from None
+    except IndexError:  # a translator reads a bottom the layer does not have
+        raise CaffeConversionError(
+            f"layer \"{layer.name}\" ({layer.type}) reads {len(inputs)} blob(s) (its \"bottom\" fields), fewer "
+            f"than a {layer.type} layer needs; check the prototxt") from None
     except (RuntimeError, ValueError, TypeError) as exc:
         shapes_in = [str(v.get_partial_shape()) for v in inputs]
         raise CaffeConversionError(
@@ -162,6 +166,9 @@ def build(net: Net, options: mo_args.Options) -> Model:
             done.blobs = []
     results = [_result(values[version], tensor) for version, tensor in _named_outputs(net, values, order)]
     model_name = options.model_name or Path(options.input_model or net.name or "model").stem
+    used = {v for layer in net.layers for v in layer.inputs} | set(outputs)
+    if not options.inputs:  # as MO, only the inputs the outputs need (an --input list is kept whole)
+        params = [p for p in params if (p.get_friendly_name(), 0) in used]
     model = Model(results, params, model_name)
     sentence = oversized_tensor(model)  # before anything runs it: its layers' sizes are the prototxt's
     if sentence is not None:

@@ -11,7 +11,8 @@ its IR (tests/test_caffe_native_names.py):
   is named ``{layer, layer:port}``;
 - ``--output=L`` (a layer, without a port) adds ``L`` to that tensor's names unless ``L`` is a
   blob's name or a BatchNorm/Scale layer (MO's fusion drops it);
-- default outputs are ordered by "<writer layer>_<blob>" of their tensor's first name; ``--output``
+- default outputs are ordered by "<layer>_<blob>" of the top that is the output (its blob named it in MO's
+  graph; an unnamed one by "<layer>_<layer>:<port>"), as MO sorts them; ``--output``
   items in the order given, except those whose name is not among their tensor's names (ports, folded
   layers), which come first.
 """
@@ -74,10 +75,6 @@ def default_outputs(net: Net, values: dict, names: dict) -> List[Tuple[Version, 
     """(version, names) per default output (every version nothing reads), in MO's order."""
     read = {v for layer in net.layers for v in layer.inputs}
     writers = _writers(net)
-    origin: Dict[Tuple[str, int], Version] = {}  # a tensor's first version: its first debug entry in MO
-    for layer in net.layers:
-        for version in layer.outputs:
-            origin.setdefault(_key(values[version]), version)
     keyed = []
     for layer in net.layers:
         for version in layer.outputs:
@@ -86,8 +83,7 @@ def default_outputs(net: Net, values: dict, names: dict) -> List[Tuple[Version, 
             value = values[version]
             own = names.get(_key(value))
             if own:
-                first = origin[_key(value)]
-                keyed.append((f"{writers[first]}_{first[0]}", version, set(own)))
+                keyed.append((f"{writers[version]}_{version[0]}", version, set(own)))
             else:
                 unnamed = _unnamed(value)
                 keyed.append((f"{min(unnamed, key=len)}_{max(unnamed, key=len)}", version, unnamed))
