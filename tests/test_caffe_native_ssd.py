@@ -65,11 +65,12 @@ def _report(worst: float) -> None:
 
 
 def _outputs_as(native, mo_model, names):
-    """The native model's outputs are the requested ones, in order, with MO's shapes; each tensor has
-    the name asked for (MO's may have more: it merges a one-input Concat into its bottom)."""
+    """The native model's outputs are the requested ones, in order, with MO's shapes and MO's names
+    (a one-input Concat's top joins its bottom's names)."""
     assert len(native.outputs) == len(mo_model.outputs) == len(names)
     for ours, theirs, name in zip(native.outputs, mo_model.outputs, names):
-        assert name in ours.get_names() and name in theirs.get_names(), (ours.get_names(), theirs.get_names())
+        assert name in ours.get_names() and ours.get_names() == theirs.get_names(), (ours.get_names(),
+                                                                                     theirs.get_names())
         assert list(ours.get_shape()) == list(theirs.get_shape()), name
 
 
