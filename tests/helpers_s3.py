@@ -108,3 +108,67 @@ def moto_server(tmp_path_factory):
 @pytest.fixture
 def bucket(moto_server) -> str:
     return moto_server.new_bucket()
+
+
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 in front of the S3 server that cuts one connection once it has sent
+    ``cut_after`` bytes of answers (only a large GET body gets that far): a transfer broken mid-body,
+    as a network does it. ``requests`` keeps what the clients sent (request lines and headers)."""
+
+    def __init__(self, upstream_port: int, cut_after: int):
+        import threading
+        self.upstream_port, self.cut_after = upstream_port, cut_after
+        self.cut = False
+        self.requests = bytearray()
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import threading
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source, dest, answers: bool) -> None:
+        sent = 0
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if not answers:
+                    with self._lock:
+                        self.requests += data
+                elif not self.cut and sent + len(data) > self.cut_after:
+                    with self._lock:
+                        first = not self.cut
+                        self.cut = True
+                    if first:
+                        dest.sendall(data[:self.cut_after - sent])
+                        break
+                dest.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (source, dest):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def stop(self) -> None:
+        self._server.close()

@@ -360,3 +360,27 @@ def test_verify_reads_every_object_and_removes_the_damaged_ones(tmp_path, origin
     missing = omz_cache("verify", "--registry", reg, "--name", "m", "s3://no-such-bucket", env=env)
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     assert SECRET not in good.stdout + good.stderr + bad.stdout + bad.stderr + missing.stderr
+
+
+def test_a_get_broken_mid_body_is_retried_and_resumed_with_a_range(tmp_path, origin, moto_server, bucket,
+                                                                  clean_env):
+    from helpers_s3 import CuttingProxy
+    reg, data = model(tmp_path, origin, big=2 << 20)
+    url = f"s3://{bucket}/p"
+    assert run(reg, tmp_path / "out1", moto_server.env(clean_env), "--cache_dir", url).returncode == 0
+    proxy = CuttingProxy(moto_server.port, cut_after=700 * KiB)
+    try:
+        env = dict(moto_server.env(clean_env), AWS_ENDPOINT_URL=proxy.url)
+        proc = run(reg, tmp_path / "out2", env, "--cache_dir", url)
+    finally:
+        proxy.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert proxy.cut
+    retries = [e for e in events(proc.stdout) if e["$type"] == "model_file_download_retry"]
+    assert [(e["model_file"], e["attempt"]) for e in retries] == [("w.bin", 2)], retries
+    assert f"of {len(data['w.bin'])} bytes" in retries[0]["message"]  # cut short, said as for HTTP
+    assert set(served_by(proc.stdout).values()) == {f"cache-s3 {url}"}
+    sent = proxy.requests.decode("latin-1").lower()
+    assert "range: bytes=" in sent and "if-match: " in sent  # resumed from the kept .part
+    assert (tmp_path / "out2" / "public" / "m" / "w.bin").read_bytes() == data["w.bin"]
+    assert origin_gets(origin) == 2
