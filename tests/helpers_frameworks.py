@@ -94,13 +94,32 @@ def mo_python() -> str:
                 "omz-model-tools[mo] (.ci/run sets it to .venv/bin/python)")
 
 
-def convert(name: str, registry: Path, dl_dir: Path, out: Path, backend: str, python: str = None) -> dict:
-    """FP32 IR of ``name`` converted with ``backend`` through the command line, which must succeed."""
+def mo_tf_python() -> str:
+    """The interpreter with Model Optimizer and TensorFlow (MO 2024.6 imports tensorflow for every
+    TensorFlow model, which the [mo] venv cannot hold); skips when $OMZ_TEST_MO_TF_PYTHON is unset."""
+    given = os.environ.get("OMZ_TEST_MO_TF_PYTHON")
+    if not given:
+        pytest.skip("no Model Optimizer with TensorFlow to compare with: set OMZ_TEST_MO_TF_PYTHON to the python "
+                    "of a venv with openvino-dev[tensorflow2]==2024.6.0 (.ci/run step 3b makes one)")
+    if not Path(given).exists():
+        pytest.fail(f"OMZ_TEST_MO_TF_PYTHON={given} does not exist")
+    return given
+
+
+def run_converter(name: str, registry: Path, dl_dir: Path, out: Path, backend: str, python: str = None,
+                  extra: tuple = ()):
+    """omz-converter for ``name`` (FP32, ``backend``, ``extra`` arguments): the finished process."""
     cmd = [sys.executable, "-m", "omz_tools.cli.converter", "--name", name, "--registry", str(registry),
-           "-d", str(dl_dir), "-o", str(out), "--precisions", "FP32", "--backend", backend]
+           "-d", str(dl_dir), "-o", str(out), "--precisions", "FP32", "--backend", backend, *extra]
     if python:
         cmd += ["-p", python]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=600)
+
+
+def convert(name: str, registry: Path, dl_dir: Path, out: Path, backend: str, python: str = None,
+            extra: tuple = ()) -> dict:
+    """FP32 IR of ``name`` converted with ``backend`` through the command line, which must succeed."""
+    proc = run_converter(name, registry, dl_dir, out, backend, python, extra)
     assert proc.returncode == 0, f"{backend} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out / "public" / name / "FP32" / f"{name}.xml"
 
@@ -121,14 +140,26 @@ def run_ir(xml: Path, inputs: dict) -> tuple:
 def compare(ovc_xml: Path, mo_xml: Path, inputs: dict, atol: float = 1e-5) -> dict:
     """Same inputs (names, shapes, layouts), same output names, outputs within ``atol``, not saturated."""
     ovc_ports, ovc_out = run_ir(ovc_xml, inputs)
-    mo_ports, mo_out = run_ir(mo_xml, inputs)
+    mo_ports, _ = run_ir(mo_xml, inputs)
     assert ovc_ports == mo_ports
-    assert sorted(ovc_out) == sorted(mo_out)
-    for name, value in mo_out.items():
+    ovc_named, mo_named = _outputs(ovc_xml, inputs), _outputs(mo_xml, inputs)
+    assert len(ovc_named) == len(mo_named)
+    for names, value in mo_named.items():
+        # every name MO's IR gives an output, ovc's gives it too (it may add the operation's, 'prob' of 'prob:0')
+        (match,) = [ovc_names for ovc_names in ovc_named if names <= ovc_names] or [None]
+        assert match is not None, f"no output of ovc's IR is named {sorted(names)}: {[sorted(n) for n in ovc_named]}"
         if value.ndim == 2 and value.shape[1] == CLASSES:
             assert_not_saturated(value)
-        np.testing.assert_allclose(ovc_out[name], value, rtol=0, atol=atol, err_msg=name)
+        np.testing.assert_allclose(ovc_named[match], value, rtol=0, atol=atol, err_msg=str(sorted(names)))
     return ovc_out
+
+
+def _outputs(xml: Path, inputs: dict) -> dict:
+    """The outputs of one inference of ``xml`` by the set of their names."""
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(xml)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return {frozenset(port.get_names()): np.array(value) for port, value in compiled(inputs).items()}
 
 
 def image(shape: list, seed: int = 1) -> np.ndarray:
@@ -153,13 +184,39 @@ def tf_classifier(seed: int = 0):
     return tf, module, classify
 
 
-def write_frozen_graph(folder: Path, seed: int = 0) -> Path:
+def write_frozen_graph(folder: Path, seed: int = 0, name: str = "graph.pb") -> Path:
+    """The classifier as a frozen GraphDef: binary, or text where ``name`` does not end in .pb."""
     tf, _, classify = tf_classifier(seed)
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
     folder.mkdir(parents=True, exist_ok=True)
-    tf.io.write_graph(frozen.graph.as_graph_def(), str(folder), "graph.pb", as_text=False)
-    return folder / "graph.pb"
+    tf.io.write_graph(frozen.graph.as_graph_def(), str(folder), name, as_text=not name.endswith(".pb"))
+    return folder / name
+
+
+def write_checkpoint(folder: Path, seed: int = 0, v1: bool = False) -> list:
+    """The classifier as TensorFlow 1 saves it: variables in model.ckpt.index/.data (tf.train.Saver;
+    ``v1``: the older single file model.ckpt), the graph with its variables in model.ckpt.meta and,
+    as text, in graph.pbtxt. The files."""
+    tf, _, _ = tf_classifier(seed)
+    w = weights(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [1, 16, 16, 3], name="input")
+        kernel = tf.compat.v1.get_variable("kernel", initializer=np.transpose(w["conv_w"], (2, 3, 1, 0)),
+                                           use_resource=False)  # VariableV2, as TensorFlow 1 wrote them
+        fc = tf.compat.v1.get_variable("fc", initializer=w["fc_w"].T.copy(), use_resource=False)
+        y = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + w["conv_b"])
+        feat = tf.reduce_mean(y, [1, 2], name="feat")
+        tf.nn.softmax(tf.matmul(feat, fc) + w["fc_b"], name="prob")
+        saver = tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1 if v1 else
+                                         tf.compat.v1.train.SaverDef.V2)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(folder / "model.ckpt"))
+            tf.io.write_graph(session.graph_def, str(folder), "graph.pbtxt", as_text=True)
+    return sorted(p for p in folder.iterdir() if p.name != "checkpoint")
 
 
 def write_saved_model(folder: Path, seed: int = 0) -> Path:

@@ -39,6 +39,7 @@ class Plan:
     inputs: list = field(default_factory=list)   # (name or None, shape text or None, type or None)
     frozen: list = field(default_factory=list)   # (name, value text, type or None)
     notes: List[str] = field(default_factory=list)
+    framework: str = ""
 
     def call(self) -> str:
         """The convert_model call, as a dry run prints it."""
@@ -95,7 +96,7 @@ def plan(framework: str, args: List[str], tmp: Optional[Path] = None) -> Plan:
     if why:
         raise FrameworkConversionError(why)
     parsed = mo_cli_args.parse(args)
-    result = Plan(args=parsed, source=_source(framework, parsed, tmp))
+    result = Plan(args=parsed, source=_source(framework, parsed, tmp), framework=framework)
     for spec in parsed.inputs:
         if spec.value is not None:
             result.frozen.append((spec.name, spec.value, spec.dtype))
@@ -153,8 +154,13 @@ def convert(conversion: Plan):
         raise
     except Exception as exc:  # noqa: BLE001 - OpenVINO's front ends raise many types; one message
         text = " ".join(str(exc).split())[:600]
-        raise FrameworkConversionError(f"openvino.convert_model failed: {text}") from None
+        hint = ("; OpenVINO's TensorFlow front end reads variables of a graph with --input_checkpoint only in some "
+                "layouts: convert the meta graph the checkpoint was saved with (--input_meta_graph=<checkpoint>.meta) "
+                "or convert with --backend mo --add_mo_arg=--use_legacy_frontend") if isinstance(source, list) else ""
+        raise FrameworkConversionError(f"openvino.convert_model failed: {text}{hint}") from None
     _add_operation_names(model, [n for n, _, _ in conversion.inputs if n], args.outputs)
+    if conversion.framework == "tf":
+        _add_tensor_names(model, args.outputs)
     for name, value, dtype in conversion.frozen:
         _freeze(model, name, value, dtype)
     model = ovc_preprocess.apply(model, args)
@@ -180,6 +186,15 @@ def _add_operation_names(model, inputs: List[str], outputs: List[str]) -> None:
         for port in ports:
             have = port.get_names()
             port.get_tensor().add_names({n for n in names if n not in have and f"{n}:0" in have})
+
+
+def _add_tensor_names(model, outputs: List[str]) -> None:
+    """Model Optimizer's IR names a TensorFlow output that --output gives by operation ('prob') by its
+    tensor ('prob:0'); the model cut at that operation here knows only the operation's name: give
+    the port the tensor's name too."""
+    for port in model.outputs:
+        have = port.get_names()
+        port.get_tensor().add_names({f"{n}:0" for n in outputs if ":" not in n and n in have})
 
 
 def _tensor_names(model, items: list, given: list) -> list:
