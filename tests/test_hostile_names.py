@@ -255,3 +255,42 @@ def test_printable_escapes_what_a_terminal_acts_on_and_nothing_else():
     assert printable("x\udc9by") == "x\\udc9by"  # an undecodable byte of a file name (surrogateescape)
     assert printable("one\ntwo\r", keep="\n") == "one\ntwo\\x0d"
     assert printable(printable(HOSTILE_NAME)) == printable(HOSTILE_NAME) == ESCAPED_NAME
+
+
+@pytest.mark.native
+def test_a_conversion_to_onnx_output_file_outside_the_model_folder_is_refused(tmp_path):
+    """PyTorch models: the ONNX export goes where --output-file says; only $conv_dir/<relative path>."""
+    from conftest import write_registry_files
+    bad = {"abs": f"--output-file={tmp_path / 'elsewhere' / 'x.onnx'}", "up": "--output-file=$conv_dir/../../x.onnx",
+           "dl": "--output-f=$dl_dir/x.onnx"}
+    registry = write_registry_files(tmp_path / "reg", {f"public/pt-{k}": (
+        "description: d\ntask_type: classification\nframework: pytorch\nlicense: l\nfiles: []\n"
+        f"conversion_to_onnx_args: [--model-name=x, --import-module=m, '{arg}', '--input-shapes=1,3,8,8', "
+        f"--input-names=data, --output-names=prob]\n"
+        f"model_optimizer_args: [--input_model=$conv_dir/x.onnx]\n") for k, arg in bad.items()})
+    proc = run_cli("omz-converter", "--name", "pt-*", "--registry", registry, "-o", tmp_path / "out",
+                   "-d", tmp_path / "dl", "--backend", "ovc", "--dry_run")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = proc.stderr.split("FAILED:\n")[1].splitlines()
+    assert len(failed) == 3, proc.stderr
+    for key, arg in bad.items():
+        line = next(f for f in failed if f.startswith(f"pt-{key}: "))
+        assert f"conversion_to_onnx_args: '{arg}' puts the ONNX export outside the model's folder" in line, line
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "out").exists()
+
+
+def test_open_model_zoo_registry_passes_the_output_checks():
+    """Every model of openvino-dev 2024.6's registry keeps its output where the converter says."""
+    import importlib.util
+    from omz_tools.convert import outputargs
+    from omz_tools.registry import Registry
+    spec = importlib.util.find_spec("omz_tools.omz_info_dumper")
+    if spec is None:
+        pytest.skip("needs openvino-dev 2024.6's registry: pip install -e '.[mo,test]'")
+    registry = Registry([Path(spec.origin).resolve().parent / "models"])
+    models = registry.load_all()
+    assert len(models) > 200
+    refused = {m.name: outputargs.refusal(m.mo_args or []) or outputargs.onnx_refusal(m.conversion_to_onnx_args or [])
+               for m in models}
+    assert {name: why for name, why in refused.items() if why} == {}
+    assert sum(bool(m.conversion_to_onnx_args) for m in models) > 40  # the pytorch ones were looked at

@@ -1,7 +1,9 @@
 """Where a conversion writes is the converter's choice, never the registry's: ``model_optimizer_args``
 may not set Model Optimizer's output folder (``--output_dir``/``-o``), a dump folder of its own
 (``--tensorboard_logdir``), or a ``--model_name``/``-n`` that is not a plain file name (MO joins it to
-its output folder, so ``../../X`` writes outside ``-o``). Checked once, in the plan, for every backend.
+its output folder, so ``../../X`` writes outside ``-o``); and ``conversion_to_onnx_args`` may write the
+ONNX export (``--output-file``) only as ``$conv_dir/<relative path>``, inside the model's folder of
+``-o``. Checked once, in the plan, for every backend.
 
 Options are matched as Model Optimizer 2024.6's argparse matches them (its option table is frozen: it
 is the last release): ``--opt=value`` or ``--opt value``, any unambiguous prefix of a long option
@@ -88,3 +90,35 @@ def model_name(args: Sequence[str], default: str) -> str:
     (argparse keeps the last value), else ``default``."""
     names = [value for full, value, _ in options(args) if full == _MODEL_NAME and value]
     return names[-1] if names else default
+
+
+_ONNX_OUTPUT, _ONNX_OUTPUT_PREFIX = "--output-file", "--output-f"  # pytorch_to_onnx.py's argparse
+_CONV_DIR = ("$conv_dir/", "${conv_dir}/")
+
+
+def _inside_conv_dir(value: str) -> bool:
+    from pathlib import PurePosixPath
+    prefix = next((p for p in _CONV_DIR if value.startswith(p)), None)
+    if prefix is None:
+        return False
+    rest = value[len(prefix):]
+    parts = PurePosixPath(rest).parts
+    return bool(parts) and not rest.startswith("/") and ".." not in parts and "$" not in rest and "\\" not in rest
+
+
+def onnx_refusal(args: Sequence[str]) -> str:
+    """Why ``conversion_to_onnx_args`` ``args`` may not be used (empty when they may): an
+    ``--output-file`` that is not ``$conv_dir/<relative path>``."""
+    args = [str(arg) for arg in args]
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if not (name.startswith("--") and _ONNX_OUTPUT.startswith(name) and len(name) >= len(_ONNX_OUTPUT_PREFIX)):
+            continue
+        spelled = arg
+        if not eq:
+            value = args[i + 1] if i + 1 < len(args) else ""
+            spelled = f"{arg} {value}" if i + 1 < len(args) else arg
+        if not _inside_conv_dir(value):
+            return (f"'{spelled}' puts the ONNX export outside the model's folder of -o (expected "
+                    f"$conv_dir/<relative path>, as Open Model Zoo's models give it)")
+    return ""

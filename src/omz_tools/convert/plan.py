@@ -162,11 +162,12 @@ class Planner:
     def unsupported(model: Model, backend: str = "mo") -> str:
         # Registry arguments that would choose where output goes, refused for every backend.
         from omz_tools.convert import outputargs
-        why = outputargs.refusal(model.mo_args or [])
-        if why:
-            return (f"{model.config_dir / 'model.yml'}: model_optimizer_args: {why}. Where the IR is written is the "
-                    f"converter's choice (-o, and files named after the model); nothing was converted. Remove "
-                    f"the argument from the model.yml.")
+        for key, why in (("model_optimizer_args", outputargs.refusal(model.mo_args or [])),
+                         ("conversion_to_onnx_args", outputargs.onnx_refusal(model.conversion_to_onnx_args or []))):
+            if why:
+                return (f"{model.config_dir / 'model.yml'}: {key}: {why}. Where the IR is written is the "
+                        f"converter's choice (-o, and files named after the model); nothing was converted. "
+                        f"Remove the argument from the model.yml.")
         # Frameworks the registry accepts (registries outlive tools) but nothing here converts.
         from omz_tools.registry.schema import MO_FRAMEWORKS
         if backend == "ovc":
