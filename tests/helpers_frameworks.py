@@ -223,3 +223,49 @@ def write_saved_model(folder: Path, seed: int = 0) -> Path:
     tf, module, classify = tf_classifier(seed)
     tf.saved_model.save(module, str(folder), signatures=classify)
     return folder
+
+
+PADDLE_SAVE = '''
+import sys
+import numpy as np
+import paddle
+
+folder, seed = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(seed)
+w = {"conv.weight": rng.standard_normal((8, 3, 3, 3)) * np.sqrt(2 / 27), "conv.bias": rng.standard_normal(8) * 0.1,
+     "fc.weight": rng.standard_normal((8, 5)) * 0.2, "fc.bias": rng.standard_normal(5) * 0.1}
+
+
+class Net(paddle.nn.Layer):
+    def __init__(self):
+        super().__init__()
+        self.conv = paddle.nn.Conv2D(3, 8, 3, padding=1)
+        self.fc = paddle.nn.Linear(8, 5)
+
+    def forward(self, x):
+        return paddle.nn.functional.softmax(self.fc(paddle.nn.functional.relu(self.conv(x)).mean([2, 3])), 1)
+
+
+net = Net()
+net.set_state_dict({k: v.astype(np.float32) for k, v in w.items()})
+net.eval()
+paddle.jit.save(net, folder + "/model", input_spec=[paddle.static.InputSpec([1, 3, 16, 16], "float32", "data")])
+np.save(folder + "/want.npy", net(paddle.to_tensor(np.load(folder + "/x.npy"))).numpy())
+'''
+
+
+def write_paddle(folder: Path, x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The classifier saved by paddle.jit.save (model.pdmodel, model.pdiparams) in a Paddle process of
+    this interpreter, and Paddle's output for ``x`` (already preprocessed). Paddle 3 writes its new
+    program format (model.json), which OpenVINO 2026 cannot read, unless FLAGS_enable_pir_api=0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "x.npy", x.astype(np.float32))
+    script = folder / "save_paddle.py"  # a file: paddle.jit reads the forward's source
+    script.write_text(PADDLE_SAVE)
+    proc = subprocess.run([sys.executable, str(script), str(folder), str(seed)], capture_output=True, text=True,
+                          env={**os.environ, "FLAGS_enable_pir_api": "0"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    want = np.load(folder / "want.npy")
+    for scratch in ("x.npy", "want.npy", "save_paddle.py"):
+        (folder / scratch).unlink()
+    return want

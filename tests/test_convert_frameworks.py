@@ -167,6 +167,32 @@ def test_tensorflow_checkpoint(dirs):
     _check_against_tensorflow(mo_xml, 10, layout="[...]")
 
 
+def test_paddle_against_paddle_and_model_optimizer(dirs):
+    """A paddle.jit.save model with MO's preprocessing arguments: ovc's IR against Paddle itself on the
+    preprocessed input, and against Model Optimizer's (which reads Paddle without paddle installed)."""
+    import importlib.util
+    if importlib.util.find_spec("paddle") is None:
+        pytest.skip("paddlepaddle generates the Paddle test model (pip install paddlepaddle; not in .ci/run: "
+                    "it installs 720 MB)")
+    from helpers_frameworks import write_paddle
+    registry, dl, out = dirs
+    x = image([1, 3, 16, 16], seed=13)
+    folder = dl / "public" / "cls-paddle"
+    mean, std = np.array(MEAN, np.float32).reshape(1, 3, 1, 1), np.array(STD, np.float32).reshape(1, 3, 1, 1)
+    want = write_paddle(folder, (x[:, ::-1] - mean) / std, seed=12)
+    assert_not_saturated(want)
+    register(registry, dl, "cls-paddle", "paddle", [folder / "model.pdmodel", folder / "model.pdiparams"],
+             ["--input_model=$dl_dir/model.pdmodel", f"--mean_values=data[{','.join(map(str, MEAN))}]",
+              f"--scale_values=data[{','.join(map(str, STD))}]", "--reverse_input_channels"],
+             input_info=[{"name": "data", "shape": [1, 3, 16, 16], "layout": "NCHW"}])
+    ovc_xml = convert("cls-paddle", registry, dl, out / "ovc", "ovc")
+    from helpers_frameworks import run_ir
+    _, got = run_ir(ovc_xml, {"data": x})
+    (value,) = got.values()
+    np.testing.assert_allclose(value, want, rtol=0, atol=1e-5)
+    compare(ovc_xml, convert("cls-paddle", registry, dl, out / "mo", "mo", python=mo_python()), {"data": x})
+
+
 NET_PY = '''
 import torch
 
