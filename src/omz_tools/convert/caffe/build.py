@@ -107,6 +107,10 @@ def _translate(ctx: Context, layer, values: dict) -> None:
         raise CaffeConversionError(
             f"layer \"{layer.name}\" ({layer.type}) reads {len(inputs)} blob(s) (its \"bottom\" fields), fewer "
             f"than a {layer.type} layer needs; check the prototxt") from None
+    except IndexError:  # a translator reads a bottom the layer does not have
+        raise CaffeConversionError(
+            f"layer \"{layer.name}\" ({layer.type}) reads {len(inputs)} blob(s) (its \"bottom\" fields), fewer "
+            f"than a {layer.type} layer needs; check the prototxt") from None
     except (RuntimeError, ValueError, TypeError) as exc:
         shapes_in = [str(v.get_partial_shape()) for v in inputs]
         raise CaffeConversionError(

@@ -230,6 +230,10 @@ def read_net(proto_path: Path, model_path: Optional[Path]) -> Net:
     if not inputs:
         raise CaffeConversionError(f"{proto_path}: the network has no inputs (expected an \"Input\" layer or "
                                    "\"input\" with \"input_shape\"/\"input_dim\")")
+    for name, shape in inputs.items():
+        if any(d < 0 for d in shape):
+            raise CaffeConversionError(f"{proto_path}: input \"{name}\" has shape {shape}: a Caffe blob's dimensions "
+                                       "are 0 or more: give the input's real size")
     net = Net(name=proto.name, inputs=inputs, layers=layers, proto_path=str(proto_path),
               model_path=os.fspath(model_path) if model_path is not None else "", notes=notes)
     _assign_versions(net, dropped)
