@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from omz_tools.cli.common import (
-    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, registry_errors, resolve_models, selection_options,
+    CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, registry_errors, resolve_models, run_command, selection_options,
 )
 
 
@@ -78,15 +78,7 @@ def verify(name, list_file, all_models, print_all, registries, remove_damaged, n
 
 
 def main() -> None:
-    try:
-        cli.main(prog_name="omz-cache", standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(EXIT_OK)
+    run_command(cli, "omz-cache", "Interrupted.")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,25 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
     sys.exit(code)
 
 
+def run_command(cli: click.Command, prog_name: str, interrupted: str, *, finish: Callable = sys.exit) -> None:
+    """The process entry point of a command run outside click's standalone mode, which would turn
+    Ctrl-C into "Aborted!" and exit 1: here Ctrl-C prints ``interrupted`` and exits 130, a usage
+    error is click's message and exit 2. ``finish(code)`` ends the process when the command exits."""
+    try:
+        cli.main(prog_name=prog_name, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            finish(exc.code or 0)
+        raise
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo(interrupted, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    finish(EXIT_OK)
+
+
 def registry_errors(command: Callable) -> Callable:
     """Turn the project's errors (``OmzError``: registry problems, no match, bad option values, an
     unusable cache, no disk space...) into their one message and exit code, never a traceback."""

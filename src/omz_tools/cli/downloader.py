@@ -14,7 +14,7 @@ try:
 
     from omz_tools.cli.common import (
         CONTEXT_SETTINGS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, parse_precisions, registry_errors,
-        resolve_models, selection_options,
+        resolve_models, run_command, selection_options,
     )
 except KeyboardInterrupt:
     sys.stderr.write("Interrupted while starting; nothing was downloaded.\n")
@@ -161,20 +161,8 @@ def _exit_now(code) -> None:
 
 def main() -> None:
     """The process entry point (the console scripts): ends the process when the run is done."""
-    # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1; ours is 130 anywhere.
-    try:
-        cli.main(prog_name="omz-downloader", standalone_mode=False)
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            _exit_now(exc.code or 0)
-        raise
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("Interrupted: partial downloads are kept as .part files; run again to resume.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(EXIT_OK)
+    run_command(cli, "omz-downloader", "Interrupted: partial downloads are kept as .part files; run again to resume.",
+                finish=_exit_now)
 
 
 if __name__ == "__main__":
