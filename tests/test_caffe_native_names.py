@@ -133,9 +133,9 @@ def test_default_output_names_follow_the_rule(tmp_path, layers):
 
 @pytest.mark.native
 def test_requested_output_names_follow_the_rule(tmp_path):
-    model = caffe.convert(_args(tmp_path, LAYERS, "--output=relu2,cat1,sig"))
-    assert _names(model.outputs) == _expected(LAYERS, ["relu2", "cat1", "sig"]) == \
-        [{"relu2", "relu2out"}, {"cat1", "cat1out", "dropout", "sc2out"}, {"sig"}]
+    model = caffe.convert(_args(tmp_path, LAYERS, "--output=relu2,cat1,sig,conv1"))
+    assert _names(model.outputs) == _expected(LAYERS, ["relu2", "cat1", "sig", "conv1"]) == \
+        [{"relu2", "relu2out"}, {"cat1", "cat1out", "dropout", "sc2out"}, {"sig"}, {"conv1"}]
     assert _names(model.inputs) == [{"data"}]  # extra feeds none of them: MO leaves it out
 
 
@@ -158,10 +158,12 @@ def test_default_outputs_named_and_ordered_as_model_optimizer(tmp_path):
 
 
 def test_requested_outputs_named_and_ordered_as_model_optimizer(tmp_path):
-    # bn2 is folded and relu2:0 has a port: MO finds neither among its outputs' names, so they come first
-    args = _args(tmp_path, LAYERS, "--output=sig,cat1,bn2,relu2:0")
+    # bn2 is folded and relu2:0 has a port: MO finds neither among its outputs' names, so they come first;
+    # conv1 (a layer and an in-place blob) is the convolution's own top, named as bn1 reads it
+    args = _args(tmp_path, LAYERS, "--output=sig,cat1,bn2,relu2:0,conv1")
     native = caffe.convert(args)
     mo_model = ov.Core().read_model(str(run_mo(tmp_path, args, tmp_path / "cache")))
     assert _names(native.outputs) == _names(mo_model.outputs), (_names(native.outputs), _names(mo_model.outputs))
     assert _names(native.outputs)[:2] == [{"bn2out"}, {"relu2out"}]  # a port form adds no name
+    assert _names(native.outputs)[-1] == {"conv1"}
     assert _names(native.inputs) == _names(mo_model.inputs)

@@ -107,10 +107,6 @@ def _translate(ctx: Context, layer, values: dict) -> None:
         raise CaffeConversionError(
             f"layer \"{layer.name}\" ({layer.type}) reads {len(inputs)} blob(s) (its \"bottom\" fields), fewer "
             f"than a {layer.type} layer needs; check the prototxt") from None
-    except IndexError:  # a translator reads a bottom the layer does not have
-        raise CaffeConversionError(
-            f"layer \"{layer.name}\" ({layer.type}) reads {len(inputs)} blob(s) (its \"bottom\" fields), fewer "
-            f"than a {layer.type} layer needs; check the prototxt") from None
     except (RuntimeError, ValueError, TypeError) as exc:
         shapes_in = [str(v.get_partial_shape()) for v in inputs]
         raise CaffeConversionError(
@@ -139,7 +135,7 @@ def _refuse_oversized(net: Net, layer, values: dict) -> None:
 def _named_outputs(net: Net, values: dict, order) -> list:
     """(version, tensor names) per Result, with Model Optimizer's names and order (see names.py)."""
     tensors = tensor_names(net, values)
-    return requested_outputs(order, values, tensors) if order else default_outputs(net, values, tensors)
+    return requested_outputs(net, order, values, tensors) if order else default_outputs(net, values, tensors)
 
 
 def _result(value, tensor_names) -> object:

@@ -101,12 +101,15 @@ def user_name(net: Net, item: str) -> Optional[str]:
     return item
 
 
-def requested_outputs(items: List[Tuple[str, Version, Optional[str]]], values: dict,
+def requested_outputs(net: Net, items: List[Tuple[str, Version, Optional[str]]], values: dict,
                       names: dict) -> List[Tuple[Version, Set[str]]]:
-    """(version, names) per --output item (item, version, user_name(item)), in MO's order."""
+    """(version, names) per --output item (item, version, user_name(item)), in MO's order. A top some
+    layer reads also carries its blob's name (MO's Result takes that edge's name, even where the blob
+    names a later tensor of an in-place chain too)."""
+    read = {v for layer in net.layers for v in layer.inputs}
     first, rest = [], []
     for item, version, layer in items:
-        own = set(names.get(_key(values[version]), set()))
+        own = set(names.get(_key(values[version]), set())) | ({version[0]} if version in read else set())
         if layer is not None:
             own.add(layer)
         own = own or _unnamed(values[version])
