@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import pytest
+
+from helpers_servers import free_port, wait_listening
 
 NOT_INSTALLED = "nginx is not installed (apt-get install -y nginx-light; .ci/run installs it)"
 _LOG_FORMAT = "'\"$request\" $status $body_bytes_sent \"$http_range\"'"
@@ -42,12 +42,6 @@ def find_nginx() -> Optional[str]:
                                           if os.path.exists(p)), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class NginxServer:
     """nginx serving ``root`` on 127.0.0.1; ``work`` (an existing folder) holds its own files."""
 
@@ -56,7 +50,7 @@ class NginxServer:
         if binary is None:
             raise RuntimeError(NOT_INSTALLED)
         self.root, self.work = root, work
-        self.port = _free_port()
+        self.port = free_port()
         self.access_log = work / "access.log"
         user = "user root;" if os.geteuid() == 0 else ""  # workers must read pytest's 0700 tmp_path
         temps = "\n".join(f"  {kind}_temp_path {work}/{kind};" for kind in
@@ -86,18 +80,8 @@ http {{
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 10
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"nginx did not start: {self.process.stderr.read().decode(errors='replace')}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"nginx did not listen on 127.0.0.1:{self.port}")
-                time.sleep(0.02)
+        wait_listening(self.process, self.port, "nginx", 10,
+                       lambda: self.process.stderr.read().decode(errors="replace"), self.stop)
 
     @property
     def url(self) -> str:

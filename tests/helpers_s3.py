@@ -13,24 +13,19 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
+
+from helpers_servers import free_port, wait_listening
 
 NOT_INSTALLED = "needs boto3 and moto[server] (pip install -e '.[s3,test]')"
 SECRET = "s3cr3t-" + "Zq9" * 8  # the secret key the tests give; asserted never to be printed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class MotoServer:
     def __init__(self, work, auth: bool = False):
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(os.environ, AWS_ACCESS_KEY_ID="moto", AWS_SECRET_ACCESS_KEY="moto")
         if auth:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
@@ -38,18 +33,8 @@ class MotoServer:
         self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                          "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT,
                                         env=env)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"moto_server did not start: {(work / f'moto-{self.port}.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"moto_server did not listen on 127.0.0.1:{self.port}")
-                time.sleep(0.05)
+        log = work / f"moto-{self.port}.log"
+        wait_listening(self.process, self.port, "moto_server", 30, log.read_text, self.stop)
 
     @property
     def url(self) -> str:
