@@ -7,14 +7,16 @@ freezing values, ports), ``--input_shape``, ``--output``, ``--mean_values``, ``-
 ``--freeze_placeholder_with_value``, ``--model_name``. Like MO's argparse it accepts unambiguous
 prefixes of option names (Open Model Zoo writes ``--input_meta`` for ``--input_meta_graph``).
 An argument that only Model Optimizer can honour raises :class:`MOArgumentError` naming it.
-(The native Caffe front end has its own, narrower parser in ``convert.caffe.mo_args``.)
+The native Caffe front end has its own, narrower parser (``convert.caffe.mo_args``) built on this
+module's text helpers: ``split_top``, ``numbers``, ``bracketed_shapes``, ``layout_items`` and
+``option_pairs``, each taking the error class to raise.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from omz_tools.errors import OmzError
 
@@ -77,8 +79,7 @@ def split_top(text: str) -> List[str]:
     """Split on commas outside brackets/braces/parentheses: 'a[1,2],b' -> ['a[1,2]', 'b']."""
     parts, depth, current = [], 0, ""
     for char in text:
-        depth += char in "[({"
-        depth -= char in "])}"
+        depth += (char in "[({") - (char in "])}")
         if char == "," and depth == 0:
             parts.append(current)
             current = ""
@@ -97,16 +98,31 @@ def _shape(text: str, arg: str) -> str:
     return "[" + ",".join("?" if d == "-1" else d for d in dims) + "]"
 
 
-def _numbers(text: str, arg: str) -> List[float]:
+def numbers(text: str, arg: str, kind: Callable = float, error: Type[OmzError] = MOArgumentError) -> List:
+    """'1, 2 3' -> [1.0, 2.0, 3.0] (``kind`` of each); anything else raises ``error`` naming --``arg``."""
     try:
-        return [float(t) for t in re.split(r"[,\s]+", text.strip()) if t]
+        return [kind(t) for t in re.split(r"[,\s]+", text.strip()) if t]
     except ValueError:
-        raise MOArgumentError(f"--{arg}: expected numbers, found {text!r}") from None
+        raise error(f"--{arg}: expected numbers, found {text!r}") from None
+
+
+def bracketed_shapes(value: str, arg: str, error: Type[OmzError] = MOArgumentError) -> List[str]:
+    """The texts inside each [...] or (...) of ``value``: '[1,3,224,224],[1,10]' -> ['1,3,224,224', '1,10']."""
+    shapes = re.findall(r"[\[(]([^\])]*)[\])]", value)
+    if not shapes:
+        raise error(f"--{arg}={value}: expected a shape in brackets, e.g. [1,3,224,224]")
+    return shapes
+
+
+def layout_items(value: str) -> List[Tuple[str, str]]:
+    """'a(NCHW),b[NHWC->NCHW]' -> [('a', 'NCHW'), ('b', 'NHWC->NCHW')]; 'NCHW' -> [('', 'NCHW')]."""
+    named = re.findall(r"([^,()\[\]]*)[(\[]([^)\]]*)[)\]]", value)
+    return [(n.strip(), v.strip()) for n, v in named] if named else [("", value.strip())]
 
 
 def _named_values(value: str, arg: str) -> Dict[str, List[float]]:
     """'data[1,2,3]', '[1,2,3]', 'a[1,2],b[3,4]' or '(1,2,3)' -> {name or '': values}."""
-    found = {m.group(1).strip(): _numbers(m.group(2) or m.group(3), arg)
+    found = {m.group(1).strip(): numbers(m.group(2) or m.group(3), arg)
              for m in re.finditer(r"([^\[\](),]*)(?:\[([^\]]*)\]|\(([^)]*)\))", value)}
     if not found:
         try:
@@ -127,10 +143,8 @@ def _input(item: str) -> InputSpec:
 
 
 def _layouts(value: str, arg: str) -> Dict[str, Tuple[str, str]]:
-    named = re.findall(r"([^,()\[\]]*)[(\[]([^)\]]*)[)\]]", value)
-    items = [(n.strip(), v.strip()) for n, v in named] if named else [("", value.strip())]
     result = {}
-    for name, text in items:
+    for name, text in layout_items(value):
         source, arrow, target = text.partition("->")
         if arg == "target_layout":
             source, target = "", source
@@ -153,22 +167,31 @@ def _expand(key: str) -> str:
                           "remove it, or convert with --backend mo")
 
 
-def key_values(args: Sequence[str]):
-    """(option, value) pairs of ``args``, option names expanded; flags give None."""
+def option_pairs(args: Sequence[str], takes_value: Callable[[str], bool], error: Type[OmzError] = MOArgumentError,
+                 expand: Callable[[str], str] = str, short: Optional[Dict[str, str]] = None,
+                 by: str = "") -> Iterator[Tuple[str, Optional[str]]]:
+    """(option, value) pairs of MO's ``--name=value``/``--name value`` arguments: ``short`` maps '-m' to a
+    name, ``expand`` completes a name, a name that ``takes_value`` rejects without '=' gives None; ``by`` ends
+    "is not understood" (' by ...')."""
     args, i = list(args), 0
     while i < len(args):
-        arg = args[i]
+        arg = "--" + short[args[i]] if short and args[i] in short else args[i]
         if not arg.startswith("--"):
-            raise MOArgumentError(f"Model Optimizer argument {arg!r} is not understood (expected --name=value "
-                                  "or --name value)")
+            raise error(f"Model Optimizer argument {arg!r} is not understood{by} (expected --name=value "
+                        "or --name value)")
         key, eq, value = arg[2:].partition("=")
-        key = _expand(key)
-        if not eq and key not in FLAGS and key not in NEEDS_MO:
+        key = expand(key)
+        if not eq and takes_value(key):
             if i + 1 >= len(args):
-                raise MOArgumentError(f"Model Optimizer argument --{key} needs a value")
+                raise error(f"Model Optimizer argument --{key} needs a value")
             value, i = args[i + 1], i + 1
-        yield key, (value if eq or key not in FLAGS else None)
+        yield key, (value if eq or takes_value(key) else None)
         i += 1
+
+
+def key_values(args: Sequence[str]) -> Iterator[Tuple[str, Optional[str]]]:
+    """(option, value) pairs of ``args``, option names expanded; flags give None."""
+    return option_pairs(args, lambda key: key not in FLAGS and key not in NEEDS_MO, expand=_expand)
 
 
 def refusal(key: str) -> str:
@@ -194,10 +217,7 @@ def parse(args: Sequence[str]) -> MOArgs:
         elif key == "input":
             _merge_inputs(out, [_input(item) for item in split_top(value)])
         elif key == "input_shape":
-            shapes = [_shape(m, key) for m in re.findall(r"[\[(]([^\])]*)[\])]", value)]
-            if not shapes:
-                raise MOArgumentError(f"--input_shape={value}: expected a shape in brackets, e.g. [1,3,224,224]")
-            _merge_shapes(out, shapes)
+            _merge_shapes(out, [_shape(m, key) for m in bracketed_shapes(value, key)])
         elif key == "freeze_placeholder_with_value":
             for item in split_top(value):
                 name, arrow, frozen = item.partition("->")
@@ -207,7 +227,7 @@ def parse(args: Sequence[str]) -> MOArgs:
         elif key in ("mean_values", "scale_values"):
             getattr(out, key).update(_named_values(value, key))
         elif key == "scale":
-            out.scale = _numbers(value, key)[0]
+            out.scale = numbers(value, key)[0]
         elif key == "output":
             out.outputs += [o.strip().strip('"') for o in split_top(value)]
         else:  # layout, source_layout, target_layout

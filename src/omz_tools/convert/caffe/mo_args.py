@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from omz_tools.convert.mo_cli_args import bracketed_shapes, layout_items, numbers, option_pairs, split_top
+
 from .errors import CaffeConversionError, UnsupportedArgumentError
 
 # accepted, no effect: the caller saves the model and picks its precision
@@ -63,26 +65,8 @@ class Options:
     notes: List[str] = field(default_factory=list)
 
 
-def _split_top(text: str) -> List[str]:
-    """Split on commas outside brackets/parentheses/braces: 'a[1,2],b' -> ['a[1,2]', 'b']."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += (char in "[({") - (char in "])}")
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
-
-
 def _numbers(text: str, arg: str, kind=float) -> List:
-    items = [t for t in re.split(r"[,\s]+", text.strip()) if t]
-    try:
-        return [kind(t) for t in items]
-    except ValueError:
-        raise UnsupportedArgumentError(f"--{arg}: expected numbers, found {text!r}") from None
+    return numbers(text, arg, kind, UnsupportedArgumentError)
 
 
 def _value_lists(value: str, arg: str):
@@ -106,25 +90,8 @@ def _value_lists(value: str, arg: str):
 
 
 def _key_values(args: Sequence[str]):
-    i = 0
-    args = list(args)
-    while i < len(args):
-        arg = args[i]
-        if arg in SHORT:
-            arg = "--" + SHORT[arg]
-        if not arg.startswith("--"):
-            raise UnsupportedArgumentError(f"Model Optimizer argument {arg!r} is not understood by the native Caffe "
-                                           "front end (expected --name=value or --name value)")
-        key, eq, value = arg[2:].partition("=")
-        if not eq and key in VALUED:
-            if i + 1 >= len(args):
-                raise UnsupportedArgumentError(f"Model Optimizer argument --{key} needs a value")
-            value = args[i + 1]
-            i += 1
-        elif not eq:
-            value = None
-        yield key, value
-        i += 1
+    return option_pairs(args, VALUED.__contains__, UnsupportedArgumentError, short=SHORT,
+                        by=" by the native Caffe front end")
 
 
 def _refuse_unknown(key: str) -> None:
@@ -158,7 +125,7 @@ def parse(args: Sequence[str]) -> Options:
 
 
 def _input(options: Options, value: str) -> None:
-    for item in _split_top(value):
+    for item in split_top(value):
         if "->" in item:
             raise UnsupportedArgumentError(f"--input={value}: freezing an input to a value (->) is not supported by "
                                            "the native Caffe front end; use --backend mo")
@@ -177,10 +144,8 @@ def _input(options: Options, value: str) -> None:
 
 
 def _input_shape(options: Options, value: str) -> None:
-    shapes = [_numbers(m, "input_shape", int) for m in re.findall(r"[\[(]([^\])]*)[\])]", value)]
-    if not shapes:
-        raise UnsupportedArgumentError(f"--input_shape={value}: expected a shape in brackets, e.g. [1,3,224,224]")
-    options.shape_list.extend(shapes)
+    shapes = bracketed_shapes(value, "input_shape", UnsupportedArgumentError)
+    options.shape_list.extend(_numbers(m, "input_shape", int) for m in shapes)
 
 
 def _mean_or_scale(table: str):
@@ -205,14 +170,12 @@ def _batch(options: Options, value: str) -> None:
 
 
 def _output(options: Options, value: str) -> None:
-    options.outputs.extend(_split_top(value))
+    options.outputs.extend(split_top(value))
 
 
 def _layout(kind: str):
     def handle(options: Options, value: str) -> None:
-        named = re.findall(r"([^,()\[\]]*)[\[(]([^)\]]*)[)\]]", value)
-        pairs = [(n.strip(), v.strip()) for n, v in named] if named else [("", value.strip())]
-        for name, text in pairs:
+        for name, text in layout_items(value):
             src, dst = options.layouts.get(name, (None, None))
             if kind == "layout":
                 src, arrow, target = text.partition("->")
