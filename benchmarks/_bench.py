@@ -1,6 +1,6 @@
-"""What the benchmark scripts share: timing a command (wall time, peak RSS), medians, Markdown tables,
-a loopback nginx, a random FP32 IR model with its registry entry, and a throwaway copy of
-openvino-dev's package (its omz_downloader only finds models in its own package folder).
+"""What the benchmark scripts share: timing a command (wall time, peak RSS), a converter's I/O floor,
+medians, Markdown tables, a loopback nginx, a random FP32 IR model with its registry entry, and a
+throwaway copy of openvino-dev's package (its omz_downloader only finds models in its own package folder).
 
 Not a benchmark itself; the scripts import it as ``_bench`` (their folder is on sys.path).
 """
@@ -57,6 +57,25 @@ def measure(cmd: list, env: dict, work: Path) -> tuple:
     timed = os.path.exists(TIME)
     seconds = wall_time([TIME, "-f", "%M", "-o", str(rss_file), *cmd] if timed else cmd, env)
     return seconds, int(rss_file.read_text().split()[-1]) / 1024 if timed else float("nan")
+
+
+def floor_seconds(caffemodel: Path, sizes: list, scratch: Path) -> float:
+    """Reading the caffemodel and writing files of ``sizes`` bytes (fsynced): the I/O any converter does,
+    the floor under a conversion's time."""
+    start = time.perf_counter()
+    with open(caffemodel, "rb") as stream:
+        while stream.read(1 << 24):
+            pass
+    chunk = b"\0" * (1 << 24)
+    for index, size in enumerate(sizes):
+        path = scratch / f"floor{index}.bin"
+        with open(path, "wb") as stream:
+            for offset in range(0, size, len(chunk)):
+                stream.write(chunk[:min(len(chunk), size - offset)])
+            stream.flush()
+            os.fsync(stream.fileno())
+        path.unlink()
+    return time.perf_counter() - start
 
 
 def medians(samples: dict) -> dict:

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _bench  # benchmarks/_bench.py (this folder is on sys.path)
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 SHARED = REPO.parent / "shared" / "fixtures"
@@ -137,24 +139,6 @@ def prepare(name: str, work: Path):
     return model, caffemodel
 
 
-def floor_seconds(caffemodel: Path, sizes: list, scratch: Path) -> float:
-    """Reading the caffemodel and writing files of ``sizes`` bytes (fsynced)."""
-    start = time.perf_counter()
-    with open(caffemodel, "rb") as stream:
-        while stream.read(1 << 24):
-            pass
-    chunk = b"\0" * (1 << 24)
-    for index, size in enumerate(sizes):
-        path = scratch / f"floor{index}.bin"
-        with open(path, "wb") as stream:
-            for offset in range(0, size, len(chunk)):
-                stream.write(chunk[:min(len(chunk), size - offset)])
-            stream.flush()
-            os.fsync(stream.fileno())
-        path.unlink()
-    return time.perf_counter() - start
-
-
 def latencies(native_xml: Path, mo_xml: Path, runs: int) -> tuple:
     """(native, MO) median seconds of one synchronous inference on the same input, interleaved."""
     import numpy as np
@@ -189,7 +173,7 @@ def bench_model(name: str, work: Path, env: dict, args) -> dict:
             samples[f"{backend}_rss"].append(rss)
         ir = outs["native"] / model.subdirectory
         sizes = [(ir / p / f"{name}.bin").stat().st_size for p in ("FP32", "FP16")]
-        samples["floor"].append(floor_seconds(caffemodel, sizes, work))
+        samples["floor"].append(_bench.floor_seconds(caffemodel, sizes, work))
     result = {k: statistics.median(v) for k, v in samples.items()}
     result["size"] = caffemodel.stat().st_size
     result["lat_native"], result["lat_mo"] = latencies(

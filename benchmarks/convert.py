@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _bench  # benchmarks/_bench.py (this folder is on sys.path)
+
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -113,24 +115,6 @@ def fmt_mb(value: float) -> str:
     return f"{value / 2**20:,.0f}"
 
 
-def floor_seconds(caffemodel: Path, sizes: list, scratch: Path) -> float:
-    """Reading the caffemodel and writing files of ``sizes`` bytes (fsynced): the I/O any converter does."""
-    start = time.perf_counter()
-    with open(caffemodel, "rb") as stream:
-        while stream.read(1 << 24):
-            pass
-    chunk = b"\0" * (1 << 24)
-    for index, size in enumerate(sizes):
-        path = scratch / f"floor{index}.bin"
-        with open(path, "wb") as stream:
-            for offset in range(0, size, len(chunk)):
-                stream.write(chunk[:min(len(chunk), size - offset)])
-            stream.flush()
-            os.fsync(stream.fileno())
-        path.unlink()
-    return time.perf_counter() - start
-
-
 def latencies(native_xml: Path, mo_xml: Path, runs: int = 50) -> tuple:
     """(native, MO) median seconds of one synchronous inference of each IR on the same input,
     interleaved, compiled with the CPU plugin's defaults (what users get: bf16 on CPUs that have
@@ -202,7 +186,7 @@ def main() -> None:
             if a != b:
                 sys.exit(f"{precision} .bin differs between the old path and omz-converter --backend mo")
         bins = [(outs["native"] / model.subdirectory / p / f"{NAME}.bin").stat().st_size for p in ("FP32", "FP16")]
-        times["floor"].append(floor_seconds(caffemodel, bins, work))
+        times["floor"].append(_bench.floor_seconds(caffemodel, bins, work))
         for precision in ("FP32", "FP16"):
             xmls = [outs[k] / model.subdirectory / precision / f"{NAME}.xml" for k in ("native", "mo")]
             native_s, mo_s, same = latencies(*xmls)
