@@ -69,6 +69,8 @@ def test_converter_refuses_a_precision_link_to_something_not_a_folder(small, tmp
     assert failed.splitlines() == [error.strip()[len("Error: "):]], proc.stderr
     _untouched(victims)
     assert link.is_symlink() and Path(os.readlink(link)) == victims[kind]
+    # Refused before converting: FP32, which comes first, was not installed either.
+    assert not (conv_dir / "FP32").exists() and "phase native" not in proc.stdout, proc.stdout
 
 
 @pytest.mark.native

@@ -35,7 +35,7 @@ from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import records
 from omz_tools.convert.budget import MemoryBudget, estimate_peak
 from omz_tools.convert.inputs import fetch_command, missing_inputs
-from omz_tools.convert.install import _figures_dict, _remove_empty, install
+from omz_tools.convert.install import _figures_dict, _remove_empty, check_target, install
 from omz_tools.convert.outcome import (  # noqa: F401 - the engine's API, imported from here
     BACKENDS, DEFAULT_PRECISIONS, Cancelled, ConvertResult, ModelFailed, Options, Outcome,
 )
@@ -162,6 +162,8 @@ class Converter(Planner):
             keys = self.keys(model, precisions, backend)
             paths = self.paths(model)
             targets = {p: paths["conv_dir"] / p for p in precisions}
+            for target in targets.values():  # refused before any work, so no precision gets installed
+                check_target(target)
 
             def up_to_date(note: str) -> bool:
                 if options.force or not all(records.up_to_date(targets[p], keys[p], model.name) for p in precisions):
