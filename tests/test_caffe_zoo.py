@@ -113,6 +113,7 @@ def test_native_matches_model_optimizer(name, tmp_path):
         [(p.get_any_name(), list(p.get_shape())) for p in mo_model.inputs] == [("data", shape)]
     names = [o.get_any_name() for o in mo_model.outputs]
     assert [o.get_any_name() for o in native.outputs] == names
+    assert [o.get_names() for o in native.outputs] == [o.get_names() for o in mo_model.outputs]
     assert names == next(a for a in args if a.startswith("--output=")).split("=", 1)[1].split(",")
     core = ov.Core()
     got_model, want_model = core.compile_model(native, "CPU", F32), core.compile_model(mo_model, "CPU", F32)
