@@ -2,9 +2,10 @@
 
 - ``TENSOR_MAX_SIZE``: one tensor of a built or read model (an input, a layer's output, a weight),
   from the static shapes OpenVINO infers, before anything is compiled or allocated. A 480-byte
-  prototxt with a convolution of ``pad: 16000`` otherwise asks the IR check's inference for 16 GB.
-  Open Model Zoo's largest tensors are far below it (ssd512's 67 MB, mtcnn-p at 720x1280 37 MB,
-  second stages of Faster R-CNN on 300 boxes a few hundred MB).
+  prototxt with a convolution of ``pad: 8000`` (one output channel of 16008x16008, 0.95 GiB) would
+  otherwise make the IR check's inference peak at 4 GB, ``pad: 16000`` at 16 GB. The default, 512 MiB,
+  is above Open Model Zoo's largest tensors (ssd512's 67 MB, mtcnn-p at 720x1280 37 MB, VGG-16's fc6
+  weights 411 MB) and 64 f32 channels at full HD (1x64x1080x1920, 506 MiB).
 - ``MODEL_FILE_MAX_SIZE``: a file the converter (or Model Optimizer, for it) reads; ``PROTOTXT_MAX_SIZE``:
   a Caffe network description, parsed whole as text (Open Model Zoo's largest prototxts are ~100 KB,
   its largest model files under 1 GB: VGG-16's caffemodel is 528 MB).
@@ -24,7 +25,7 @@ from typing import BinaryIO, Optional, Tuple
 from omz_tools.errors import OmzError
 from omz_tools.limits import Limit
 
-TENSOR_MAX_SIZE = Limit("the size of one tensor of a converted model", "OMZ_TENSOR_MAX_SIZE", 2 << 30)
+TENSOR_MAX_SIZE = Limit("the size of one tensor of a converted model", "OMZ_TENSOR_MAX_SIZE", 512 << 20)
 MODEL_FILE_MAX_SIZE = Limit("the size of a model file the converter reads", "OMZ_MODEL_FILE_MAX_SIZE", 8 << 30)
 PROTOTXT_MAX_SIZE = Limit("the size of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_SIZE", 64 << 20)
 PROTOTXT_MAX_DEPTH = Limit("the nesting depth of a Caffe .prototxt", "OMZ_PROTOTXT_MAX_DEPTH", 100, kind="count")

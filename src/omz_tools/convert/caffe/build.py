@@ -157,6 +157,10 @@ def build(net: Net, options: mo_args.Options) -> Model:
     ctx = Context(net.model_path)
     values: Dict[Version, object] = {}
     params = _parameters(shapes, values)
+    for param in params:  # an input too big is named itself, not the first layer that reads it
+        sentence = oversized_output(param.output(0), f"layer \"{param.get_friendly_name()}\" (Parameter)")
+        if sentence is not None:
+            raise CaffeConversionError(f"{net.proto_path}: {sentence}")
     for layer in net.layers:
         _translate(ctx, layer, values)
         _refuse_oversized(net, layer, values)
@@ -167,7 +171,7 @@ def build(net: Net, options: mo_args.Options) -> Model:
     results = [_result(values[version], tensor) for version, tensor in _named_outputs(net, values, order)]
     model_name = options.model_name or Path(options.input_model or net.name or "model").stem
     used = {v for layer in net.layers for v in layer.inputs} | set(outputs)
-    if not options.inputs:  # as MO, only the inputs the outputs need (an --input list is kept whole)
+    if options.outputs and not options.inputs:  # as MO: only the inputs the outputs need (measured with --output)
         params = [p for p in params if (p.get_friendly_name(), 0) in used]
     model = Model(results, params, model_name)
     sentence = oversized_tensor(model)  # before anything runs it: its layers' sizes are the prototxt's
