@@ -100,7 +100,7 @@ def mo_tf_python() -> str:
     given = os.environ.get("OMZ_TEST_MO_TF_PYTHON")
     if not given:
         pytest.skip("no Model Optimizer with TensorFlow to compare with: set OMZ_TEST_MO_TF_PYTHON to the python "
-                    "of a venv with openvino-dev[tensorflow2]==2024.6.0 (.ci/run step 3b makes one)")
+                    "of a venv with openvino-dev==2024.6.0 and tensorflow-cpu<2.18 (.ci/run step 3b makes one)")
     if not Path(given).exists():
         pytest.fail(f"OMZ_TEST_MO_TF_PYTHON={given} does not exist")
     return given
