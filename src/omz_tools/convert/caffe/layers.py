@@ -14,8 +14,8 @@ import numpy as np
 from .opset import ops
 from .strides import conv_strides
 from .translate_base import (  # noqa: F401 - build.py and fold.py import some of these from here
-    Context, _apply_affine, _dilation, _spatial, as_output, batchnorm_affine, chain_affine, channel_shape,
-    const, is_channel_affine, shape_of,
+    Context, _apply_affine, _dilation, _spatial, as_output, batchnorm_affine, blob_at_axis, bottom_at_axis,
+    chain_affine, const, is_channel_affine, shape_of,
 )
 
 
@@ -119,21 +119,15 @@ def scale(ctx, layer, inputs):
     dims = shape_of(x)
     axis = p.axis % len(dims)
     if len(inputs) == 2:
-        factor = inputs[1]
-        fdims = shape_of(factor)
-        if len(dims) - axis - len(fdims) > 0:
-            factor = ops.reshape(factor, const(fdims + [1] * (len(dims) - axis - len(fdims)), np.int64), False)
-        y = ops.multiply(x, factor)
+        span = shape_of(inputs[1])
+        y = ops.multiply(x, bottom_at_axis(inputs[1], len(dims), axis))
         bias_index = 0
-        span = fdims
     else:
-        num_axes = len(dims) - axis if p.num_axes == -1 else p.num_axes
-        span = dims[axis:axis + num_axes]
-        y = ops.multiply(x, const(channel_shape(ctx.blob(layer, 0, span, "the scale"), len(dims), axis)))
+        span = dims[axis:] if p.num_axes == -1 else dims[axis:axis + p.num_axes]
+        y = ops.multiply(x, blob_at_axis(ctx, layer, 0, span, len(dims), axis, "the scale"))
         bias_index = 1
     if p.bias_term:
-        bias = ctx.blob(layer, bias_index, span, "the bias")
-        y = ops.add(y, const(channel_shape(bias, len(dims), axis)))
+        y = ops.add(y, blob_at_axis(ctx, layer, bias_index, span, len(dims), axis, "the bias"))
     return [y]
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Dict
 import numpy as np
 
 from .opset import ops
-from .translate_base import channel_shape, const, shape_of
+from .translate_base import blob_at_axis, bottom_at_axis, const, shape_of
 
 
 def relu6(ctx, layer, inputs):
@@ -70,16 +70,12 @@ def bias(ctx, layer, inputs):
     dims = shape_of(x)
     axis = p.axis % len(dims)
     if len(inputs) == 2:
-        b = inputs[1]
-        bdims = shape_of(b)
+        bdims = shape_of(inputs[1])
         if dims[axis:axis + len(bdims)] != bdims:
             raise ctx.fail(layer, f"the bias bottom's shape {bdims} does not match input axes {axis}.. of {dims}")
-        if len(dims) - axis - len(bdims):
-            b = ops.reshape(b, const(bdims + [1] * (len(dims) - axis - len(bdims)), np.int64), False)
-        return [ops.add(x, b)]
-    num_axes = len(dims) - axis if p.num_axes == -1 else p.num_axes
-    span = dims[axis:axis + num_axes]
-    return [ops.add(x, const(channel_shape(ctx.blob(layer, 0, span, "the bias"), len(dims), axis)))]
+        return [ops.add(x, bottom_at_axis(inputs[1], len(dims), axis))]
+    span = dims[axis:] if p.num_axes == -1 else dims[axis:axis + p.num_axes]
+    return [ops.add(x, blob_at_axis(ctx, layer, 0, span, len(dims), axis, "the bias"))]
 
 
 def tile(ctx, layer, inputs):

@@ -58,6 +58,20 @@ def channel_shape(values: np.ndarray, rank: int, axis: int = 1) -> np.ndarray:
     return values.reshape(list(values.shape) + [1] * max(0, rank - axis - values.ndim))
 
 
+def blob_at_axis(ctx: Context, layer, index: int, span: List[int], rank: int, axis: int, what: str):
+    """Scale's and Bias's parameter blob ``index`` (shape ``span``, from ``axis``) as a constant that
+    broadcasts against a rank-``rank`` input."""
+    return const(channel_shape(ctx.blob(layer, index, span, what), rank, axis))
+
+
+def bottom_at_axis(operand, rank: int, axis: int):
+    """Scale's and Bias's second bottom (the input's axes from ``axis``) with trailing ones to broadcast."""
+    dims = shape_of(operand)
+    if rank - axis - len(dims) > 0:
+        return ops.reshape(operand, const(dims + [1] * (rank - axis - len(dims)), np.int64), False)
+    return operand
+
+
 def _spatial(param, many: str, one_h: str, one_w: str, default: int) -> List[int]:
     """(h, w) of a Caffe conv/pool attribute given as ``x_h``/``x_w`` or as ``x`` (one value or two)."""
     if param.HasField(one_h) or param.HasField(one_w):
