@@ -172,8 +172,8 @@ def test_paddle_against_paddle_and_model_optimizer(dirs):
     preprocessed input, and against Model Optimizer's (which reads Paddle without paddle installed)."""
     import importlib.util
     if importlib.util.find_spec("paddle") is None:
-        pytest.skip("paddlepaddle generates the Paddle test model (pip install paddlepaddle; not in .ci/run: "
-                    "it installs 720 MB)")
+        pytest.skip("paddlepaddle generates the Paddle test model (pip install paddlepaddle; .ci/run's "
+                    "frameworks venv has it)")
     from helpers_frameworks import write_paddle
     registry, dl, out = dirs
     x = image([1, 3, 16, 16], seed=13)
