@@ -11,11 +11,21 @@ mean, scale. ``describe`` gives the same steps as text without a model (for --dr
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from omz_tools.convert.mo_cli_args import MOArgs, MOArgumentError
 
-_CHANNEL_POSITIONS = {3: (0, 2), 4: (1, 3), 5: (1, 4)}
+# where Model Optimizer looks for the channel axis it guesses, by rank (the native Caffe front end uses it too)
+CHANNEL_POSITIONS = {3: (0, 2), 4: (1, 3), 5: (1, 4)}
+
+
+def channel_guess(dims: Sequence[int], channels: int) -> Optional[str]:
+    """MO's guess of a layout: '?C??' with C at the one dimension of size ``channels`` (-1: unknown), if that
+    is at a channel position of ``CHANNEL_POSITIONS``; None otherwise."""
+    found = [i for i, d in enumerate(dims) if d == channels]
+    if len(found) != 1 or found[0] not in CHANNEL_POSITIONS.get(len(dims), ()):
+        return None
+    return "".join("C" if i == found[0] else "?" for i in range(len(dims)))
 
 
 def describe(args: MOArgs) -> List[str]:
@@ -67,11 +77,7 @@ def _guess_channels(port, name: str, channels: int) -> Optional[str]:
     shape = port.get_partial_shape()
     if shape.rank.is_dynamic:
         return None
-    rank = shape.rank.get_length()
-    found = [i for i in range(rank) if shape[i].is_static and shape[i].get_length() == channels]
-    if len(found) != 1 or found[0] not in _CHANNEL_POSITIONS.get(rank, ()):
-        return None
-    return "".join("C" if i == found[0] else "?" for i in range(rank))
+    return channel_guess([d.get_length() if d.is_static else -1 for d in shape], channels)
 
 
 def _mean_scale(model, args: MOArgs) -> Dict[str, dict]:

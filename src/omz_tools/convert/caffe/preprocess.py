@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from omz_tools.convert.ovc_preprocess import CHANNEL_POSITIONS, channel_guess
+
 from .errors import CaffeConversionError
 from .mo_args import Options
 from .opset import Layout, Model
-
-_CHANNEL_POSITIONS = {3: (0, 2), 4: (1, 3), 5: (1, 4)}
 
 
 def _values_per_input(options: Options, names: List[str], table: str) -> Dict[str, List[float]]:
@@ -57,14 +57,15 @@ def _layouts(options: Options, names: List[str]) -> Dict[str, tuple]:
 
 def _guess_channels(name: str, shape: List[int], count: int, why: str) -> str:
     """MO's guess: '?C??' with C at the one dimension of size ``count`` (only where MO allows it)."""
-    found = [i for i, d in enumerate(shape) if d == count]
-    allowed = _CHANNEL_POSITIONS.get(len(shape), ())
-    if len(found) != 1 or found[0] not in allowed:
+    guess = channel_guess(shape, count)
+    if guess is None:
+        found = [i for i, d in enumerate(shape) if d == count]
+        allowed = CHANNEL_POSITIONS.get(len(shape), ())
         raise CaffeConversionError(
             f"{why}: cannot tell the channel axis of input {name!r} with shape {shape} (expected exactly one "
             f"dimension of size {count} at position {' or '.join(map(str, allowed)) or '-'}, found "
             f"{len(found)}); give it with --layout={name}(NCHW)")
-    return "".join("C" if i == found[0] else "?" for i in range(len(shape)))
+    return guess
 
 
 def _channel_count(layout: str, shape: List[int]) -> Optional[int]:
