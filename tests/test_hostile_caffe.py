@@ -167,7 +167,7 @@ def test_input_proto_at_dev_zero_is_refused_without_reading_it(tmp_path):
     run = register(tmp_path, "zero", conv_net(0), CONV_BLOBS, mo_args=["--input_proto=/dev/zero"])
     proc, peak = convert(run)
     line = failed_line(proc, "zero")
-    assert "the Caffe network description /dev/zero is a device; the converter reads only regular files" in line
+    assert "the Caffe network description /dev/zero is a character device; the converter reads only regular files" in line
     assert peak < BASELINE_RSS, peak
     nothing_installed(run)
 
@@ -177,7 +177,7 @@ def test_a_fifo_never_blocks(tmp_path):
     os.mkfifo(fifo)
     run = register(tmp_path, "fifo", conv_net(0), CONV_BLOBS, mo_args=[f"--input_proto={fifo}"])
     proc, _ = convert(run)  # a hang would end at convert's timeout, a failure
-    assert f"the Caffe network description {fifo} is a FIFO" in failed_line(proc, "fifo")
+    assert f"the Caffe network description {fifo} is a named pipe (FIFO)" in failed_line(proc, "fifo")
 
 
 def test_a_caffemodel_fifo_never_blocks(tmp_path):
@@ -186,7 +186,7 @@ def test_a_caffemodel_fifo_never_blocks(tmp_path):
     os.mkfifo(fifo)
     proto = tmp_path / "net.prototxt"
     proto.write_text(conv_net(0))
-    with pytest.raises(caffe.CaffeConversionError, match=f"the Caffe weights file {fifo} is a FIFO"):
+    with pytest.raises(caffe.CaffeConversionError, match=f"the Caffe weights file {fifo} is a named pipe \\(FIFO\\)"):
         caffe.convert([f"--input_model={fifo}", f"--input_proto={proto}"])
 
 
@@ -223,7 +223,7 @@ def test_model_optimizer_is_not_run_on_a_device_or_fifo(tmp_path):
         proc, peak = convert(run, None, "--backend", "mo")
         line = failed_line(proc, name)
         assert f"--input_proto={path} (model_optimizer_args of {run['registry']}/public/{name}/model.yml" in line
-        assert ("is a device" if name == "mozero" else "is a FIFO") in line, line
+        assert ("is a character device" if name == "mozero" else "is a named pipe (FIFO)") in line, line
         assert "Model Optimizer was not run" in line and peak < BASELINE_RSS
         assert not (run["out"] / "public" / name / f".omz_convert.{name}.log").exists()
 

@@ -18,10 +18,10 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO, Optional, Tuple
 
+from omz_tools import regularfile
 from omz_tools.errors import OmzError
 from omz_tools.limits import Limit
 
@@ -35,27 +35,17 @@ class BoundError(OmzError):
     """A model file or a tensor of a model is beyond one of the converter's limits."""
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
-
-
-def _kind(mode: int) -> Optional[str]:
-    """None for a regular file, else what it is in words."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
-
-
-def _refuse(what: str, info: os.stat_result, limit: Limit) -> None:
-    kind = _kind(info.st_mode)
-    if kind is not None:
-        raise BoundError(f"{what} is {kind}; the converter reads only regular files (check the paths in the "
-                         "model's model_optimizer_args)")
-    bound = limit.value()
-    if info.st_size > bound:
-        from omz_tools.wording import human_size
-        raise BoundError(f"{what} has {human_size(info.st_size)} ({info.st_size:,} bytes), more than "
-                         f"{limit.what} allows ({human_size(bound)}). {limit.hint()}")
+def _bound_error(exc: regularfile.FileReadError, what: str, limit: Limit) -> BoundError:
+    """The converter's sentence for what omz_tools.regularfile refused."""
+    from omz_tools.wording import human_size
+    if exc.kind is not None:
+        return BoundError(f"{what} is {exc.kind}; the converter reads only regular files (check the paths in "
+                          "the model's model_optimizer_args)")
+    if exc.too_large:
+        bound = limit.value()
+        found = "more" if exc.size is None else f"{human_size(exc.size)} ({exc.size:,} bytes), more"
+        return BoundError(f"{what} has {found} than {limit.what} allows ({human_size(bound)}). {limit.hint()}")
+    return BoundError(f"cannot read {what}: {exc.reason or exc.problem}")
 
 
 def check_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE, *,
@@ -64,41 +54,28 @@ def check_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE,
     ``folders``, a folder, or absent: for Model Optimizer, which says so itself). Never opens it.
     ``what`` names the file in messages, its path included ("the Caffe weights file /x/y")."""
     try:
-        info = os.stat(path)
-    except OSError as exc:
-        if folders:
+        regularfile.check(path, limit.value())
+    except regularfile.FileReadError as exc:
+        if folders and (exc.kind == "a folder" or exc.errno is not None):
             return
-        raise BoundError(f"cannot read {what}: {exc.strerror or exc}") from None
-    if not (folders and stat.S_ISDIR(info.st_mode)):
-        _refuse(what, info, limit)
+        raise _bound_error(exc, what, limit) from None
 
 
 def open_file(path: os.PathLike, what: str, limit: Limit = MODEL_FILE_MAX_SIZE) -> BinaryIO:
-    """``path`` opened for reading if it is a regular file within ``limit``, else BoundError: checked
-    before the open (a FIFO would block it) and again on the open file (O_NONBLOCK, so a path swapped
-    for a FIFO in between cannot block either)."""
-    check_file(path, what, limit)
+    """``path`` opened for reading if it is a regular file within ``limit``, else BoundError (see
+    omz_tools.regularfile: a FIFO never blocks, a device is never read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise BoundError(f"cannot read {what}: {exc.strerror or exc}") from None
-    try:
-        _refuse(what, os.fstat(fd), limit)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
+        return regularfile.open_regular(path, limit.value())
+    except regularfile.FileReadError as exc:
+        raise _bound_error(exc, what, limit) from None
 
 
 def read_file(path: os.PathLike, what: str, limit: Limit) -> bytes:
     """The bytes of a regular file within ``limit`` (at most limit + 1 bytes are read, should it grow)."""
-    bound = limit.value()
-    with open_file(path, what, limit) as stream:
-        data = stream.read(bound + 1)
-    if len(data) > bound:  # it grew since the check
-        from omz_tools.wording import human_size
-        raise BoundError(f"{what} has more than {limit.what} allows ({human_size(bound)}). {limit.hint()}")
-    return data
+    try:
+        return regularfile.read(path, limit.value())
+    except regularfile.FileReadError as exc:
+        raise _bound_error(exc, what, limit) from None
 
 
 def _static_size(shape, element_type) -> Optional[Tuple[list, int]]:
