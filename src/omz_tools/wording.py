@@ -20,6 +20,45 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def cut(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, ``...`` marking the cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def quoted(text: str, limit: int = 200) -> str:
+    """repr of a string, cut to ``limit`` characters first (never repr a huge value whole)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def brief(value: object, limit: int, depth: int = 0) -> str:
+    """About ``limit`` characters of repr(value), built piece by piece: a value read from a file may
+    be huge, so it is never formatted whole first (a long string, a big integer, a long or deep list)."""
+    if isinstance(value, str):
+        return quoted(value, limit)
+    if isinstance(value, (bytes, bytearray)):
+        return repr(bytes(value[:limit])) + ("..." if len(value) > limit else "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 4 * limit:  # str() of a huge int is slow, or refused beyond 4300 digits
+            return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+        return repr(value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        brackets = {list: "[]", tuple: "()", dict: "{}"}.get(type(value), "{}")
+        if depth > 8:
+            return brackets[0] + "..." + brackets[1]
+        parts, used = [], 2
+        for item in (value.items() if isinstance(value, dict) else value):
+            if used > limit:
+                parts.append("...")
+                break
+            part = (f"{brief(item[0], limit, depth + 1)}: {brief(item[1], limit, depth + 1)}"
+                    if isinstance(value, dict) else brief(item, limit, depth + 1))
+            parts.append(part)
+            used += len(part) + 2
+        return brackets[0] + ", ".join(parts) + brackets[1]
+    text = repr(value)
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def _escape(char: str) -> str:
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from omz_tools import regularfile
 from omz_tools.errors import OmzError
+from omz_tools.wording import cut, quoted
 
 MAX_CONFIG_BYTES = 4 << 20
 MAX_ALIAS_EXPANSION = 100_000
@@ -39,14 +40,6 @@ class YamlBoundsError(OmzError):
     def __init__(self, problem: str, key: Optional[str] = None):
         super().__init__(f"{key}: {problem}" if key else problem)
         self.problem, self.key = problem, key
-
-
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _quote(text: str, limit: int) -> str:
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def read_bytes(path: Path) -> bytes:
@@ -102,7 +95,7 @@ def check_nodes(root) -> None:
                     weight += visit(name, key, depth + 1)
                     part = name.value if isinstance(name, yaml.ScalarNode) else "?"
                     if len(part) > 40 or not part.isprintable():
-                        part = _quote(part, 40)
+                        part = quoted(part, 40)
                     weight += visit(value, f"{key}.{part}" if key else part, depth + 1)
             open_nodes.discard(ident)
         weights[ident] = weight
@@ -128,15 +121,15 @@ def load(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = " ".join(str(exc.problem or exc.context or "unknown problem").split())
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise YamlBoundsError(f"expected valid YAML, found a syntax error{where}: {_cut(problem)}{context}") from None
+        raise YamlBoundsError(f"expected valid YAML, found a syntax error{where}: {cut(problem)}{context}") from None
     except yaml.YAMLError as exc:
-        raise YamlBoundsError(f"expected valid YAML, found a syntax error: {_cut(' '.join(str(exc).split()))}") \
+        raise YamlBoundsError(f"expected valid YAML, found a syntax error: {cut(' '.join(str(exc).split()))}") \
             from None
     except YamlBoundsError:
         raise
     except Exception as exc:  # noqa: BLE001 - PyYAML's constructors on untrusted text: ValueError,
         # KeyError (!!bool maybe), TypeError...: a scalar that cannot be built (2020-13-45 as a date).
         raise YamlBoundsError(f"expected YAML values that can be read, found one that cannot "
-                              f"({_cut(' '.join(str(exc).split()), 120)})") from None
+                              f"({cut(' '.join(str(exc).split()), 120)})") from None
     finally:
         loader.dispose()

@@ -28,8 +28,8 @@ from typing import Any, Optional
 from omz_tools import yamlbounds
 from omz_tools.errors import OmzError
 from omz_tools.limits import Limit
-from omz_tools.registry.context import _brief
 from omz_tools.version import pip_install
+from omz_tools.wording import brief
 
 CONFIG_NAME = "accuracy-check.yml"
 IR_LAUNCHERS = ("dlsdk", "openvino")
@@ -94,7 +94,7 @@ class Protocol:
 
 
 def _show(value: Any) -> str:
-    text = _brief(value, 60)  # built piece by piece: a value may be huge
+    text = brief(value, 60)  # built piece by piece: a value may be huge
     return text if len(text) <= 60 else text[:57] + "..."
 
 

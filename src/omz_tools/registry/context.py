@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from omz_tools.registry.schema import RegistryError
+from omz_tools.wording import brief, cut as _cut, quoted as _q  # noqa: F401 (_cut, _q: also for parse, schema)
 
 
 # -- validation helpers ------------------------------------------------------------------------
@@ -66,44 +67,6 @@ class _Ctx:
         return path
 
 
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _q(text: str, limit: int = 200) -> str:
-    """repr of a string, cut to ``limit`` characters first (never repr a huge value whole)."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
-
-
-def _brief(value: Any, limit: int, depth: int = 0) -> str:
-    """About ``limit`` characters of repr(value), built piece by piece: a value may be huge, so it
-    is never formatted whole first (a long string, a big integer, a long or deep list)."""
-    if isinstance(value, str):
-        return _q(value, limit)
-    if isinstance(value, (bytes, bytearray)):
-        return repr(bytes(value[:limit])) + ("..." if len(value) > limit else "")
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value.bit_length() > 4 * limit:  # str() of a huge int is slow, or refused beyond 4300 digits
-            return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
-        return repr(value)
-    if isinstance(value, (list, tuple, set, frozenset, dict)):
-        brackets = {list: "[]", tuple: "()", dict: "{}"}.get(type(value), "{}")
-        if depth > 8:
-            return brackets[0] + "..." + brackets[1]
-        parts, used = [], 2
-        for item in (value.items() if isinstance(value, dict) else value):
-            if used > limit:
-                parts.append("...")
-                break
-            part = (f"{_brief(item[0], limit, depth + 1)}: {_brief(item[1], limit, depth + 1)}"
-                    if isinstance(value, dict) else _brief(item, limit, depth + 1))
-            parts.append(part)
-            used += len(part) + 2
-        return brackets[0] + ", ".join(parts) + brackets[1]
-    text = repr(value)
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
 def _kind(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
             dict: "mapping", bytes: "binary data", set: "set", tuple: "tuple"}.get(type(value), type(value).__name__)
@@ -112,7 +75,7 @@ def _kind(value: Any) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    text = _brief(value, 60)
+    text = brief(value, 60)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{_kind(value)} {text}"
