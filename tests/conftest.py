@@ -162,7 +162,7 @@ def se_resnet_prototxt() -> Path:
 @pytest.fixture
 def clean_env(monkeypatch):
     """No registry, mirror or offline settings leak in from the developer's shell."""
-    for var in ("OMZ_REGISTRY", "OMZ_MIRROR", "OMZ_OFFLINE"):
+    for var in ("OMZ_REGISTRY", "OMZ_MIRROR", "OMZ_OFFLINE", "OMZ_CACHE_DIR"):
         monkeypatch.delenv(var, raising=False)
     env = dict(os.environ)
     env["CI"] = "true"  # keeps openvino-dev's telemetry quiet

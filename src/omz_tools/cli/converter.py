@@ -57,7 +57,7 @@ def _jobs(ctx, param, value):
 @click.option("--cache_dir", multiple=True, metavar="DIR|s3://BUCKET/PREFIX",
               help="omz-downloader's content-addressed caches (repeatable, nearest first): with --download "
                    "for the input files; always for the IR cache (an IR converted the same way elsewhere "
-                   "is fetched and verified instead of converting)")
+                   "is fetched and verified instead of converting); given, it replaces $OMZ_CACHE_DIR")
 @click.option("--no_ir_cache", is_flag=True, help="neither read nor store IR in the --cache_dir caches")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="with --download: try URL/<subdirectory>/<file> before the original source (repeatable; "
@@ -81,8 +81,8 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
     Exit status: 0 all models converted or up to date, 1 some model failed (see the FAILED: list),
     2 usage error, 130 interrupted (no half-written IR is left behind).
 
-    Environment (with --download, as omz-downloader): OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT,
-    OMZ_MIN_RATE, OMZ_STALL_WINDOW, HTTP(S)_PROXY.
+    Environment: OMZ_CACHE_DIR (as --cache_dir); with --download, as omz-downloader: OMZ_MIRROR,
+    OMZ_OFFLINE, OMZ_TIMEOUT, OMZ_MIN_RATE, OMZ_STALL_WINDOW, HTTP(S)_PROXY.
     """
     download_options = _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts,
                                          timeout)
@@ -139,10 +139,11 @@ def _unexpected(exc: BaseException) -> str:
 def _download_options(download, download_dir, cache_dir, mirrors, offline, num_attempts, timeout):
     """--download's DownloadOptions (without --download: None, or only the --cache_dir caches, which
     the IR cache reads), checked now: a bad value is a usage error."""
+    from omz_tools.download.options import CACHE_DIR_ENV
     given = {"--mirror": bool(mirrors), "--offline": offline,
              "--num_attempts": num_attempts is not None, "--timeout": timeout is not None}
     if not download:
-        if not any(given.values()) and cache_dir:
+        if not any(given.values()) and (cache_dir or os.environ.get(CACHE_DIR_ENV, "").strip()):
             return _build_options(download_dir, cache_dir=cache_dir)
         if any(given.values()):
             raise click.UsageError(f"{', '.join(k for k, v in given.items() if v)} only apply with --download "

@@ -38,7 +38,8 @@ except KeyboardInterrupt:
 @click.option("--cache_dir", "cache_dir", multiple=True, metavar="DIR|s3://BUCKET/PREFIX",
               help="a content-addressed cache shared by runs and processes (openvino-dev's "
                    "omz_downloader caches work too); hits are linked, not copied. Repeatable: a folder "
-                   "and S3-compatible buckets (needs the [s3] extra), nearest first")
+                   "and S3-compatible buckets (needs the [s3] extra), nearest first; given, it replaces "
+                   "$OMZ_CACHE_DIR (space separated, nearest first)")
 @click.option("--cache_repair", is_flag=True,
               help="replace an S3 cache object that did not verify with the verified file")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
@@ -71,8 +72,8 @@ def cli(name, list_file, all_models, print_all, registries, precisions, output_d
     130 interrupted (partial downloads are kept as .part files and resumed next time).
 
     Environment: HTTP_PROXY, HTTPS_PROXY and NO_PROXY; REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) for a
-    CA bundle; OMZ_REGISTRY, OMZ_MIRROR, OMZ_OFFLINE, OMZ_TIMEOUT, OMZ_MIN_RATE and OMZ_STALL_WINDOW
-    (see the options of the same names).
+    CA bundle; OMZ_REGISTRY, OMZ_MIRROR, OMZ_CACHE_DIR, OMZ_OFFLINE, OMZ_TIMEOUT, OMZ_MIN_RATE and
+    OMZ_STALL_WINDOW (see the options of the same names); AWS_* for an s3:// cache.
     """
     models = resolve_models(name, list_file, all_models, print_all, registries)
 

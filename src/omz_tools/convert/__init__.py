@@ -56,7 +56,8 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     ``stall_window`` as :func:`omz_tools.download` takes them, or a ready
     ``download_options`` (:class:`omz_tools.download.DownloadOptions`). ``cache_dir`` (a folder, an
     ``s3://BUCKET/PREFIX`` or a list) is also the IR cache, with or without ``download``: an IR
-    converted the same way is fetched and verified instead of converting (``ir_cache=False``: never).
+    converted the same way is fetched and verified instead of converting (``ir_cache=False``: never);
+    without ``cache_dir``, $OMZ_CACHE_DIR's caches.
     ``progress``: False, True/"text" or "json". Raises
     :class:`ConversionError` naming every failed model and why, ``omz_tools.RegistryError``/``NoMatchError`` for the selection.
     """
@@ -65,7 +66,9 @@ def convert(name: Union[str, Iterable[str]], *, download_dir: Union[str, Path] =
     if isinstance(precisions, str):
         precisions = precisions.split(",")
     models = resolve(name, registries=registries)
-    if (download or cache_dir is not None) and download_options is None:
+    from omz_tools.download.options import CACHE_DIR_ENV
+    if (download or cache_dir is not None or os.environ.get(CACHE_DIR_ENV, "").strip()) \
+            and download_options is None:
         download_options = _download_options(download_dir, cache_dir, mirrors, offline, num_attempts, timeout,
                                              min_rate, stall_window)
     options = Options(download_dir=Path(download_dir), output_dir=Path(output_dir) if output_dir else None,

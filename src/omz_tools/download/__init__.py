@@ -40,7 +40,7 @@ def download(names: Union[str, Iterable], output_dir: Union[str, Path] = ".", *,
     ready ``registry``. ``precisions``: as ``--precisions``. ``check_all``: re-hash files even when
     their record says they are verified. ``progress``: False (quiet), True or "text", "json", or a
     ``progress.Reporter``. ``cache_dir``: a content-addressed cache shared by runs and processes
-    (as ``--cache_dir``). ``mirrors``: base URLs tried in order before the original source, then
+    (as ``--cache_dir``; None: $OMZ_CACHE_DIR's). ``mirrors``: base URLs tried in order before the original source, then
     $OMZ_MIRROR's. ``offline``: no network connection at all (also $OMZ_OFFLINE=1).
     ``timeout``: seconds to connect and between two reads: a number for both, ``(connect, read)``
     or "CONNECT,READ" (default $OMZ_TIMEOUT, else 15 and 60). ``min_rate``: bytes/s (a number, or

@@ -38,7 +38,9 @@ class DownloadOptions:
         """Arguments as :func:`omz_tools.download` takes them. ValueError for a bad count or an
         unknown precision; SourceConfigError (a usage error, also a ValueError) for a bad mirror,
         $OMZ_OFFLINE, timeout, rate or window, or a bad or second folder ``cache_dir``.
-        ``cache_dir``: a folder, an ``s3://BUCKET/PREFIX``, or a list of them (nearest first)."""
+        ``cache_dir``: a folder, an ``s3://BUCKET/PREFIX``, or a list of them (nearest first);
+        when None or empty, $OMZ_CACHE_DIR's (space separated, nearest first), which a given
+        ``cache_dir`` replaces."""
         from omz_tools.registry.schema import KNOWN_PRECISIONS
 
         env = os.environ if env is None else env
@@ -50,7 +52,7 @@ class DownloadOptions:
             if unknown:
                 raise ValueError(f"unknown precisions {', '.join(sorted(unknown))}; known: "
                                  f"{', '.join(sorted(KNOWN_PRECISIONS))}")
-        folder, buckets = split_caches(cache_dir)
+        folder, buckets = caches_from(cache_dir, env)
         return cls(output_dir=Path(output_dir), jobs=jobs, num_attempts=num_attempts, precisions=precisions,
                    check_all=check_all, cache_dir=folder, s3_caches=buckets, cache_repair=cache_repair,
                    mirrors=tuple(mirrors_from(list(mirrors or ()), env)), offline=offline_from(offline, env),
@@ -65,7 +67,20 @@ class DownloadOptions:
         return build
 
 
-def split_caches(cache_dir) -> tuple:
+CACHE_DIR_ENV = "OMZ_CACHE_DIR"
+
+
+def caches_from(cache_dir, env: Mapping[str, str]) -> tuple:
+    """split_caches of ``cache_dir``, or when none is given of $OMZ_CACHE_DIR (space separated,
+    nearest first): a given --cache_dir replaces the variable rather than adding to it, so one
+    command line can always say exactly which caches it uses."""
+    if cache_dir is None or (not isinstance(cache_dir, (str, Path)) and not list(cache_dir)):
+        values = env.get(CACHE_DIR_ENV, "").split()
+        return split_caches(values, CACHE_DIR_ENV) if values else (None, ())
+    return split_caches(cache_dir)
+
+
+def split_caches(cache_dir, origin: str = "--cache_dir") -> tuple:
     """(folder Path or None, tuple of s3:// URLs) from a folder, a URL or a list of them."""
     if cache_dir is None:
         return None, ()
@@ -75,11 +90,11 @@ def split_caches(cache_dir) -> tuple:
     for value in values:
         if isinstance(value, str) and value.lower().startswith("s3://"):
             from omz_tools.download.s3cache import S3Location
-            url = S3Location.parse(value).url
+            url = S3Location.parse(value, origin).url
             if url not in buckets:
                 buckets.append(url)
     if len(folders) > 1:
-        raise SourceConfigError(f"--cache_dir: expected at most one folder (and any s3:// caches), found "
+        raise SourceConfigError(f"{origin}: expected at most one folder (and any s3:// caches), found "
                                 f"{', '.join(map(str, folders))}.")
     return (folders[0] if folders else None), tuple(buckets)
 
