@@ -11,7 +11,7 @@ import time
 
 from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import outputargs
-from omz_tools.convert.inputs import check_named_files
+from omz_tools.convert.inputs import check_named_files, check_read_paths
 from omz_tools.convert.install import _indent
 from omz_tools.convert.outcome import Cancelled, ModelFailed
 
@@ -90,6 +90,9 @@ def run_ovc(conv, model, paths, outcome) -> tuple:
     except ImportError as exc:
         raise ModelFailed(f"the ovc backend needs the OpenVINO runtime in {sys.executable} ({exc}); "
                           "pip install openvino there.") from None
+    source = conversion.source  # and --input_model, which a text graph's source only links to
+    named = [*(source if isinstance(source, list) else [source]), conversion.args.input_model]
+    check_read_paths(model, [path for path in named if path])  # before OpenVINO reads them
     try:
         with runtime.LOCK:
             ov_model = ovc.convert(conversion)

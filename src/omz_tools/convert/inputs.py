@@ -76,3 +76,22 @@ def check_named_files(model: Model, args: Sequence[str]) -> None:
             bounds.check_file(Path(value), what, folders=MO_FILE_OPTIONS[option])
         except bounds.BoundError as exc:
             raise bounds.BoundError(f"{exc}. Model Optimizer was not run; no IR was written.") from None
+
+
+def check_read_paths(model: Model, paths: Sequence) -> None:
+    """Before openvino.convert_model reads them: each path a regular file within
+    ``bounds.MODEL_FILE_MAX_SIZE`` (or absent: convert_model says so), and each file of a folder (a
+    SavedModel) too, its subfolders walked without following links, so a FIFO or a device named by
+    model.yml is one message, not a hang or memory exhaustion in OpenVINO."""
+    import os
+    from omz_tools.convert import bounds
+    where = f"(model_optimizer_args of {model.config_dir / 'model.yml'}, or --add_mo_arg)"
+    for value in paths:
+        files = [Path(value)]
+        if files[0].is_dir():
+            files = [Path(top, name) for top, _, names in os.walk(files[0]) for name in sorted(names)]
+        for path in files:
+            try:
+                bounds.check_file(path, f"the model file {path} {where}", folders=True)
+            except bounds.BoundError as exc:
+                raise bounds.BoundError(f"{exc}. openvino.convert_model was not run; no IR was written.") from None
