@@ -8,12 +8,14 @@ freezing values, ports), ``--input_shape``, ``--output``, ``--mean_values``, ``-
 prefixes of option names (Open Model Zoo writes ``--input_meta`` for ``--input_meta_graph``).
 An argument that only Model Optimizer can honour raises :class:`MOArgumentError` naming it.
 The native Caffe front end has its own, narrower parser (``convert.caffe.mo_args``) built on this
-module's text helpers: ``split_top``, ``numbers``, ``bracketed_shapes``, ``layout_items`` and
-``option_pairs``, each taking the error class to raise.
+module's text helpers: ``split_top``, ``numbers``, ``checked_values``, ``bracketed_shapes``, ``layout_items``
+and ``option_pairs``, each taking the error class to raise. Mean and scale values of nan or infinity,
+and scales of 0 (Model Optimizer divides by them), are refused.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
@@ -106,6 +108,20 @@ def numbers(text: str, arg: str, kind: Callable = float, error: Type[OmzError] =
         raise error(f"--{arg}: expected numbers, found {text!r}") from None
 
 
+def checked_values(values: List[float], arg: str, error: Type[OmzError] = MOArgumentError) -> List[float]:
+    """``values`` of --``arg`` (mean_values, scale_values, scale), refused where Model Optimizer would build a
+    broken model: no value, nan or infinity, a scale of 0 (the input is divided by it)."""
+    if not values:
+        raise error(f"--{arg}: expected at least one number, found none")
+    for value in values:
+        if not math.isfinite(value):
+            raise error(f"--{arg}: {value} is not a finite number (values {values}); give finite numbers")
+        if value == 0 and arg.startswith("scale"):
+            raise error(f"--{arg}: a scale of 0 (values {values}) divides the input by zero; give non-zero "
+                        "scales (1 for no scaling)")
+    return values
+
+
 def bracketed_shapes(value: str, arg: str, error: Type[OmzError] = MOArgumentError) -> List[str]:
     """The texts inside each [...] or (...) of ``value``: '[1,3,224,224],[1,10]' -> ['1,3,224,224', '1,10']."""
     shapes = re.findall(r"[\[(]([^\])]*)[\])]", value)
@@ -122,11 +138,11 @@ def layout_items(value: str) -> List[Tuple[str, str]]:
 
 def _named_values(value: str, arg: str) -> Dict[str, List[float]]:
     """'data[1,2,3]', '[1,2,3]', 'a[1,2],b[3,4]' or '(1,2,3)' -> {name or '': values}."""
-    found = {m.group(1).strip(): numbers(m.group(2) or m.group(3), arg)
+    found = {m.group(1).strip(): checked_values(numbers(m.group(2) or m.group(3) or "", arg), arg)
              for m in re.finditer(r"([^\[\](),]*)(?:\[([^\]]*)\]|\(([^)]*)\))", value)}
     if not found:
         try:
-            return {"": [float(value)]}  # a single number for the only input
+            return {"": checked_values([float(value)], arg)}  # a single number for the only input
         except ValueError:
             raise MOArgumentError(f"--{arg}={value}: expected values in brackets, e.g. data[104,117,123]") from None
     return found
@@ -227,7 +243,10 @@ def parse(args: Sequence[str]) -> MOArgs:
         elif key in ("mean_values", "scale_values"):
             getattr(out, key).update(_named_values(value, key))
         elif key == "scale":
-            out.scale = numbers(value, key)[0]
+            scale = checked_values(numbers(value, key), key)
+            if len(scale) != 1:
+                raise MOArgumentError(f"--scale: expected one number, found {value!r}")
+            out.scale = scale[0]
         elif key == "output":
             out.outputs += [o.strip().strip('"') for o in split_top(value)]
         else:  # layout, source_layout, target_layout

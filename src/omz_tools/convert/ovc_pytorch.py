@@ -104,6 +104,9 @@ def plan(model, download_dir: Path, output_dir: Path) -> Export:
         elif key in ("input-names", "output-names"):
             setattr(export, key.replace("-", "_"), value.split(","))
         elif key == "opset_version":
+            if not (value.isascii() and value.isdigit() and int(value) > 0):
+                raise PyTorchExportError(f"conversion_to_onnx_args: --opset_version={value}: expected a positive "
+                                         "whole number (an ONNX opset, e.g. 11)")
             export.opset_version = int(value)
         elif key == "inputs-dtype":
             if value not in DTYPES:

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from omz_tools.convert.mo_cli_args import bracketed_shapes, layout_items, numbers, option_pairs, split_top
+from omz_tools.convert.mo_cli_args import (bracketed_shapes, checked_values, layout_items, numbers, option_pairs,
+                                           split_top)
 
 from .errors import CaffeConversionError, UnsupportedArgumentError
 
@@ -79,7 +80,7 @@ def _value_lists(value: str, arg: str):
                                        "[104,117,123] or a[1,2,3],b[4,5,6]")
     for match in matches:
         name = match.group(1).strip().strip(",").strip()
-        numbers = _numbers(match.group(2), arg)
+        numbers = checked_values(_numbers(match.group(2), arg), arg, UnsupportedArgumentError)
         if name:
             named[name] = numbers
         else:
@@ -158,9 +159,10 @@ def _mean_or_scale(table: str):
 
 def _scale(options: Options, value: str) -> None:
     try:
-        options.scale = float(value)
+        scale = float(value)
     except ValueError:
         raise UnsupportedArgumentError(f"--scale: expected one number, found {value!r}") from None
+    options.scale = checked_values([scale], "scale", UnsupportedArgumentError)[0]
 
 
 def _batch(options: Options, value: str) -> None:

@@ -1,0 +1,249 @@
+"""A property-based fuzz of model_optimizer_args (and conversion_to_onnx_args) through the converter's planning.
+
+Each example writes a registry with one model whose ``model_optimizer_args`` are built from the option
+names the two parsers know (``convert.mo_cli_args`` for the ovc backend, ``convert.caffe.mo_args`` for
+the native Caffe front end), their refusals, Model Optimizer-only options, prefixes and short forms,
+with hostile values: empty, unbalanced and nested brackets, huge numbers, 0, negatives, nan, inf, 1e400,
+unicode, control characters, very long strings, repeated options, odd ``$dl_dir``/``$conv_dir`` uses.
+Then ``omz-converter --dry_run`` runs in-process (click's CliRunner) for frameworks onnx, tf and pytorch
+(ovc backend) and caffe (native backend; its arguments also go through ``caffe.mo_args.parse``, which
+the native dry run does not call). The property: a plan (exit 0), or a failure said as one message
+(exit 1, or 2 for usage), never "unexpected error"/"this is a bug", never a traceback.
+
+Derandomised; ``OMZ_FUZZ_EXAMPLES`` (default 1000 for onnx and caffe, half that for tf and pytorch) sets the
+number of examples. The plain tests at the end pin the bugs it found.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+import yaml  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from omz_tools.cli import converter  # noqa: E402
+from omz_tools.convert import mo_cli_args  # noqa: E402
+from omz_tools.convert.caffe import mo_args as caffe_mo_args  # noqa: E402
+from omz_tools.convert.ovc_pytorch import OPTIONS as ONNX_OPTIONS  # noqa: E402
+from omz_tools.errors import OmzError  # noqa: E402
+
+pytestmark = pytest.mark.native
+
+EXAMPLES = int(os.environ.get("OMZ_FUZZ_EXAMPLES", "1000"))
+FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CLEAN_ENV = {"OMZ_REGISTRY": None, "OMZ_MIRROR": None, "OMZ_OFFLINE": None, "CI": "true"}
+SHA384 = "0123456789abcdef" * 6
+FILES = {"onnx": "m1.onnx", "tf": "m1.pb", "pytorch": "m1.pth", "caffe": "m1.caffemodel"}
+
+OVC_NAMES = sorted(mo_cli_args.VALUED | mo_cli_args.FLAGS | set(mo_cli_args.NEEDS_MO))
+CAFFE_NAMES = sorted(caffe_mo_args.VALUED | caffe_mo_args.FLAGS)
+# Model Optimizer-only, unknown, prefixes (some ambiguous), odd spellings
+OTHER_NAMES = ["disable_fusing", "transformations_config", "batch", "static_shape", "extensions", "unknown_thing",
+               "inp", "input_meta", "sc", "mean", "re", "l", "", "-", "input_model ", "INPUT", "scale_value",
+               "mo_dir", "tensorboard_logdir", "k"]
+SHORT = ["-m", "-s", "-b", "-n", "-o", "-d", "-x", "-", "input_model"]
+NUMBERS = ["0", "-0", "0.0", "1", "-1", "255", "58.395", "1e-30", "-1e-30", "1e400", "-1e400", "nan", "NaN", "-nan",
+           "inf", "-inf", "Infinity", "9" * 400, "1_0", "0x10", "1,", "", " ", "a", "٣", "１", "1e", "."]
+VALUES = ["", " ", "[", "]", "[]", "()", "[[", "]]", "[[1,2],[3]]", "[" * 50 + "]" * 50, "[" * 3000, "data[",
+          "data]", "data[1,3,8,8", "data[1,3,8,8]]", "data[[1,3]]", "data(1,2,3", "(", ")", "{", "}", "{f32}",
+          "data{f32}", "data{x}[1]", "data[1,3,8,8]{f32}->[0]", "data->", "->1", "a->b->c", "data:0", "0:data",
+          "data:x:y", ",", ",,", "a,,b", "$dl_dir", "$conv_dir", "$config_dir", "$mo_dir", "${dl_dir",
+          "$dl_dir/../../etc/passwd", "$dl_dir/m1.onnx", "$dl_dir/", "$$dl_dir", "$", "NCHW", "NCHW->NHWC",
+          "data(NCHW)", "data[NCHW->NHWC]", "->", "[N,C,H,W]", "NN", "data(NCHW),data(NHWC)", "caffe", "onnx",
+          "True", "false", "1..10", "?", "-1", "[1,?,-1,1..3]", "[1..]", "[..]", "\x00", "\x1b[31m", "\t\n",
+          "\u202e", "\ud800", "名前[1,2,3]", "x" * 5000, "9" * 5000, "[" + "9" * 5000 + "]", "data[1e400,1,1]",
+          "data[nan,1,1]", "data[inf,1,1]", "data[0,0,0]", "[0]", "(0),(0)", "a[1],[2]", "a[1],b[2]", "a[1] b[2]",
+          "data[1,2,3],data[4,5,6]", "1 2 3", "1,2,3"]
+ONNX_VALUES = ["", "[", "[1,3,8,8]", "1,3,8,8", "[[1,3,8,8]]", "[[]]", "[" * 200 + "]" * 200, "[" * 3000,
+               "'a'", "a=1", "a=", "=1", "a=[", "a=1e400", "a=" + "9" * 5000, "a=__import__('os')", "11", "0",
+               "-1", "1e400", "nan", "x", "float", "half", "bogus", "$dl_dir", "$conv_dir/m1.onnx", "\x00", "名"]
+
+
+def brackets(inner: st.SearchStrategy) -> st.SearchStrategy:
+    """'name[v,v,v]', '[v]', '(v,v)' or several of them, from the ``inner`` value texts."""
+    one = st.tuples(st.sampled_from(["", "data", "data ", "other", "0", "名", "a:0"]), st.sampled_from(["[]", "()"]),
+                    st.lists(inner, max_size=4)).map(lambda t: f"{t[0]}{t[1][0]}{','.join(t[2])}{t[1][1]}")
+    return st.lists(one, min_size=1, max_size=3).map(",".join)
+
+
+values = st.one_of(st.sampled_from(VALUES), st.sampled_from(NUMBERS), brackets(st.sampled_from(NUMBERS)),
+                   brackets(st.sampled_from(NUMBERS)), st.text(max_size=12), st.sampled_from(VALUES))
+
+
+def arguments(names: list) -> st.SearchStrategy:
+    """One option as one or two list items: '--name=value', '--name' 'value' or '--name' alone."""
+    name = st.one_of(st.sampled_from(names), st.sampled_from(names), st.sampled_from(OTHER_NAMES))
+    return st.one_of(
+        st.tuples(name, values).map(lambda t: [f"--{t[0]}={t[1]}"]),
+        st.tuples(name, values).map(lambda t: [f"--{t[0]}={t[1]}"]),
+        st.tuples(name, values).map(lambda t: [f"--{t[0]}", t[1]]),
+        name.map(lambda n: [f"--{n}"]),
+        st.tuples(st.sampled_from(SHORT), values).map(lambda t: [t[0], t[1]]),
+        st.sampled_from(VALUES).map(lambda v: [v]))
+
+
+@st.composite
+def mo_arg_lists(draw, names: list, framework: str) -> list:
+    args = [] if not draw(st.integers(0, 9)) else [f"--input_model=$dl_dir/{FILES[framework]}"]
+    if framework == "pytorch" and args:
+        args = ["--input_model=$conv_dir/m1.onnx"]
+    for item in draw(st.lists(arguments(names), max_size=6)):
+        args += item
+    if draw(st.integers(0, 5)) == 0 and len(args) > 1:  # the same option again
+        args += args[-2:]
+    return args
+
+
+@st.composite
+def onnx_arg_lists(draw) -> list:
+    base = ["--model-name=Net", "--import-module=net", "--input-shapes=1,3,8,8", "--input-names=data",
+            "--output-names=prob", "--output-file=$conv_dir/m1.onnx"]
+    args = draw(st.permutations(base)) if draw(st.booleans()) else list(base)
+    args = args[:len(args) - draw(st.integers(0, 1))]
+    for _ in range(draw(st.integers(0, 4))):
+        key = draw(st.one_of(st.sampled_from(ONNX_OPTIONS), st.sampled_from(["mod", "in", "", "x", "opset"])))
+        form = draw(st.sampled_from(["--{k}={v}", "--{k}", "{k}={v}", "-{k}={v}"]))
+        args.append(form.format(k=key, v=draw(st.one_of(st.sampled_from(ONNX_VALUES), st.text(max_size=8)))))
+    return args
+
+
+def write_registry(root: Path, framework: str, mo_args: list, onnx_args: list = None) -> Path:
+    config = {"description": "fuzzed arguments", "task_type": "classification", "framework": framework,
+              "license": "https://example.com/LICENSE",
+              "files": [{"name": FILES[framework], "size": 3, "checksum": SHA384,
+                         "source": f"https://127.0.0.1:9/{FILES[framework]}"}],
+              "model_optimizer_args": mo_args}
+    if framework == "caffe":
+        config["files"].append({"name": "m1.prototxt", "size": 3, "checksum": SHA384,
+                                "source": "https://127.0.0.1:9/m1.prototxt"})
+    if onnx_args is not None:
+        config["conversion_to_onnx_args"] = onnx_args
+    folder = root / "registry" / "public" / "m1"
+    folder.mkdir(parents=True)
+    text = yaml.safe_dump(config, allow_unicode=False, width=1 << 30)
+    (folder / "model.yml").write_text(text, encoding="utf-8", errors="surrogatepass")
+    return root / "registry"
+
+
+def check_dry_run(framework: str, mo_args: list, onnx_args: list = None) -> str:
+    with tempfile.TemporaryDirectory(prefix="omz-argfuzz-") as tmp:
+        root = Path(tmp)
+        registry = write_registry(root, framework, mo_args, onnx_args)
+        backend = "native" if framework == "caffe" else "ovc"
+        result = CliRunner().invoke(converter.cli, ["--registry", str(registry), "--name", "m1", "--dry_run",
+                                                    "--backend", backend, "-d", str(root / "dl"),
+                                                    "-o", str(root / "out")], env=CLEAN_ENV, catch_exceptions=True)
+    text = result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)[:2000]
+    assert result.exit_code in (0, 1, 2), (result.exit_code, text[-2000:])
+    for bad in ("unexpected error", "this is a bug", "Traceback"):
+        assert bad not in text, text[-3000:]
+    if result.exit_code == 0:
+        assert "(DRY RUN)" in text, text[-2000:]
+    else:
+        assert "error" in text.lower(), text[-2000:]
+    return text
+
+
+def check_caffe_parse(args: list) -> None:
+    """The native front end's parser: Options, or one OmzError (the dry run above does not parse)."""
+    expanded = [a.replace("$dl_dir", "/dl").replace("$conv_dir", "/conv") for a in args]
+    try:
+        caffe_mo_args.parse(expanded)
+    except OmzError as exc:
+        assert str(exc).strip(), repr(exc)
+
+
+@FUZZ
+@given(mo_arg_lists(OVC_NAMES, "onnx"))
+@example(["--input_model=$dl_dir/m1.onnx", "--scale="])
+@example(["--input_model=$dl_dir/m1.onnx", "--scale", ""])
+@example(["--input_model=$dl_dir/m1.onnx", "--scale=0"])
+@example(["--input_model=$dl_dir/m1.onnx", "--mean_values=data[]"])
+@example(["--input_model=$dl_dir/m1.onnx", "--scale_values=[nan,1,1]", "--mean_values=[1e400]"])
+def test_fuzzed_onnx_arguments(args):
+    check_dry_run("onnx", args)
+
+
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(mo_arg_lists(OVC_NAMES, "tf"))
+def test_fuzzed_tf_arguments(args):
+    check_dry_run("tf", args)
+
+
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(mo_arg_lists(OVC_NAMES, "pytorch"), onnx_arg_lists())
+def test_fuzzed_pytorch_arguments(args, onnx_args):
+    check_dry_run("pytorch", args, onnx_args)
+
+
+def test_pytorch_opset_version_not_a_number():
+    base = ["--model-name=Net", "--import-module=net", "--input-shapes=1,3,8,8", "--input-names=data",
+            "--output-names=prob", "--output-file=$conv_dir/m1.onnx"]
+    for opset in ("", "x", "0", "-1", "٣"):
+        text = check_dry_run("pytorch", ["--input_model=$conv_dir/m1.onnx"], base + [f"--opset_version={opset}"])
+        assert f"--opset_version={opset}: expected a positive whole number" in text, text
+
+
+@FUZZ
+@given(mo_arg_lists(CAFFE_NAMES, "caffe"))
+@example(["--input_model=$dl_dir/m1.caffemodel", "--scale="])
+@example(["--input_model=$dl_dir/m1.caffemodel", "--scale=0", "--mean_values=[nan]"])
+def test_fuzzed_caffe_arguments(args):
+    check_caffe_parse(args)
+    check_dry_run("caffe", args)
+
+
+REFUSED = [("--scale=", "--scale: expected"), ("--scale=0", "--scale: a scale of 0"),
+           ("--scale=-0.0", "--scale: a scale of 0"), ("--scale=nan", "--scale: nan is not a finite number"),
+           ("--scale=1e400", "--scale: inf is not a finite number"), ("--scale=1,2", "--scale: expected one number"),
+           ("--scale_values=data[1,0,1]", "--scale_values: a scale of 0"),
+           ("--scale_values=[inf]", "--scale_values: inf is not a finite number"),
+           ("--scale_values=-inf", "--scale_values: -inf is not a finite number"),
+           ("--mean_values=data[nan,1,2]", "--mean_values: nan is not a finite number"),
+           ("--mean_values=data[1,1e400,2]", "--mean_values: inf is not a finite number"),
+           ("--mean_values=data[]", "--mean_values: expected at least one number")]
+
+
+@pytest.mark.parametrize("arg,said", REFUSED)
+def test_ovc_refuses_broken_mean_and_scale(arg, said):
+    text = check_dry_run("onnx", ["--input_model=$dl_dir/m1.onnx", arg])
+    assert said in text and text.count(said) <= 2, text  # the error line and the summary's
+
+
+@pytest.mark.parametrize("arg,said", [r for r in REFUSED if r[0] != "--scale_values=-inf"])
+def test_caffe_refuses_broken_mean_and_scale(arg, said):
+    with pytest.raises(caffe_mo_args.UnsupportedArgumentError) as info:
+        caffe_mo_args.parse(["--input_model=/m.caffemodel", arg])
+    assert said in str(info.value)
+
+
+def test_fine_mean_and_scale_still_planned():
+    text = check_dry_run("onnx", ["--input_model=$dl_dir/m1.onnx", "--mean_values=data[0,-1,1e30]",
+                                  "--scale_values=data[-1,1e-30,255]"])
+    assert "preprocess().scale([-1.0, 1e-30, 255.0])" in text and "mean([0.0, -1.0, 1e+30])" in text, text
+    assert caffe_mo_args.parse(["--input_model=/m.caffemodel", "--scale=-2", "--mean_values=[0]"]).scale == -2
+
+
+def test_cli_real_runs(tmp_path):
+    """The installed omz-converter, as a user runs it, on the cases found by hand."""
+    for arg, said in (("--scale=", "--scale: expected at least one number"), ("--scale=0", "--scale: a scale of 0")):
+        registry = write_registry(tmp_path / arg, "onnx", ["--input_model=$dl_dir/m1.onnx", arg])
+        done = subprocess.run([sys.executable, "-m", "omz_tools.cli.converter", "--registry", str(registry),
+                               "--name", "m1", "--dry_run", "--backend", "ovc", "-d", str(tmp_path / "dl"),
+                               "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                              env={**{k: v for k, v in os.environ.items() if not k.startswith("OMZ_")},
+                                   "CI": "true"}, timeout=120)
+        text = done.stdout + done.stderr
+        assert done.returncode == 1 and said in text, text
+        assert "Traceback" not in text and "this is a bug" not in text, text
