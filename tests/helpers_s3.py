@@ -157,3 +157,105 @@ class CuttingProxy:
 
     def stop(self) -> None:
         self._server.close()
+
+
+SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+             b'<Message>Please reduce your request rate.</Message><RequestId>FAULT</RequestId></Error>')
+_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+
+
+class SlowDownProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the S3 server that answers the first ``fail_first``
+    requests of ``methods`` for each object whose path contains ``match`` with S3's throttling
+    answer (503 SlowDown, its XML error body, ``Retry-After: retry_after`` when given), and passes
+    every other request through. ``log`` lists (method, path, status) as answered."""
+
+    def __init__(self, upstream_port: int, fail_first: int, match: str = "/sha256/",
+                 methods: tuple = ("GET",), retry_after=None):
+        import http.server
+        import threading
+        self.upstream_port, self.fail_first, self.match = upstream_port, fail_first, match
+        self.methods, self.retry_after = methods, retry_after
+        self.log: list = []
+        self._counts: dict = {}
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # the log list is what tests read
+                pass
+
+            def handle_one_request(self) -> None:
+                self.raw_requestline = self.rfile.readline(65537)
+                if not self.raw_requestline or not self.parse_request():
+                    self.close_connection = True
+                    return
+                proxy._answer(self)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def refused(self, method: str = "GET") -> int:
+        return sum(1 for m, _, status in self.log if m == method and status == 503)
+
+    def _body(self, handler) -> bytes:
+        if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int(handler.rfile.readline().split(b";")[0], 16)
+                body += handler.rfile.read(size) if size else b""
+                handler.rfile.readline()
+                if not size:
+                    return bytes(body)
+        return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+    def _answer(self, handler) -> None:
+        import http.client
+        body = self._body(handler)
+        with self._lock:
+            count = self._counts.get(handler.path, 0)
+            fail = handler.command in self.methods and self.match in handler.path and count < self.fail_first
+            if fail:
+                self._counts[handler.path] = count + 1
+        if fail:
+            self.log.append((handler.command, handler.path, 503))
+            handler.send_response(503, "Slow Down")
+            handler.send_header("Content-Type", "application/xml")
+            handler.send_header("Content-Length", str(len(SLOW_DOWN)))
+            if self.retry_after is not None:
+                handler.send_header("Retry-After", str(self.retry_after))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(SLOW_DOWN)
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP}
+        if body or handler.command in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(body))
+        upstream.request(handler.command, handler.path, body=body or None, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        self.log.append((handler.command, handler.path, answer.status))
+        handler.send_response(answer.status, answer.reason)
+        for name, value in answer.getheaders():
+            if name.lower() not in _HOP and name.lower() != "content-length":
+                handler.send_header(name, value)
+        length = answer.getheader("Content-Length") if handler.command == "HEAD" else str(len(data))
+        if length is not None:
+            handler.send_header("Content-Length", length)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+        upstream.close()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -116,6 +116,20 @@ class _Response:
         self._body.close()
 
 
+SERVER_BUSY = ("500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable", "Throttling",
+               "ThrottlingException", "RequestTimeout")
+
+
+def retry_after(exc: BaseException) -> Optional[float]:
+    """Seconds a refusing server asked us to wait: Retry-After, else x-amz-retry-after (ms)."""
+    from omz_tools.download.transport import parse_retry_after
+    headers = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    seconds = parse_retry_after(headers.get("retry-after"))
+    if seconds is None and str(headers.get("x-amz-retry-after", "")).isdigit():
+        seconds = parse_retry_after(str(int(headers["x-amz-retry-after"]) // 1000))
+    return seconds
+
+
 def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", "")) or type(exc).__name__
@@ -133,7 +147,12 @@ class S3Tier:
         self.label = f"{LABEL} {self.where.url}"
         session = boto3.session.Session()  # the standard chain: env, profile, config files, roles
         timeouts = dict(connect_timeout=limits.connect_timeout, read_timeout=limits.read_timeout)
-        # Metadata and uploads retry inside botocore; a GET is retried (and resumed) by the Fetcher.
+        # Metadata and uploads retry inside botocore (standard mode: 5xx, SlowDown, throttling and
+        # connection errors, backoff rand*min(2**i, 20) s for throttling), --num_attempts in all;
+        # a GET makes one attempt per call: the Fetcher retries (and resumes) it --num_attempts
+        # times, so no attempt count is multiplied by another. AWS_MAX_ATTEMPTS/AWS_RETRY_MODE are
+        # overridden by this explicit config.
+        self.attempts = max(1, num_attempts)
         self.client = session.client("s3", config=config.Config(
             retries={"mode": "standard", "total_max_attempts": max(1, num_attempts)}, **timeouts))
         self.reader = session.client("s3", config=config.Config(
@@ -174,6 +193,9 @@ class S3Tier:
                     f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or a role); {advice}")
         from omz_tools.download.transport import describe_error
         endpoint = getattr(self.client.meta, "endpoint_url", "")
+        if code in SERVER_BUSY:  # botocore already retried it (see __init__)
+            return (f"{where} at {endpoint} kept answering {code} (throttled or failing) while {doing}, "
+                    f"after {self.attempts} attempts; {advice} Run again later, or raise --num_attempts.")
         if getattr(exc, "response", None):  # the server answered: a region, redirect or request problem
             text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())[:200]
             return (f"{where} at {endpoint} answered {code}{f' ({text})' if text else ''} while {doing}; "
@@ -232,12 +254,12 @@ class S3Tier:
                                 "starting over", brief="object changed; starting over")
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return PermanentError(self.describe_failure(exc, "reading an object"), brief=f"S3 {code}")
-        if code in ("500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable"):
-            return TransientError(f"the S3 cache answered {code} for {source.url}", brief=f"S3 {code}",
-                                  network=True)
+        if code in SERVER_BUSY:  # the Fetcher retries (this client makes one attempt), after Retry-After
+            return TransientError(f"the S3 cache answered {code} for {source.url}", retry_after=retry_after(exc),
+                                  brief=f"S3 {code} ({self.label})", network=True)
         from omz_tools.download.transport import describe_error
         return TransientError(f"reading {source.url} failed ({describe_error(exc)})",
-                              brief=describe_error(exc), network=True)
+                              brief=f"{describe_error(exc)} ({self.label})", network=True)
 
     # -- writing ----------------------------------------------------------------------------------
 

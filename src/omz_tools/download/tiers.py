@@ -24,6 +24,7 @@ class TieredStore:
         self.reporter = reporter
         self.repair = repair
         self._failed: set = set()  # (tier URL, key) whose object did not verify or could not be read
+        self._opened: set = set()  # (tier URL, key) whose object answered a GET with a body
         self._lock = threading.Lock()
 
     @property
@@ -70,7 +71,10 @@ class TieredStore:
         return bool(found)
 
     def open_s3(self, source, offset: int, validator: Optional[str]):
-        return self.tiers[source.tier].open(source, offset, validator)
+        opened = self.tiers[source.tier].open(source, offset, validator)
+        with self._lock:
+            self._opened.add((source.tier, source.key))
+        return opened
 
     def s3_failed(self, source) -> None:
         self._failed.add((source.tier, source.key))
@@ -85,7 +89,9 @@ class TieredStore:
             if tier.label == served_by or tier.down is not None:
                 continue
             key = tier.where.object_key(checksum.algorithm, checksum.value)
-            damaged = (url, key) in self._failed
+            # Only an object whose body was read can have failed to verify; one that was never
+            # opened (throttled, 5xx, gone) is not damaged: publish() HEADs it and refills a gone one.
+            damaged = (url, key) in self._failed and (url, key) in self._opened
             if damaged and not self.repair:
                 self.reporter.note(task.model_name, task.name,
                                    f"left the object s3://{tier.where.bucket}/{key} as it is, though it "
