@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -247,3 +248,30 @@ def test_cli_real_runs(tmp_path):
         text = done.stdout + done.stderr
         assert done.returncode == 1 and said in text, text
         assert "Traceback" not in text and "this is a bug" not in text, text
+
+
+ONE_INPUT = '''name: "one"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "a" type: "Convolution" bottom: "data" top: "a" convolution_param { num_output: 4 kernel_size: 3 } }
+'''
+
+
+def test_caffe_unnamed_layout_on_the_only_input(tmp_path):
+    """'--layout=NCHW' on a one-input network was an UnboundLocalError; it is the only input's layout."""
+    ov = pytest.importorskip("openvino")
+    from helpers_caffe import image_like, write_caffemodel
+    from omz_tools.convert import caffe
+    proto = tmp_path / "one.prototxt"
+    proto.write_text(ONE_INPUT)
+    weights = write_caffemodel(proto, tmp_path / "one.caffemodel", seed=3)
+    base = [f"--input_model={weights}", f"--input_proto={proto}"]
+    plain = caffe.convert(base)
+    prepared = caffe.convert(base + ["--layout=NCHW", "--mean_values=[10,20,30]", "--scale=2"])
+    assert prepared.get_parameters()[0].get_layout().to_string() == "[N,C,H,W]"
+    pixels = image_like([1, 3, 8, 8], 5)
+    core = ov.Core()
+    got = core.compile_model(prepared, "CPU")(pixels)[0]
+    want = core.compile_model(plain, "CPU")((pixels - np.array([10, 20, 30], np.float32).reshape(1, 3, 1, 1)) / 2)[0]
+    assert float(np.std(want)) > 1e-3
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))

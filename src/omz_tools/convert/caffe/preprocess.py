@@ -44,8 +44,9 @@ def _layouts(options: Options, names: List[str]) -> Dict[str, tuple]:
     if "" in layouts:
         if len(names) != 1:
             given = layouts[""][0] or layouts[""][1]
-        raise CaffeConversionError(f"--layout={given}: a layout without an input name needs a network with one "
-                                   f"input, found {len(names)} ({', '.join(names)}); write {names[0]}({given})")
+            raise CaffeConversionError(f"--layout={given}: a layout without an input name needs a network with "
+                                       f"one input, found {len(names)} ({', '.join(names)}); write "
+                                       f"{names[0]}({given})")
         layouts[names[0]] = layouts.pop("")
     for name in layouts:
         if name not in names:
