@@ -34,7 +34,7 @@ def convolution(ctx, layer, inputs):
     group, out = int(p.group or 1), int(p.num_output)
     if c % group or out % group:
         raise ctx.fail(layer, f"group {group} does not divide the {c} input and {out} output channels")
-    weights = ctx.blob(layer, 0, [out, c // group] + kernel, "the weights").astype(np.float32)
+    weights = ctx.blob(layer, 0, [out, c // group] + kernel, "the weights").astype(np.float32, copy=False)
     bias = ctx.blob(layer, 1, [out], "the bias").astype(np.float64) if p.bias_term else None
     chain = getattr(layer, "fold_chain", None)
     if chain:  # following BatchNorm/Scale layers: y = a * conv(x) + b
@@ -86,7 +86,7 @@ def inner_product(ctx, layer, inputs):
     if len(dims) != axis + 1:
         x = ops.reshape(x, const([0] * axis + [-1], np.int64), special_zero=True)
     shape = [features, out] if p.transpose else [out, features]
-    weights = ctx.blob(layer, 0, shape, "the weights").astype(np.float32)
+    weights = ctx.blob(layer, 0, shape, "the weights").astype(np.float32, copy=False)
     bias = ctx.blob(layer, 1, [out], "the bias").astype(np.float64) if p.bias_term else None
     chain = getattr(layer, "fold_chain", None)
     if chain:
