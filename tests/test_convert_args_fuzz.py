@@ -77,8 +77,31 @@ def brackets(inner: st.SearchStrategy) -> st.SearchStrategy:
     return st.lists(one, min_size=1, max_size=3).map(",".join)
 
 
-values = st.one_of(st.sampled_from(VALUES), st.sampled_from(NUMBERS), brackets(st.sampled_from(NUMBERS)),
+
+PREPROCESSING = sorted({"input", "input_shape", "mean_values", "scale_values", "scale", "layout", "source_layout",
+                        "target_layout", "reverse_input_channels", "output"})
+LAYOUTS = ["NCHW", "NHWC", "[N,C,H,W]", "?C??", "NC", "NCHWD", "N...", "...C", "C", "CHWN", "N?C?", "??????C",
+           "data(NCHW)", "data(NHWC->NCHW)", "data[NCHW->NHWC]", "out(NC??)", "out(NCHW->NHWC)", "data(...)", "data()",
+           "data(N,C,H,W)", "data([N,C,H,W])", "data:0(NCHW)", "data(nchw)", "data(NCHW),out(NCHW)"]
+SHAPES = ["data[1,3,8,8]", "[1,3,8,8]", "[1,8,8,3]", "[0,3,8,8]", "[1,3,0,0]", "[99999999999,3,8,8]", "[1,3,8]",
+          "[1,3,?,?]", "[1,3,1..9,8]", "[-1,3,8,8]", "data[1,3,8,8]{f32}", "data{i32}", "data->[1]", "[]"]
+focused_values = st.one_of(st.sampled_from(LAYOUTS), st.sampled_from(SHAPES), brackets(st.sampled_from(NUMBERS)),
+                           st.sampled_from(NUMBERS), st.sampled_from(VALUES))
+
+values = st.one_of(st.sampled_from(VALUES), st.sampled_from(NUMBERS),
+                   st.sampled_from(LAYOUTS + SHAPES), brackets(st.sampled_from(NUMBERS)),
                    brackets(st.sampled_from(NUMBERS)), st.text(max_size=12), st.sampled_from(VALUES))
+
+
+def focused_arguments(names: list) -> st.SearchStrategy:
+    """Known option names with values near the valid ones, so that most examples reach the preprocessing."""
+    return st.tuples(st.sampled_from(names), focused_values).map(
+        lambda t: [f"--{t[0]}"] if t[0] == "reverse_input_channels" else [f"--{t[0]}={t[1]}"])
+
+
+@st.composite
+def focused_lists(draw, names: list = PREPROCESSING) -> list:
+    return [a for item in draw(st.lists(focused_arguments(names), max_size=5)) for a in item]
 
 
 def arguments(names: list) -> st.SearchStrategy:
@@ -200,9 +223,18 @@ def test_pytorch_opset_version_not_a_number():
 @given(mo_arg_lists(CAFFE_NAMES, "caffe"))
 @example(["--input_model=$dl_dir/m1.caffemodel", "--scale="])
 @example(["--input_model=$dl_dir/m1.caffemodel", "--scale=0", "--mean_values=[nan]"])
+@example(["--input_model=$dl_dir/m1.caffemodel", "--batch=" + "9" * 5000])
+@example(["--input_model=$dl_dir/m1.caffemodel", "--batch=٣"])
 def test_fuzzed_caffe_arguments(args):
     check_caffe_parse(args)
     check_dry_run("caffe", args)
+
+
+@pytest.mark.parametrize("batch", ["9" * 5000, "9" * 19, "٣", "0", "-1", ""])
+def test_caffe_batch_refusals(batch):
+    with pytest.raises(caffe_mo_args.UnsupportedArgumentError) as info:
+        caffe_mo_args.parse(["--input_model=/m.caffemodel", f"--batch={batch}"])
+    assert "--batch: expected a positive whole number" in str(info.value)
 
 
 REFUSED = [("--scale=", "--scale: expected"), ("--scale=0", "--scale: a scale of 0"),
@@ -275,3 +307,70 @@ def test_caffe_unnamed_layout_on_the_only_input(tmp_path):
     want = core.compile_model(plain, "CPU")((pixels - np.array([10, 20, 30], np.float32).reshape(1, 3, 1, 1)) / 2)[0]
     assert float(np.std(want)) > 1e-3
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+@pytest.fixture(scope="module")
+def one_input(tmp_path_factory):
+    from helpers_caffe import write_caffemodel
+    root = tmp_path_factory.mktemp("argfuzz")
+    proto = root / "one.prototxt"
+    proto.write_text(ONE_INPUT)
+    return [f"--input_model={write_caffemodel(proto, root / 'one.caffemodel', seed=3)}", f"--input_proto={proto}"]
+
+
+def small_model():
+    """data [1,3,8,8] -> a 1x1 convolution, built with OpenVINO's opset (no file, no framework)."""
+    import openvino as ov
+    from openvino.runtime import opset13 as ops
+    data = ops.parameter([1, 3, 8, 8], np.float32, name="data")
+    data.output(0).get_tensor().set_names({"data"})
+    conv = ops.convolution(data, ops.constant(np.ones([2, 3, 1, 1], np.float32)), [1, 1], [0, 0], [0, 0], [1, 1])
+    conv.output(0).get_tensor().set_names({"out"})
+    return ov.Model([conv], [data], "small")
+
+
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(focused_lists(PREPROCESSING + ["batch"]))
+@example(["--source_layout=[٣]"])
+@example(["--layout=data(٣)"])
+def test_fuzzed_caffe_conversion(one_input, args):
+    """The native front end on a real network: an openvino.Model or one OmzError (never OpenVINO's own)."""
+    pytest.importorskip("openvino")
+    from omz_tools.convert import caffe
+    try:
+        caffe.convert(one_input + args)
+    except OmzError as exc:
+        assert str(exc).strip() and "\n" not in str(exc).strip(), repr(exc)
+
+
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(focused_lists())
+@example(["--source_layout=٣"])
+@example(["--target_layout=["])
+@example(["--layout=data(NC)"])
+@example(["--reverse_input_channels", "--source_layout=??????C"])
+def test_fuzzed_ovc_preprocessing(args):
+    """The ovc backend's preprocessing on a real model: a model or one MOArgumentError."""
+    pytest.importorskip("openvino")
+    from omz_tools.convert import ovc_preprocess
+    try:
+        parsed = mo_cli_args.parse(args)
+        ovc_preprocess.describe(parsed)
+        ovc_preprocess.apply(small_model(), parsed)
+    except OmzError as exc:
+        assert str(exc).strip(), repr(exc)
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--source_layout=["], "--layout for the input: '[' is not a layout OpenVINO understands"),
+    (["--target_layout=٣"], "--layout for the input: '٣' is not a layout OpenVINO understands"),
+    (["--layout=data(NC)"], "the inputs' preprocessing (layout, reverse, mean, scale) failed in OpenVINO"),
+    (["--reverse_input_channels", "--source_layout=??????C"], "--reverse_input_channels: no input has 3 channels"),
+])
+def test_ovc_preprocessing_refusals(args, said):
+    """OpenVINO's RuntimeError (or UnicodeDecodeError) on a layout was an "unexpected error"."""
+    pytest.importorskip("openvino")
+    from omz_tools.convert import ovc_preprocess
+    with pytest.raises(mo_cli_args.MOArgumentError) as info:
+        ovc_preprocess.apply(small_model(), mo_cli_args.parse(args))
+    assert said in str(info.value) and "\n" not in str(info.value), str(info.value)

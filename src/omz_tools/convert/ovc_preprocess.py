@@ -96,8 +96,10 @@ def _channels_ok(layout, port) -> bool:
     from openvino import layout_helpers
     if not layout_helpers.has_channels(layout) or port.get_partial_shape().rank.is_dynamic:
         return False
-    index = layout_helpers.channels_idx(layout)
-    dim = port.get_partial_shape()[index if index >= 0 else index + port.get_partial_shape().rank.get_length()]
+    index, rank = layout_helpers.channels_idx(layout), port.get_partial_shape().rank.get_length()
+    if not -rank <= index < rank:  # a layout of another rank: PrePostProcessor's build says so
+        return False
+    dim = port.get_partial_shape()[index if index >= 0 else index + rank]
     return dim.is_dynamic or dim.get_length() == 3
 
 
@@ -110,6 +112,7 @@ def apply(model, args: MOArgs):
     layouts: Dict[str, dict] = {}  # first tensor name -> source, target, is_input, port, guessed
     for name, (source, target) in args.layouts.items():
         port, is_input = _find(model, name, "--layout", outputs=True)
+        _check_layouts(name, source, target)
         layouts[_first_name(port)] = {"source": source, "target": target, "input": is_input, "port": port}
     values = _mean_scale(model, args)
     for key, item in values.items():
@@ -136,12 +139,34 @@ def apply(model, args: MOArgs):
             ppp.input(key).preprocess().mean(item["mean"] if len(item["mean"]) > 1 else item["mean"][0])
         if "scale" in item:
             ppp.input(key).preprocess().scale(item["scale"] if len(item["scale"]) > 1 else item["scale"][0])
-    model = ppp.build()
+    model = _build(ppp)
     if any(item.get("guessed") and not item["target"] for item in layouts.values()):
         # MO clears the layout of every parameter then, not only the guessed one (its loop does).
         for param in model.get_parameters():
             param.layout = Layout()
     return model
+
+
+def _check_layouts(name: str, *texts: str) -> None:
+    """A layout OpenVINO cannot read, said as the argument's fault (not OpenVINO's RuntimeError)."""
+    from openvino import Layout
+    for text in texts:
+        try:
+            Layout(text) if text else None
+        except (RuntimeError, ValueError):  # ValueError: OpenVINO quotes a non-ASCII text cut mid-character
+            raise MOArgumentError(f"--layout for {name or 'the input'}: {text!r} is not a layout OpenVINO understands "
+                                  "(expected one letter per dimension, each at most once, e.g. NCHW, [N,C,H,W] or "
+                                  "?C??)") from None
+
+
+def _build(ppp):
+    try:
+        return ppp.build()
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        said = " ".join(line for line in lines if not line.startswith(("Check '", "Exception from"))) or lines[0]
+        raise MOArgumentError(f"the inputs' preprocessing (layout, reverse, mean, scale) failed in OpenVINO: "
+                              f"{said[:400]}") from None
 
 
 def _param(model, port):

@@ -166,7 +166,7 @@ def _scale(options: Options, value: str) -> None:
 
 
 def _batch(options: Options, value: str) -> None:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:
         raise UnsupportedArgumentError(f"--batch: expected a positive whole number, found {value!r}")
     options.batch = int(value)
 

@@ -84,7 +84,7 @@ def _check_rank(name: str, layout: Optional[str], shape: List[int]) -> None:
         return
     try:
         text = Layout(layout).to_string().strip("[]")
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # ValueError: OpenVINO quotes a non-ASCII text cut mid-character
         raise CaffeConversionError(f"--layout={name}({layout}): not a layout OpenVINO understands (expected one "
                                    "letter per dimension, each at most once, e.g. NCHW, [N,C,H,W] or ?C??)") from None
     rank = len(text.split(",")) if text else 0
@@ -163,7 +163,7 @@ def preprocess(model: Model, options: Options) -> Model:
                 item.model().set_layout(Layout(step["source"]))
             if step["target"]:
                 item.tensor().set_layout(Layout(step["target"]))
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             raise CaffeConversionError(f"--layout for input {name!r}: not a layout OpenVINO understands "
                                        f"({str(exc).strip().splitlines()[0]})") from None
         if step["reverse"]:
