@@ -21,7 +21,6 @@ time); ``OMZ_FUZZ_EXAMPLES`` (default 1200) sets the number of examples of the f
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from helpers_accuracy import NAME, accuracy_check_yml, build_small, needs_opencv  # noqa: E402
+from helpers_memory import peak_rss_bytes, reset_peak  # noqa: E402
 from test_hostile_images import bmp_bomb  # noqa: E402
 from test_registry_fuzz import ANCHORS, fragments, mapping, maybe  # noqa: E402
 
@@ -45,11 +45,13 @@ FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database
 # Small bounds keep each example cheap; the code paths are those of the defaults.
 SMALL_BOUNDS = {"OMZ_PREPROCESS_MAX_SIZE": "300", "OMZ_IMAGE_MAX_PIXELS": "200000", "OMZ_IMAGE_MAX_BYTES": "1M",
                 "OMZ_ANNOTATION_MAX_BYTES": "256K"}
-MIB = 1024  # ru_maxrss is in KiB
+MIB = 1024  # _peak_kib is in KiB
 
 
 def _peak_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak since the last reset_peak() (its ru_maxrss would keep the peak of every
+    earlier test, so a growth measured with it could not fail after a big one)."""
+    return peak_rss_bytes() // 1024
 
 
 # -- accuracy-check.yml --------------------------------------------------------------------------
@@ -136,6 +138,7 @@ def _check_protocol(path: Path, images: list) -> None:
 def test_fuzzed_accuracy_check_yml_loads_or_is_one_error(images, monkeypatch, text):
     for name, value in SMALL_BOUNDS.items():
         monkeypatch.setenv(name, value)
+    reset_peak()
     before = _peak_kib()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "accuracy-check.yml"
@@ -216,6 +219,7 @@ def test_fuzzed_annotation_and_label_files_give_samples_or_one_error(dataset, mo
     from omz_tools.accuracy.preprocess import ImageError, prepare
     for name, value in SMALL_BOUNDS.items():
         monkeypatch.setenv(name, value)
+    reset_peak()
     before = _peak_kib()
     with tempfile.TemporaryDirectory() as tmp:
         path = {"fifo": dataset.parent / "annotation.fifo", "zero": dataset.parent / "annotation.zero",

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import command, write_registry_files
 from helpers_caffe import file_digest, write_caffemodel
+from helpers_memory import PEAK_SOURCE
 
 pytestmark = pytest.mark.native
 ov = pytest.importorskip("openvino")
@@ -246,7 +247,7 @@ def unpacked_caffemodel(path: Path, values: np.ndarray, dims, *, interleave: boo
     return path
 
 
-_READ_PEAK = ("import resource, sys\n"
+_READ_PEAK = (PEAK_SOURCE + "import sys\n"
               "from omz_tools.convert.caffe.caffemodel import read_caffemodel\n"
               "from omz_tools.convert.caffe import CaffeConversionError\n"
               "try:\n"
@@ -254,7 +255,7 @@ _READ_PEAK = ("import resource, sys\n"
               "    print('ok', blobs[0].shape, float(blobs[0].sum()))\n"
               "except CaffeConversionError as exc:\n"
               "    print('error', exc)\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+              "print(peak_rss_bytes())\n")
 
 
 def read_measured(path: Path) -> tuple:

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import events, one_message
 from helpers_accuracy import NAME, build_small, needs_opencv, run_cli, write_images
+from helpers_memory import PEAK_SOURCE
 
 pytestmark = pytest.mark.hostile_images
 
@@ -111,8 +112,8 @@ def test_a_limit_that_does_not_parse_is_a_usage_error(small):
 
 # -- the readers, one file at a time, in a fresh process (a hang or a blow-up stays there) ----------
 
-_PROBE = """
-import resource, sys
+_PROBE = PEAK_SOURCE + """
+import sys
 from pathlib import Path
 from omz_tools.accuracy.config import Step
 from omz_tools.accuracy.preprocess import read
@@ -123,7 +124,7 @@ try:
     print("decoded", image.shape)
 except OmzError as exc:
     print("refused", exc)
-print("peak_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("peak_kib", peak_rss_bytes() // 1024)
 """
 
 
