@@ -245,7 +245,6 @@ def fuzz_caffemodel(data) -> None:
 
 def main() -> None:
     """Run both properties (the child's entry point); print the peak RSS last."""
-    import resource
     import time
     os.environ["OMZ_TENSOR_MAX_SIZE"] = "64M"  # the front end's bound; no model is compiled here
     began = time.monotonic()
@@ -253,7 +252,8 @@ def main() -> None:
     fuzz_caffemodel()
     print(f"{2 * EXAMPLES} examples in {time.monotonic() - began:.1f} s: {OUTCOMES.get('converted', 0)} converted, "
           f"{OUTCOMES.get('refused', 0)} refused with a message (hypothesis also runs a few to shrink or replay)")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    from helpers_memory import peak_rss_bytes
+    print(peak_rss_bytes())
 
 
 def test_fuzzed_prototxt_and_caffemodel_give_a_model_or_one_message():
@@ -291,3 +291,25 @@ def test_fuzz_findings_through_the_converter_are_one_message(tmp_path, case):
 
 if __name__ == "__main__":
     main()
+
+
+# The fuzz's own finds, kept as plain cases: an axis Caffe would reject (out of range, or any axis of
+# a 0-D blob) is one message naming the layer, not a ZeroDivisionError or a silent wrap to another axis.
+@pytest.mark.parametrize("shape,layer,said", [
+    ("", 'type: "InnerProduct" inner_product_param { num_output: 2 }', "axis 1 on a 0-D input"),
+    ("", 'type: "Flatten"', "axis 1 on a 0-D input"),
+    ("dim: 1 dim: 3 dim: 4 dim: 4", 'type: "Flatten" flatten_param { axis: 4 }',
+     "axis 4 is out of range for its 4-D input (expected -4 to 3)"),
+    ("dim: 1 dim: 3 dim: 4 dim: 4", 'type: "Softmax" softmax_param { axis: -5 }', "out of range"),
+    ("dim: 1 dim: 3 dim: 4 dim: 4", 'type: "Tile" tile_param { axis: 9 tiles: 2 }', "axis 9 is out of range"),
+])
+def test_an_axis_caffe_rejects_is_one_message(tmp_path, shape, layer, said):
+    from omz_tools.convert import caffe
+    text = (f'name: "axes"\nlayer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {shape} }} }} }}\n'
+            f'layer {{ name: "l0" {layer} bottom: "data" top: "out" }}\n')
+    proto, model = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
+    proto.write_text(text)
+    model.write_bytes(b"")
+    with pytest.raises(caffe.CaffeConversionError) as raised:
+        caffe.convert([f"--input_proto={proto}", f"--input_model={model}"])
+    assert str(raised.value).startswith('layer "l0"') and said in str(raised.value), str(raised.value)

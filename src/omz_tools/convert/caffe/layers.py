@@ -80,7 +80,7 @@ def inner_product(ctx, layer, inputs):
     x, = inputs
     p = layer.proto.inner_product_param
     dims = shape_of(x)
-    axis = p.axis % len(dims)
+    axis = ctx.axis(layer, p.axis, len(dims))
     features = int(np.prod(dims[axis:], dtype=np.int64))
     out = int(p.num_output)
     if len(dims) != axis + 1:
@@ -117,7 +117,7 @@ def scale(ctx, layer, inputs):
     p = layer.proto.scale_param
     x = inputs[0]
     dims = shape_of(x)
-    axis = p.axis % len(dims)
+    axis = ctx.axis(layer, p.axis, len(dims))
     if len(inputs) == 2:
         span = shape_of(inputs[1])
         y = ops.multiply(x, bottom_at_axis(inputs[1], len(dims), axis))
@@ -170,7 +170,8 @@ def pooling(ctx, layer, inputs):
 
 def softmax(ctx, layer, inputs):
     x, = inputs
-    return [ops.softmax(x, int(layer.proto.softmax_param.axis) if layer.proto.HasField("softmax_param") else 1)]
+    axis = layer.proto.softmax_param.axis if layer.proto.HasField("softmax_param") else 1
+    return [ops.softmax(x, ctx.axis(layer, axis, len(shape_of(x))))]
 
 
 def eltwise(ctx, layer, inputs):
@@ -237,7 +238,7 @@ def flatten(ctx, layer, inputs):
     x, = inputs
     p = layer.proto.flatten_param
     dims = shape_of(x)
-    start, end = p.axis % len(dims), p.end_axis % len(dims)
+    start, end = ctx.axis(layer, p.axis, len(dims)), ctx.axis(layer, p.end_axis, len(dims), "end_axis")
     shape = dims[:start] + [int(np.prod(dims[start:end + 1], dtype=np.int64))] + dims[end + 1:]
     return [ops.reshape(x, const(shape, np.int64), False)]
 
@@ -274,7 +275,8 @@ def slice_layer(ctx, layer, inputs):
     p = layer.proto.slice_param
     axis = p.slice_dim if p.HasField("slice_dim") and not p.HasField("axis") else p.axis
     dims = shape_of(x)
-    size = dims[axis % len(dims)]
+    axis = ctx.axis(layer, axis, len(dims))
+    size = dims[axis]
     points = [int(v) for v in p.slice_point]
     if points:
         if len(points) != len(layer.tops) - 1:

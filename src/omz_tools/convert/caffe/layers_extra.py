@@ -68,7 +68,7 @@ def bias(ctx, layer, inputs):
     p = layer.proto.bias_param
     x = inputs[0]
     dims = shape_of(x)
-    axis = p.axis % len(dims)
+    axis = ctx.axis(layer, p.axis, len(dims))
     if len(inputs) == 2:
         bdims = shape_of(inputs[1])
         if dims[axis:axis + len(bdims)] != bdims:
@@ -84,7 +84,7 @@ def tile(ctx, layer, inputs):
     if p.tiles < 1:
         raise ctx.fail(layer, f"expected tiles >= 1, found {p.tiles}")
     repeats = [1] * len(dims)
-    repeats[p.axis % len(dims)] = int(p.tiles)
+    repeats[ctx.axis(layer, p.axis, len(dims))] = int(p.tiles)
     return [ops.tile(inputs[0], const(repeats, np.int64))]
 
 
@@ -92,7 +92,7 @@ def reduction(ctx, layer, inputs):
     p = layer.proto.reduction_param
     x = inputs[0]
     dims = shape_of(x)
-    axis = p.axis % len(dims) if dims else 0
+    axis = ctx.axis(layer, p.axis, len(dims))
     axes = const(list(range(axis, len(dims))), np.int64)
     if p.operation == 2:
         x = ops.abs(x)
@@ -115,7 +115,7 @@ def crop(ctx, layer, inputs):
         raise ctx.fail(layer, f"expected two bottoms (the input and the shape to crop to), found {len(inputs)}")
     p = layer.proto.crop_param
     dims, ref = shape_of(inputs[0]), shape_of(inputs[1])
-    axis = p.axis % len(dims)
+    axis = ctx.axis(layer, p.axis, len(dims))
     offsets = [int(v) for v in p.offset]
     count = len(dims) - axis
     if len(offsets) not in (0, 1, count):
@@ -135,7 +135,7 @@ def argmax(ctx, layer, inputs):
     x = inputs[0]
     dims = shape_of(x)
     if p.HasField("axis"):
-        axis = p.axis % len(dims)
+        axis = ctx.axis(layer, p.axis, len(dims))
         top = ops.topk(x, ops.constant(np.int64(p.top_k)), axis, "max", "value", "i32")
         return [top.output(0) if p.out_max_val else ops.convert(top.output(1), "f32")]
     flat = ops.reshape(x, const([dims[0], 1, -1], np.int64), False)

@@ -21,6 +21,14 @@ class Context:
     def fail(self, layer, what: str) -> CaffeConversionError:
         return CaffeConversionError(f"layer \"{layer.name}\" ({layer.type}): {what}")
 
+    def axis(self, layer, axis: int, rank: int, what: str = "axis") -> int:
+        """Caffe's CanonicalAxisIndex: ``axis`` in [-rank, rank) counted from the end when negative; any
+        other value (or a 0-d blob, which has no axis) is the layer's error, not a silent wrap."""
+        if not -rank <= int(axis) < rank:
+            raise self.fail(layer, f"{what} {axis} is out of range for its {rank}-D input (expected "
+                                   f"{-rank} to {rank - 1})" if rank else f"{what} {axis} on a 0-D input")
+        return int(axis) % rank
+
     def blob(self, layer, index: int, shape: Sequence[int], what: str) -> np.ndarray:
         """Blob ``index`` of ``layer`` reshaped to ``shape``, or a clear error if absent or the wrong size."""
         shape = [int(d) for d in shape]
