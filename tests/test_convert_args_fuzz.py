@@ -333,6 +333,8 @@ def small_model():
 @given(focused_lists(PREPROCESSING + ["batch"]))
 @example(["--source_layout=[٣]"])
 @example(["--layout=data(٣)"])
+@example(["--source_layout=\ud800"])
+@example(["--target_layout=\ud800"])
 def test_fuzzed_caffe_conversion(one_input, args):
     """The native front end on a real network: an openvino.Model or one OmzError (never OpenVINO's own)."""
     pytest.importorskip("openvino")
@@ -347,6 +349,7 @@ def test_fuzzed_caffe_conversion(one_input, args):
 @given(focused_lists())
 @example(["--source_layout=٣"])
 @example(["--target_layout=["])
+@example(["--target_layout=\ud800"])
 @example(["--layout=data(NC)"])
 @example(["--reverse_input_channels", "--source_layout=??????C"])
 def test_fuzzed_ovc_preprocessing(args):

@@ -153,7 +153,7 @@ def _check_layouts(name: str, *texts: str) -> None:
     for text in texts:
         try:
             Layout(text) if text else None
-        except (RuntimeError, ValueError):  # ValueError: OpenVINO quotes a non-ASCII text cut mid-character
+        except (RuntimeError, ValueError, TypeError):  # non-ASCII text: a cut UTF-8 quote, a lone surrogate
             raise MOArgumentError(f"--layout for {name or 'the input'}: {text!r} is not a layout OpenVINO understands "
                                   "(expected one letter per dimension, each at most once, e.g. NCHW, [N,C,H,W] or "
                                   "?C??)") from None

@@ -84,7 +84,7 @@ def _check_rank(name: str, layout: Optional[str], shape: List[int]) -> None:
         return
     try:
         text = Layout(layout).to_string().strip("[]")
-    except (RuntimeError, ValueError):  # ValueError: OpenVINO quotes a non-ASCII text cut mid-character
+    except (RuntimeError, ValueError, TypeError):  # non-ASCII text: a cut UTF-8 quote, a lone surrogate
         raise CaffeConversionError(f"--layout={name}({layout}): not a layout OpenVINO understands (expected one "
                                    "letter per dimension, each at most once, e.g. NCHW, [N,C,H,W] or ?C??)") from None
     rank = len(text.split(",")) if text else 0
@@ -105,6 +105,7 @@ def _plan(options: Options, model: Model) -> Dict[str, dict]:
     for name in names:
         source, target = layouts.get(name, (None, None))
         _check_rank(name, source, shapes[name])
+        _check_rank(name, target, shapes[name])
         step = {"source": source, "target": target, "guessed": False, "mean": means.get(name),
                 "scale": scales.get(name), "reverse": False}
         counts = {len(v) for v in (step["mean"], step["scale"]) if v is not None and len(v) > 1}
@@ -163,7 +164,7 @@ def preprocess(model: Model, options: Options) -> Model:
                 item.model().set_layout(Layout(step["source"]))
             if step["target"]:
                 item.tensor().set_layout(Layout(step["target"]))
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, TypeError) as exc:
             raise CaffeConversionError(f"--layout for input {name!r}: not a layout OpenVINO understands "
                                        f"({str(exc).strip().splitlines()[0]})") from None
         if step["reverse"]:
