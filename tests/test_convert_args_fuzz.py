@@ -321,7 +321,7 @@ def one_input(tmp_path_factory):
 def small_model():
     """data [1,3,8,8] -> a 1x1 convolution, built with OpenVINO's opset (no file, no framework)."""
     import openvino as ov
-    from openvino.runtime import opset13 as ops
+    from omz_tools.convert.caffe.opset import ops  # opset 13 of any openvino release
     data = ops.parameter([1, 3, 8, 8], np.float32, name="data")
     data.output(0).get_tensor().set_names({"data"})
     conv = ops.convolution(data, ops.constant(np.ones([2, 3, 1, 1], np.float32)), [1, 1], [0, 0], [0, 0], [1, 1])
