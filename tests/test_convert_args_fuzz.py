@@ -180,7 +180,7 @@ def check_dry_run(framework: str, mo_args: list, onnx_args: list = None) -> str:
 
 
 def check_caffe_parse(args: list) -> None:
-    """The native front end's parser: Options, or one OmzError (the dry run above does not parse)."""
+    """The native front end's parser directly: Options, or one OmzError."""
     expanded = [a.replace("$dl_dir", "/dl").replace("$conv_dir", "/conv") for a in args]
     try:
         caffe_mo_args.parse(expanded)
@@ -259,6 +259,13 @@ def test_caffe_refuses_broken_mean_and_scale(arg, said):
     with pytest.raises(caffe_mo_args.UnsupportedArgumentError) as info:
         caffe_mo_args.parse(["--input_model=/m.caffemodel", arg])
     assert said in str(info.value)
+
+
+@pytest.mark.parametrize("arg,said", [r for r in REFUSED if r[0] != "--scale_values=-inf"])
+def test_a_native_dry_run_refuses_what_the_conversion_would(arg, said):
+    """The native dry run parses the arguments as the conversion does, so it cannot plan what fails."""
+    text = check_dry_run("caffe", ["--input_model=$dl_dir/m1.caffemodel", "--input_proto=$dl_dir/m1.prototxt", arg])
+    assert said in text and "(DRY RUN) FP32" not in text, text
 
 
 def test_fine_mean_and_scale_still_planned():

@@ -230,6 +230,8 @@ class Planner:
             source = "the converted model"
         elif backend == "native":
             args = self.native_arguments(model, paths["tmp"] / "mo")
+            from omz_tools.convert.caffe import mo_args
+            mo_args.parse(args)  # an argument the conversion would refuse fails the dry run the same way
             self.reporter.command(model.name, ["omz_tools.convert.caffe.convert", *args],
                                   f"(DRY RUN) Native Caffe front end, in this process: omz_tools.convert.caffe."
                                   f"convert({mo_mod.command_string(args)})")
