@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional
 
 import pytest
 
-from helpers_servers import free_port, wait_listening
+from helpers_servers import free_port, stop_process, wait_listening
 
 NOT_INSTALLED = "nginx is not installed (apt-get install -y nginx-light; .ci/run installs it)"
 _LOG_FORMAT = "'\"$request\" $status $body_bytes_sent \"$http_range\"'"
@@ -108,13 +108,7 @@ http {{
         return [(r.path, r.status, r.sent, r.range) for r in self.log() if r.method == "GET"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process.stderr.close()
 
 

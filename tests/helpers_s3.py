@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from helpers_servers import free_port, wait_listening
+from helpers_servers import free_port, stop_process, wait_listening
 
 NOT_INSTALLED = "needs boto3 and moto[server] (pip install -e '.[s3,test]')"
 SECRET = "s3cr3t-" + "Zq9" * 8  # the secret key the tests give; asserted never to be printed
@@ -63,13 +63,7 @@ class MotoServer:
         return sorted(item["Key"] for item in answer.get("Contents", []))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

@@ -1,5 +1,6 @@
-"""What every loopback server the tests start (nginx, moto) needs: a free port on 127.0.0.1 and a
-wait until the server listens there, failing the test with the server's own words if it dies."""
+"""What every loopback server the tests start (nginx, moto) needs: a free port on 127.0.0.1, a
+wait until the server listens there (failing the test with the server's own words if it dies),
+and a stop that does not hang on a server that ignores SIGTERM."""
 
 from __future__ import annotations
 
@@ -33,3 +34,14 @@ def wait_listening(process: subprocess.Popen, port: int, name: str, seconds: flo
                 stop()
                 pytest.fail(f"{name} did not listen on 127.0.0.1:{port}")
             time.sleep(0.02)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL if the server is still running after ``grace`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
