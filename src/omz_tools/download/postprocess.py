@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from omz_tools.download import records
 from omz_tools.errors import OmzError
+from omz_tools.limits import parse_size
 from omz_tools.localstate import commit, fsync_dir, fsync_file, unlink_quietly, write_temp
 from omz_tools.registry.schema import RegexReplace
 
@@ -25,7 +26,6 @@ MAX_SIZE_VAR = "OMZ_UNPACK_MAX_SIZE"
 MAX_RATIO_VAR = "OMZ_UNPACK_MAX_RATIO"
 DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB in total
 DEFAULT_MAX_RATIO = 200.0  # declared total size / archive size
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 # regex_replace runs in a child interpreter with a time budget: Python's re backtracks, so a
 # pattern like (a+)+$ can take longer than the universe on 35 bytes, cannot be interrupted from
@@ -160,11 +160,11 @@ def unpack_limits(env=None) -> tuple:
     raw_ratio = env.get(MAX_RATIO_VAR, "").strip()
     max_size, max_ratio = DEFAULT_MAX_SIZE, DEFAULT_MAX_RATIO
     if raw_size:
-        match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", raw_size, re.IGNORECASE)
-        if not match or int(match.group(1)) <= 0:
+        parsed = parse_size(raw_size)
+        if parsed is None:
             raise PostprocessError(f"unpack_archive: {MAX_SIZE_VAR}={raw_size!r} is not a size; give a "
                                    "positive number of bytes, optionally with K, M, G or T (e.g. 20G).")
-        max_size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+        max_size = parsed
     if raw_ratio:
         try:
             max_ratio = float(raw_ratio)
