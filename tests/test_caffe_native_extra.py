@@ -169,3 +169,38 @@ def test_direct_layers_match_model_optimizer(tmp_path):
                 assert_close(w, values["c1"] + values[f"c2_{i}"] + _x(seed))
             else:
                 assert_close(g, w)
+
+
+# A second bottom whose shape differs from the input's axes at `axis`: Caffe refuses it. Bias keeps
+# Caffe's rule; Scale also takes a 1 for any size, as Model Optimizer does (SE gates; the
+# Scale-two-bottoms case of test_caffe_native_layers). Broadcasting alone would accept the
+# Bias [1]-channel bottom, or fail inside OpenVINO on the others, with no layer named.
+SECOND_BOTTOM_MISMATCH = {
+    "Scale-wrong-axis": (_layer("gp", "Pooling", ["data"], ["gp"], "pooling_param { pool: AVE global_pooling: true }")
+                         + _layer("fl", "Flatten", ["gp"], ["fl"]), "Scale", "scale_param { axis: 2 }", "[1, 8]",
+                         "equal them or be 1"),
+    "Scale-too-long": (_conv("c2", "data", 8), "Scale", "scale_param { axis: 1 }", "[1, 8, 12, 12]",
+                       "equal them or be 1"),
+    "Bias-one-channel": (_conv("c2", "data", 1), "Bias", "bias_param { axis: 0 }", "[1, 1, 12, 12]", "equal them"),
+}
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("case", sorted(SECOND_BOTTOM_MISMATCH))
+def test_second_bottom_of_another_shape_is_refused(case, tmp_path):
+    branch, kind, params, shape, rule = SECOND_BOTTOM_MISMATCH[case]
+    other = "c2" if "c2" in branch else "fl"
+    net = f'name: "{case}"\n' + _input() + _conv("c1", "data", 8) + branch
+    # The weights come from the same net with a ReLU in the layer's place: the tests' reference
+    # forward pass (which scales them) would fail on the mismatch as Caffe does.
+    valid = tmp_path / "valid.prototxt"
+    valid.write_text(net + _layer("act", "ReLU", ["c1"], ["act"]) + _head("act"))
+    model = write_caffemodel(valid, tmp_path / "net.caffemodel", seed=3)
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(net + _layer("act", kind, ["c1", other], ["act"], params) + _head("act"))
+    with pytest.raises(caffe.CaffeConversionError) as info:
+        caffe.convert(_args(proto, model))
+    message = str(info.value)
+    assert message.startswith(f'layer "act" ({kind}): the {kind.lower()} bottom'), message
+    assert f"bottom's shape {shape} does not match the input's axes" in message, message
+    assert f"of [1, 8, 12, 12] (its sizes must {rule})" in message, message

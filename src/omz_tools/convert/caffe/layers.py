@@ -120,7 +120,8 @@ def scale(ctx, layer, inputs):
     axis = ctx.axis(layer, p.axis, len(dims))
     if len(inputs) == 2:
         span = shape_of(inputs[1])
-        y = ops.multiply(x, bottom_at_axis(inputs[1], len(dims), axis))
+        y = ops.multiply(x, bottom_at_axis(ctx, layer, inputs[1], dims, axis, "the scale",
+                                                ones_broadcast=True))
         bias_index = 0
     else:
         span = dims[axis:] if p.num_axes == -1 else dims[axis:axis + p.num_axes]

@@ -70,10 +70,7 @@ def bias(ctx, layer, inputs):
     dims = shape_of(x)
     axis = ctx.axis(layer, p.axis, len(dims))
     if len(inputs) == 2:
-        bdims = shape_of(inputs[1])
-        if dims[axis:axis + len(bdims)] != bdims:
-            raise ctx.fail(layer, f"the bias bottom's shape {bdims} does not match input axes {axis}.. of {dims}")
-        return [ops.add(x, bottom_at_axis(inputs[1], len(dims), axis))]
+        return [ops.add(x, bottom_at_axis(ctx, layer, inputs[1], dims, axis, "the bias"))]
     span = dims[axis:] if p.num_axes == -1 else dims[axis:axis + p.num_axes]
     return [ops.add(x, blob_at_axis(ctx, layer, 0, span, len(dims), axis, "the bias"))]
 

@@ -72,11 +72,21 @@ def blob_at_axis(ctx: Context, layer, index: int, span: List[int], rank: int, ax
     return const(channel_shape(ctx.blob(layer, index, span, what), rank, axis))
 
 
-def bottom_at_axis(operand, rank: int, axis: int):
-    """Scale's and Bias's second bottom (the input's axes from ``axis``) with trailing ones to broadcast."""
-    dims = shape_of(operand)
-    if rank - axis - len(dims) > 0:
-        return ops.reshape(operand, const(dims + [1] * (rank - axis - len(dims)), np.int64), False)
+def bottom_at_axis(ctx, layer, operand, dims: List[int], axis: int, what: str, ones_broadcast: bool = False):
+    """Scale's and Bias's second bottom (the input's axes from ``axis``) with trailing ones to broadcast.
+
+    Caffe requires its shape to equal those axes of the input (``dims``). With ``ones_broadcast``
+    a 1 also matches any size, as Model Optimizer reads Scale (SE blocks' [N, C, 1, 1] gates at
+    axis 0). Any other shape is refused here: broadcasting would accept some (a [1, 8] bottom at
+    axis 2 of [1, 8, 8, 8]) and compute what the model never meant."""
+    bdims = shape_of(operand)
+    span = dims[axis:axis + len(bdims)]
+    if len(span) != len(bdims) or any(b != d and not (ones_broadcast and b == 1) for b, d in zip(bdims, span)):
+        rule = "equal them or be 1" if ones_broadcast else "equal them"
+        raise ctx.fail(layer, f"{what} bottom's shape {bdims} does not match the input's axes {axis}.."
+                              f"{axis + len(bdims) - 1} of {dims} (its sizes must {rule})")
+    if len(dims) - axis - len(bdims) > 0:
+        return ops.reshape(operand, const(bdims + [1] * (len(dims) - axis - len(bdims)), np.int64), False)
     return operand
 
 
