@@ -362,6 +362,38 @@ def test_verify_reads_every_object_and_removes_the_damaged_ones(tmp_path, origin
     assert SECRET not in good.stdout + good.stderr + bad.stdout + bad.stderr + missing.stderr
 
 
+def test_verify_stops_reading_an_object_longer_than_its_file(tmp_path, moto_server, bucket, clean_env, monkeypatch):
+    # In-process (click's CliRunner), so the bytes read from the object's body can be counted.
+    import botocore.response
+    from click.testing import CliRunner
+
+    from omz_tools.cli.cache import cli
+    blob = os.urandom(1536 * KiB)
+    reg = write_model(tmp_path / "reg", "m", {"w.bin": (blob, "http://127.0.0.1:9/files/m/w.bin")})
+    moto_server.client().put_object(Bucket=bucket, Key=key("p", blob), Body=blob + os.urandom(5 << 20))
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in moto_server.env({}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    chunks = []
+    iter_chunks = botocore.response.StreamingBody.iter_chunks
+
+    def counted(body, *args, **kwargs):
+        for chunk in iter_chunks(body, *args, **kwargs):
+            chunks.append(len(chunk))
+            yield chunk
+    monkeypatch.setattr(botocore.response.StreamingBody, "iter_chunks", counted)
+    result = CliRunner().invoke(cli, ["verify", "--registry", str(reg), "--name", "m", f"s3://{bucket}/p"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert (f"m/w.bin: the object s3://{bucket}/{key('p', blob)} is damaged: expected {len(blob)} bytes "
+            f"with sha256 {digest(blob)}, found more than {len(blob)} bytes; left it") in result.output
+    assert "Verified: 0, already in the bucket: 0, not there: 0, failed: 1." in result.output
+    assert 0 < sum(chunks) <= len(blob) + (1 << 20), chunks  # not the 5 MiB past the file's size
+    assert SECRET not in result.output
+
+
 def test_a_get_broken_mid_body_is_retried_and_resumed_with_a_range(tmp_path, origin, moto_server, bucket,
                                                                   clean_env):
     from helpers_s3 import CuttingProxy

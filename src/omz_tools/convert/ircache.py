@@ -117,23 +117,14 @@ class IrCache:
             return placed is not None
         tier = next(t for t in self.tiers if t.where.url == where)
         from omz_tools.download.verify import StreamWriter
+        writer = StreamWriter(dest, 0, hashlib.sha256())  # hashes as it writes: no hasher for read_object
         try:
-            answer = tier.reader.get_object(Bucket=tier.where.bucket, Key=tier.where.object_key("sha256", digest))
-        except Exception:  # noqa: BLE001
-            return False
-        writer = StreamWriter(dest, 0, hashlib.sha256())
-        try:
-            for chunk in answer["Body"].iter_chunks(1 << 20):
-                if writer.size + len(chunk) > size:
-                    break
-                writer.put_buffer(chunk, len(chunk))
-            got = writer.size
-            return writer.finish() == digest and got == size
-        except Exception:  # noqa: BLE001 - a broken read is a miss
+            read = tier.read_object(tier.where.object_key("sha256", digest), size,
+                                    sink=lambda chunk: writer.put_buffer(chunk, len(chunk)))
+            return writer.finish() == digest and read.size == size
+        except Exception:  # noqa: BLE001 - absent, refused or a broken read: a miss
             writer.abort()
             return False
-        finally:
-            answer["Body"].close()
 
     def restore(self, model, key: dict, folder: Path) -> Optional[dict]:
         """Fill ``folder`` with the verified IR of ``key`` (portable) from the nearest tier holding it;

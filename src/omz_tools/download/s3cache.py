@@ -24,7 +24,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from omz_tools.download.cache import AREAS
 from omz_tools.download.errors import PermanentError, RestartError, TransientError
@@ -36,6 +36,7 @@ from omz_tools.version import pip_install
 SCHEME = "s3://"
 LABEL = "cache-s3"
 SINGLE_PUT_MAX = 4 << 30  # S3 takes up to 5 GiB in one PutObject
+READ_CHUNK = 1 << 20  # what read_object asks the body for at a time
 INSTALL = f"An s3:// cache needs boto3, which is not installed: {pip_install('s3')} (or pip install boto3)"
 
 
@@ -92,6 +93,28 @@ def source_for(tier_url: str, model_file) -> Optional[S3Source]:
     key = where.object_key(checksum.algorithm, checksum.value)
     return S3Source(url=f"{SCHEME}{where.bucket}/{key}", kind="s3", label=f"{LABEL} {where.url}",
                     key=key, tier=where.url)
+
+
+class ObjectAbsent(Exception):
+    """read_object: no object under the key (the GET answered NoSuchKey or 404)."""
+
+
+class ReadBroke(Exception):
+    """read_object: the GET was answered but reading its body failed after ``got`` bytes (a broken
+    connection, a timeout, a body cut short): no verdict on the object itself. ``cause`` is the error."""
+
+    def __init__(self, got: int, cause: BaseException):
+        super().__init__(f"reading the body broke after {got} bytes")
+        self.got, self.cause = got, cause
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """What read_object read of an object."""
+
+    size: int  # bytes read, hashed and given to the sink: never more than the expected size
+    overran: bool  # the object holds more than the expected size (reading stopped there)
+    digest: Optional[str]  # the hasher's hex digest of those bytes (None without a hasher)
 
 
 def _boto3():
@@ -243,6 +266,51 @@ class S3Tier:
             total = int(whole) if whole.isdigit() else None
         response = _Response(answer["Body"], source.url, answer.get("ContentType", ""))
         return Opened(response=response, offset=start, validator=answer.get("ETag"), total=total)
+
+    def read_object(self, key: str, expected_size: int, hasher=None,
+                    sink: Optional[Callable[[bytes], None]] = None, *, retry: bool = False) -> ObjectRead:
+        """GET the object under ``key`` and stream its body, 1 MiB at a time, into ``hasher``
+        (``update``) and ``sink``, stopping at the first chunk that would take it past
+        ``expected_size``: an object longer than the caller expects is already wrong, so a damaged
+        object of any length costs at most one chunk more than a good one. The body is closed
+        whatever happens. One loop for the callers that check an object against a size and hash
+        outside the Fetcher (``omz-cache verify``, the IR cache), which differ only in what they
+        do with each outcome.
+
+        ``retry``: the GET goes through ``client`` (botocore retries it, --num_attempts in all),
+        else through ``reader`` (one attempt, for a caller that falls back on its own). Raises
+        ObjectAbsent for a missing key, ReadBroke when reading the answered body fails, and
+        botocore's error for any other refused or unreachable GET; an error of the sink or the
+        hasher propagates as it is."""
+        client = self.client if retry else self.reader
+        try:
+            answer = client.get_object(Bucket=self.where.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - botocore's errors: the caller describes them
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise ObjectAbsent(key) from exc
+            raise
+        body = answer["Body"]
+        got, overran = 0, False
+        try:
+            chunks = body.iter_chunks(READ_CHUNK)
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - a broken read, not a verdict on the object
+                    raise ReadBroke(got, exc) from exc
+                if got + len(chunk) > expected_size:
+                    overran = True
+                    break
+                if hasher is not None:
+                    hasher.update(chunk)
+                if sink is not None:
+                    sink(chunk)
+                got += len(chunk)
+        finally:
+            body.close()
+        return ObjectRead(got, overran, hasher.hexdigest() if hasher is not None else None)
 
     def _get_error(self, exc: BaseException, source: S3Source, offset: int):
         code = error_code(exc)

@@ -4,8 +4,8 @@ selected models against the registry's size and hash.
 
 Only verified bytes are published: each file of the output folder is checked (its record, else
 its hash) against the registry first, and a file rewritten by regex_replace postprocessing is not
-the registry's file, so it is skipped. Verifying streams each object and hashes it; nothing is
-trusted from the bucket's own metadata.
+the registry's file, so it is skipped. Verifying streams each object and hashes it (stopping
+once it has more bytes than the registry's size); nothing is trusted from the bucket's own metadata.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from omz_tools.download.s3cache import S3Tier, error_code
+from omz_tools.download.s3cache import ObjectAbsent, ReadBroke, S3Tier
 
 
 @dataclass
@@ -85,8 +85,10 @@ def publish(models: list, output_dir: Path, url: str, *, limits, num_attempts: i
 
 def verify(models: list, url: str, *, limits, num_attempts: int = 3, remove: bool = False,
            say: Callable[[str], None] = lambda line: None) -> Tally:
-    """Stream and hash every object the bucket holds for the selected models' files; ``remove``
-    deletes the objects that do not match (so runners fall through to the origin and refill them)."""
+    """Stream and hash every object the bucket holds for the selected models' files (an object
+    longer than its file is damaged once one chunk past the size is read, not read to its end);
+    ``remove`` deletes the objects that do not match (so runners fall through to the origin and
+    refill them)."""
     tally = Tally()
     tier = _tier(url, limits, num_attempts, tally)
     if tier is None:
@@ -96,30 +98,25 @@ def verify(models: list, url: str, *, limits, num_attempts: int = 3, remove: boo
         checksum, size = task.model_file.checksum, task.model_file.size
         key = tier.where.object_key(checksum.algorithm, checksum.value)
         try:
-            answer = tier.client.get_object(Bucket=tier.where.bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) in ("NoSuchKey", "404"):
-                tally.absent.append(name)
-                continue
+            read = tier.read_object(key, size, checksum.new_hasher(), retry=True)
+        except ObjectAbsent:
+            tally.absent.append(name)
+            continue
+        except ReadBroke as exc:  # a broken connection: not a verdict on the object
+            from omz_tools.download.transport import describe_error
+            tally.bad.append(f"{name}: reading s3://{tier.where.bucket}/{key} broke after {exc.got} bytes "
+                             f"({describe_error(exc.cause)}); run the check again.")
+            continue
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, described for the user
             tally.down = tier.describe_failure(exc, "reading an object")
             return tally
-        hasher, got = checksum.new_hasher(), 0
-        body = answer["Body"]
-        try:
-            for chunk in body.iter_chunks(1 << 20):
-                hasher.update(chunk)
-                got += len(chunk)
-        except Exception as exc:  # noqa: BLE001 - a broken connection: not a verdict on the object
-            from omz_tools.download.transport import describe_error
-            tally.bad.append(f"{name}: reading s3://{tier.where.bucket}/{key} broke after {got} bytes "
-                             f"({describe_error(exc)}); run the check again.")
-            continue
-        finally:
-            body.close()
-        if got == size and hasher.hexdigest() == checksum.value:
+        if not read.overran and read.size == size and read.digest == checksum.value:
             tally.done.append(name)
             continue
-        found = f"{got} bytes" + (f" with {checksum.algorithm} {hasher.hexdigest()}" if got == size else "")
+        if read.overran:  # reading stopped there: the rest of a damaged object is not worth reading
+            found = f"more than {size} bytes"
+        else:
+            found = f"{read.size} bytes" + (f" with {checksum.algorithm} {read.digest}" if read.size == size else "")
         action = "removed it" if remove else "left it (--remove_damaged removes it)"
         if remove:
             tier.client.delete_object(Bucket=tier.where.bucket, Key=key)
