@@ -59,6 +59,20 @@ def measure(cmd: list, env: dict, work: Path) -> tuple:
     return seconds, int(rss_file.read_text().split()[-1]) / 1024 if timed else float("nan")
 
 
+def run_logged(argv: list, env: dict, log: Path) -> tuple:
+    """(seconds, peak RSS bytes) of one command, its output appended to ``log``; stops the benchmark
+    if it fails. The peak comes from /usr/bin/time, as in :func:`measure`."""
+    rss_file = log.with_suffix(".rss")
+    start = time.perf_counter()
+    with open(log, "ab") as stream:
+        proc = subprocess.run([TIME, "-f", "%M", "-o", str(rss_file), *map(str, argv)], stdout=stream,
+                              stderr=subprocess.STDOUT, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed (exit {proc.returncode}): {' '.join(map(str, argv))}\nsee {log}")
+    return elapsed, int(rss_file.read_text().split()[-1]) * 1024
+
+
 def floor_seconds(caffemodel: Path, sizes: list, scratch: Path) -> float:
     """Reading the caffemodel and writing files of ``sizes`` bytes (fsynced): the I/O any converter does,
     the floor under a conversion's time."""

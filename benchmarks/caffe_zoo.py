@@ -27,7 +27,6 @@ import hashlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 SHARED = REPO.parent / "shared" / "fixtures"
 BIN = Path(sys.executable).parent
-TIME = "/usr/bin/time"
 TARGETS = {"time": 0.03, "memory": 2.5, "latency": 0.03}
 UPSTREAM = {
     "mobilenet-ssd": "caffe_zoo/mobilenet-ssd/mobilenet-ssd.prototxt",
@@ -77,23 +75,6 @@ def vgg19_prototxt() -> str:
         blob = name
     text += block("InnerProduct", "fc8", blob, "fc8", "inner_product_param { num_output: 1000 }")
     return text + block("Softmax", "prob", "fc8", "prob")
-
-
-def run(argv: list, env: dict, log: Path) -> tuple:
-    """(seconds, peak RSS bytes) of one command; its output goes to ``log``.
-
-    The peak comes from /usr/bin/time, whose child starts from time's own small footprint: a child
-    forked straight from this process (grown by the weights it wrote) would inherit its high-water
-    mark across exec, and wait4 would report that instead."""
-    rss_file = log.with_suffix(".rss")
-    start = time.perf_counter()
-    with open(log, "ab") as stream:
-        proc = subprocess.run([TIME, "-f", "%M", "-o", str(rss_file), *argv], stdout=stream,
-                              stderr=subprocess.STDOUT, env=env)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(map(str, argv))}\nsee {log}")
-    return elapsed, int(rss_file.read_text().split()[-1]) * 1024
 
 
 def digest(path: Path) -> tuple:
@@ -168,7 +149,7 @@ def bench_model(name: str, work: Path, env: dict, args) -> dict:
     outs = {b: work / f"out-{b}" for b in ("native", "mo")}
     for _ in range(args.repeat):
         for backend in ("native", "mo"):
-            seconds, rss = run([*converter, "-o", str(outs[backend]), "--backend", backend], env, log)
+            seconds, rss = _bench.run_logged([*converter, "-o", str(outs[backend]), "--backend", backend], env, log)
             samples[backend].append(seconds)
             samples[f"{backend}_rss"].append(rss)
         ir = outs["native"] / model.subdirectory
@@ -216,8 +197,8 @@ def main() -> None:
     missing = [n for n in names if n in UPSTREAM and not (SHARED / UPSTREAM[n]).exists()]
     if missing:
         sys.exit(f"needs the upstream prototxts of {missing} under {SHARED}")
-    if not os.path.exists(TIME):
-        sys.exit(f"needs {TIME} (GNU time) for the peak RSS")
+    if not os.path.exists(_bench.TIME):
+        sys.exit(f"needs {_bench.TIME} (GNU time) for the peak RSS")
     work = args.work or Path(tempfile.mkdtemp(prefix="omz-bench-caffe-zoo-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMZ_REGISTRY", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION")}

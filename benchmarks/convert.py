@@ -10,9 +10,9 @@ with ``openvino-dev[caffe]==2024.6.0`` (pure-Python protobuf 3.20). That venv is
 --old-venv (default /tmp/omz-old-venv) when missing. Ours: ``omz-converter --force --backend mo``
 (one MO run, FP16 derived, IR checked against the model card) and ``--backend native`` (the
 native front end in-process, same FP16 derivation and checks), then reruns with the IR up to
-date. Runs are interleaved, N rounds; peak RSS is each command's own process tree's (``wait4``
-ru_maxrss: the largest single process, MO or the converter). Checks that the MO backend writes
-the old path's .bin byte for byte, and compares the inference latency of the native IRs with MO's
+date. Runs are interleaved, N rounds; peak RSS is the largest single process of each command's
+tree, MO or the converter (/usr/bin/time: ru_maxrss from a small parent, see _bench.measure).
+Checks that the MO backend writes the old path's .bin byte for byte, and compares the inference latency of the native IRs with MO's
 (FP32 and FP16; same input, 50 runs each, interleaved, median; compiled with the CPU plugin's
 defaults) and their top-5 (compiled for f32 inference: this CPU runs bf16 by default, where the two
 graphs round differently). The floor: reading the caffemodel and writing
@@ -44,19 +44,6 @@ PROTOTXT = REPO.parent / "shared" / "fixtures" / "se-resnet-101" / "SE-ResNet-10
 NAME = "se-resnet-101"
 TARGETS = {"time": 0.03, "memory": 0.25, "latency": 0.03, "rerun_seconds": 1.0}
 BIN = Path(sys.executable).parent
-
-
-def run(argv: list, env: dict, log: Path) -> tuple:
-    """(seconds, peak RSS bytes) of one command; its output goes to ``log``."""
-    start = time.perf_counter()
-    with open(log, "ab") as stream:
-        proc = subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"failed (exit {proc.returncode}): {' '.join(map(str, argv))}\nsee {log}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 def ensure_old_venv(path: Path) -> Path:
@@ -170,13 +157,13 @@ def main() -> None:
         outs = {k: work / f"{k}{round_}" for k in ("old", "mo", "native")}
         seconds, peak = 0.0, 0
         for cmd in old_commands(old_mo, dl, outs["old"], model):
-            s, m = run(cmd, env, log)
+            s, m = _bench.run_logged(cmd, env, log)
             seconds, peak = seconds + s, max(peak, m)
         times["old"].append(seconds)
         peaks["old"].append(peak)
         print(f"round {round_ + 1}: old path {seconds:.1f} s, {fmt_mb(peak)} MB", flush=True)
         for backend in ("mo", "native"):
-            s, m = run([*converter, "-o", str(outs[backend]), "--force", "--backend", backend], env, log)
+            s, m = _bench.run_logged([*converter, "-o", str(outs[backend]), "--force", "--backend", backend], env, log)
             times[backend].append(s)
             peaks[backend].append(m)
             print(f"round {round_ + 1}: omz-converter --backend {backend} {s:.1f} s, {fmt_mb(m)} MB", flush=True)
@@ -197,7 +184,8 @@ def main() -> None:
             for folder in outs.values():
                 shutil.rmtree(folder)
     last = work / f"native{args.repeat - 1}"
-    reruns = [run([*converter, "-o", str(last), "--backend", "native"], env, log)[0] for _ in range(args.reruns)]
+    reruns = [_bench.run_logged([*converter, "-o", str(last), "--backend", "native"], env, log)[0]
+              for _ in range(args.reruns)]
 
     med = statistics.median
     old_python = old_mo.parent / "python"

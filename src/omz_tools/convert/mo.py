@@ -207,7 +207,7 @@ def command_string(cmd: Sequence[str]) -> str:
 class RunResult:
     returncode: int
     seconds: float
-    peak_rss_bytes: int  # the child's own peak resident set (ru_maxrss)
+    peak_rss_bytes: int  # the command's own peak resident set (0 if unknown)
     log: Path
 
 
@@ -226,25 +226,55 @@ def terminate_all() -> None:
             pass
 
 
+# Starts the command from a small fresh process and reports its ru_maxrss: Linux carries a process's
+# high-water mark across exec, so a command forked straight from the converter (grown by the models
+# it converted) would report the converter's RSS instead of its own peak. Exits as the command did.
+_LAUNCHER = r"""
+import os, signal, sys
+peak_file, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"cannot start: {exc}\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(peak_file, "w") as stream:
+    stream.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:  # die of the same signal (SIGKILL's handler cannot be set, nor needs to be)
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):
+        pass
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def run_logged(cmd: Sequence[str], log: Path, env: Optional[dict] = None) -> RunResult:
-    """Run ``cmd`` with stdout+stderr appended to ``log``; report its peak RSS (from wait4)."""
+    """Run ``cmd`` with stdout+stderr appended to ``log``; report its own peak RSS (see _LAUNCHER)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if env is None else env)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    peak_file = log.with_name(log.name + ".peak")
+    peak_file.unlink(missing_ok=True)
     start = time.monotonic()
     with open(log, "ab") as stream:
         stream.write(f"$ {command_string(cmd)}\n".encode())
         stream.flush()
         try:
-            proc = subprocess.Popen(list(cmd), stdout=stream, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(peak_file), *map(str, cmd)],
+                                    stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
         except OSError as exc:
             stream.write(f"cannot start: {exc}\n".encode())
             return RunResult(127, 0.0, 0, log)
         with _active_lock:
             _active.add(proc)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _ = os.wait4(proc.pid, 0)
         except ChildProcessError:  # reaped elsewhere (killed on interrupt)
             return RunResult(-9, time.monotonic() - start, 0, log)
         except BaseException:
@@ -255,7 +285,11 @@ def run_logged(cmd: Sequence[str], log: Path, env: Optional[dict] = None) -> Run
             with _active_lock:
                 _active.discard(proc)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    try:
+        peak = int(peak_file.read_text()) * (1 if sys.platform == "darwin" else 1024)
+        peak_file.unlink()
+    except (OSError, ValueError):  # the launcher itself was killed
+        peak = 0
     return RunResult(proc.returncode, time.monotonic() - start, peak, log)
 
 
