@@ -54,10 +54,10 @@ def test_every_model_of_openvino_dev_gets_a_plan_or_one_refusal(tmp_path):
             assert proc.stderr.count(f"{stage.name}: ") <= 2  # said once, and once in the FAILED: list
         else:
             assert "(DRY RUN) Backend: ovc (auto: " in block, block
-            assert "(DRY RUN) Conversion, in this process: openvino.convert_model(" in block, block
+            assert "(DRY RUN) Conversion, in a child process: openvino.convert_model(" in block, block
             assert "(DRY RUN) FP32: openvino.save_model(the converted model" in block
             if stage.framework == "pytorch":
-                assert "(DRY RUN) PyTorch to ONNX, in this process: torch.onnx.export(" in block
+                assert "(DRY RUN) PyTorch to ONNX, in a child process: torch.onnx.export(" in block
     assert len(failed) == 31 and proc.returncode == 1  # 18 --transformations_config, 13 pre-convert scripts
     # ovc is asked for by name too: the same plans, without -p
     direct = subprocess.run([command("omz-converter"), "--registry", str(registry), "--name", "resnet-50-tf",

@@ -1,4 +1,4 @@
-"""The ovc backend (openvino.convert_model in this process) reads only regular model files within
+"""The ovc backend (openvino.convert_model in its child process) reads only regular model files within
 bounds (issue 20, item 6, for the files it hands to OpenVINO): an ONNX path that is a FIFO or
 /dev/zero, a SavedModel folder holding a FIFO, or a file over OMZ_MODEL_FILE_MAX_SIZE is one message
 before OpenVINO reads anything. No onnx package is needed: the refusal comes before reading."""

@@ -43,7 +43,7 @@ def _jobs(ctx, param, value):
 @click.option("--backend", type=click.Choice(["auto", "mo", "native", "ovc"]), default="auto", show_default=True,
               help="mo: Model Optimizer (openvino-dev 2024.6) run with PYTHON; native: the native Caffe front end "
                    "in this process (Caffe models only; needs no Model Optimizer); ovc: openvino.convert_model in "
-                   "this process with the model's MO arguments translated (ONNX, TensorFlow, PaddlePaddle; PyTorch "
+                   "a child process with the model's MO arguments translated (ONNX, TensorFlow, PaddlePaddle; PyTorch "
                    "through ONNX with torch installed); auto: mo when PYTHON has it (or --mo is given), else native "
                    "for Caffe and ovc for the others (PyTorch models: ovc)")
 @click.option("--add_mo_arg", "--add-mo-arg", "extra_mo_args", multiple=True, metavar="ARG",

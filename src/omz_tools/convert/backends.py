@@ -1,7 +1,7 @@
 """Step 3 of a conversion, the backend run (FP32, once): Model Optimizer in a process of its own,
-writing into ``<conv_dir>/.omz_convert.<name>.tmp/mo`` with its output in a log file; or the
-native Caffe front end (``convert.caffe``) or openvino.convert_model (``ovc``) in this process,
-giving an ``openvino.Model``.
+writing into ``<conv_dir>/.omz_convert.<name>.tmp/mo`` with its output in a log file; or
+openvino.convert_model (``ovc``), likewise in a child process (``ovc_child``), into ``.../ovc``;
+or the native Caffe front end (``convert.caffe``) in this process, giving an ``openvino.Model``.
 ``conv`` is the run's :class:`~omz_tools.convert.engine.Converter`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 from omz_tools.convert import mo as mo_mod
 from omz_tools.convert import outputargs
-from omz_tools.convert.inputs import check_named_files, check_read_paths
+from omz_tools.convert.inputs import check_named_files
 from omz_tools.convert.install import _indent
 from omz_tools.convert.outcome import Cancelled, ModelFailed
 
@@ -69,38 +69,67 @@ def run_native(conv, model, paths, outcome) -> tuple:
     return ov_model, {"native_seconds": round(time.monotonic() - began, 3)}
 
 
-def run_ovc(conv, model, paths, outcome) -> tuple:
-    """openvino.convert_model in this process (PyTorch exported to ONNX first): (an openvino.Model, extras)."""
-    from omz_tools.convert import ovc, runtime
-    conversion = conv.ovc_plan(model, paths["tmp"])
-    began = time.monotonic()
-    extra = {}
+def run_ovc(conv, model, precisions, paths, outcome) -> tuple:
+    """openvino.convert_model (PyTorch exported to ONNX first) in a child process that also saves
+    every precision into ``<tmp>/<precision>`` (see ovc_child for why): (derive.Saved(), extras)."""
+    from omz_tools.convert import derive, ovc_child
+    tmp, log = paths["tmp"], paths["log"]
+    conversion = conv.ovc_plan(model, tmp)
+    export = None
     if model.conversion_to_onnx_args:
         from omz_tools.convert import ovc_pytorch
-        conv.phase(model, outcome, "torch", "PyTorch to ONNX")
         export = ovc_pytorch.plan(model, conv.options.download_dir, conv.options.output_dir)
-        try:
-            ovc_pytorch.export(export)
-        except ovc_pytorch.PyTorchExportError as exc:
-            raise ModelFailed(f"{str(exc).rstrip('.')}. No IR was written.") from None
-        extra["torch_seconds"] = round(time.monotonic() - began, 3)
-    conv.phase(model, outcome, "ovc", f"openvino.convert_model, FP32 ({model.framework})")
-    try:
-        import openvino  # noqa: F401
-    except ImportError as exc:
-        raise ModelFailed(f"the ovc backend needs the OpenVINO runtime in {sys.executable} ({exc}); "
-                          "pip install openvino there.") from None
-    source = conversion.source  # and --input_model, which a text graph's source only links to
-    named = [*(source if isinstance(source, list) else [source]), conversion.args.input_model]
-    check_read_paths(model, [path for path in named if path])  # before OpenVINO reads them
-    try:
-        with runtime.LOCK:
-            ov_model = ovc.convert(conversion)
-    except (ovc.FrameworkConversionError, ovc.MOArgumentError) as exc:
-        raise ModelFailed(f"{str(exc).rstrip('.')} ({model.config_dir / 'model.yml'}). No IR was written.") from None
-    except RuntimeError as exc:  # OpenVINO refused the preprocessing or the frozen values
-        raise ModelFailed(f"OpenVINO failed after reading the model: {' '.join(str(exc).split())[:500]}. "
-                          f"No IR was written.") from None
+    targets = {p: paths["conv_dir"] / p for p in precisions}
+    sizes = (1 << 20, sum(f.size for f in model.files))  # the weights are about the model files' size
+    request, result_file = tmp / "ovc" / "request.pickle", tmp / "ovc" / "result.json"
+    request.parent.mkdir(parents=True, exist_ok=True)
+    ovc_child.write_request(request, ovc_child.Request(
+        conversion, export, model.config_dir / "model.yml", model.name, derive.model_info(model),
+        list(precisions), tmp, targets, sizes))
+    steps = (("PyTorch to ONNX, then " if export else "") + f"openvino.convert_model ({model.framework}), "
+             f"saved as {', '.join(precisions)}")
+    conv.phase(model, outcome, "ovc", steps)
+    result = mo_mod.run_logged([sys.executable, "-m", "omz_tools.convert.ovc_child", str(request),
+                                str(result_file)], log)
     if conv.cancelled.is_set():
         raise Cancelled()
-    return ov_model, {**extra, "ovc_seconds": round(time.monotonic() - began, 3)}
+    answer = _child_answer(result_file)
+    error, message = answer.get("error"), str(answer.get("message", ""))
+    if error == "bound":
+        from omz_tools.convert import bounds
+        raise bounds.BoundError(message)
+    if error == "conversion":
+        raise ModelFailed(f"{message.rstrip('.')} ({model.config_dir / 'model.yml'}). No IR was written.")
+    if error == "pytorch":
+        raise ModelFailed(f"{message.rstrip('.')}. No IR was written.")
+    if error == "openvino":
+        raise ModelFailed(f"OpenVINO failed after reading the model: {message}. No IR was written.")
+    if error == "no-openvino":
+        raise ModelFailed(f"the ovc backend needs the OpenVINO runtime in {sys.executable} ({message}); "
+                          "pip install openvino there.")
+    if error == "failed":
+        raise ModelFailed(message)
+    saved = all((tmp / p / f"{model.name}{ext}").is_file() for p in precisions for ext in (".xml", ".bin"))
+    if result.returncode != 0 or not answer.get("ok") or not saved:
+        tail = mo_mod.log_tail(log)
+        how = (f"was killed by signal {-result.returncode}" if result.returncode < 0
+               else f"exited with code {result.returncode}")
+        raise ModelFailed(
+            f"the ovc conversion (a child process: {steps}) {how} after {result.seconds:.1f} s"
+            f"{'' if answer else ' without a result'}; no IR was written. Full log: {log}. A signal "
+            f"or a traceback there is a crash of OpenVINO or torch on this model (try --backend mo), or "
+            f"a bug of omz_tools to report.", detail=f"Last lines of the log:\n{_indent(tail)}")
+    extras = {"ovc_seconds": round(result.seconds, 3), "ovc_peak_rss_bytes": result.peak_rss_bytes}
+    if "torch_seconds" in answer:
+        extras["torch_seconds"] = answer["torch_seconds"]
+    return derive.Saved(), extras
+
+
+def _child_answer(path) -> dict:
+    """The child's RESULT (see ovc_child), or {} when it left none (it crashed or was killed)."""
+    import json
+    try:
+        answer = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return answer if isinstance(answer, dict) else {}

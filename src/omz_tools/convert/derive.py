@@ -13,9 +13,15 @@ from pathlib import Path
 from omz_tools.convert.outcome import ModelFailed
 
 
+class Saved:
+    """A backend's result whose precisions are saved already (the ovc child saves them where it
+    converted): only the checks are left."""
+
+
 def derive_and_verify(conv, model, precisions, source, tmp, targets, outcome) -> None:
-    """``source``: Model Optimizer's FP32 .xml, or the native front end's openvino.Model; or a
-    one-item list holding either, emptied here so that the model is freed once it is saved."""
+    """``source``: the FP32 .xml of Model Optimizer, or the native front end's openvino.Model, or
+    :class:`Saved`; or a one-item list holding one, emptied here so that the model is freed once
+    it is saved."""
     from omz_tools.convert import runtime
     try:
         import openvino  # noqa: F401
@@ -26,38 +32,56 @@ def derive_and_verify(conv, model, precisions, source, tmp, targets, outcome) ->
     with runtime.LOCK:
         _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, outcome, runtime.core())
 
-def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, outcome, core) -> None:
+
+def model_info(model) -> list:
+    """The model_info items written into every precision's rt_info (see save_precisions)."""
+    from omz_tools.convert import rtinfo
+    try:
+        return rtinfo.model_info_items(model)
+    except rtinfo.RtInfoError as exc:
+        raise ModelFailed(f"{model.config_dir / 'model.yml'}: {exc}; fix the registry entry.") from None
+
+
+def save_precisions(ov_model, name: str, info: list, precisions, tmp: Path, targets: dict, sizes: tuple) -> None:
+    """Save ``ov_model`` (FP32) as each precision, ``tmp/<precision>/<name>.xml`` (``targets``: their
+    final folders, for rt_info), with ``info`` (:func:`model_info`) in rt_info. ``sizes``: the
+    estimated (xml, bin) bytes of FP32, for the room check. ModelFailed if the disk cannot hold them."""
     import openvino as ov
 
-    from omz_tools.convert import ircheck, rtinfo, runtime
+    from omz_tools.convert import rtinfo
+    _check_room_to_save(precisions, sizes, tmp)
+    for key, value in info:
+        ov_model.set_rt_info(value, ["model_info", key])
+    for precision in precisions:
+        out_dir = tmp / precision
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rtinfo.set_output_dir(ov_model, targets[precision])
+        ov.save_model(ov_model, str(out_dir / f"{name}.xml"),
+                      compress_to_fp16=precision.startswith("FP16"))
+    _check_room_to_save(precisions, sizes, tmp, saved=True)
+
+
+def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, outcome, core) -> None:
+    from omz_tools.convert import ircheck, runtime
     if isinstance(source, list):
         source = source.pop()
-    conv.phase(model, outcome, "fp16", ", ".join(precisions))
-    tmp.mkdir(parents=True, exist_ok=True)
-    if isinstance(source, Path):
-        sizes = ((source).stat().st_size, source.with_suffix(".bin").stat().st_size)
-    else:  # the native model's weights are about the caffemodel's size
-        sizes = (4096 * len(source.get_ops()), sum(f.size for f in model.files))
-    what = "Model Optimizer's output" if isinstance(source, Path) else "the native front end's model"
-    _check_room_to_save(model, precisions, sizes, tmp)
-    try:
-        ov_model = core.read_model(str(source)) if isinstance(source, Path) else source
+    if not isinstance(source, Saved):
+        conv.phase(model, outcome, "fp16", ", ".join(precisions))
+        tmp.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, Path):
+            sizes = ((source).stat().st_size, source.with_suffix(".bin").stat().st_size)
+        else:  # the native model's weights are about the caffemodel's size
+            sizes = (4096 * len(source.get_ops()), sum(f.size for f in model.files))
+        what = "Model Optimizer's output" if isinstance(source, Path) else "the native front end's model"
+        info = model_info(model)
         try:
-            rtinfo.write_model_info(ov_model, model)
-        except rtinfo.RtInfoError as exc:
-            raise ModelFailed(f"{model.config_dir / 'model.yml'}: {exc}; fix the registry entry.") from None
-        for precision in precisions:
-            out_dir = tmp / precision
-            out_dir.mkdir(parents=True, exist_ok=True)
-            rtinfo.set_output_dir(ov_model, targets[precision])
-            ov.save_model(ov_model, str(out_dir / f"{model.name}.xml"),
-                          compress_to_fp16=precision.startswith("FP16"))
-        del ov_model, source
-        runtime.release_memory()
-        _check_room_to_save(model, precisions, sizes, tmp, saved=True)
-    except (RuntimeError, ValueError) as exc:
-        raise ModelFailed(f"reading {what} or saving it as "
-                          f"{', '.join(precisions)} failed: {' '.join(str(exc).split())[:500]}") from None
+            ov_model = core.read_model(str(source)) if isinstance(source, Path) else source
+            save_precisions(ov_model, model.name, info, precisions, tmp, targets, sizes)
+            del ov_model, source
+            runtime.release_memory()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelFailed(f"reading {what} or saving it as "
+                              f"{', '.join(precisions)} failed: {' '.join(str(exc).split())[:500]}") from None
     conv.phase(model, outcome, "verify")
     problems_all = []
     figures = None
@@ -83,7 +107,7 @@ def _derive_and_verify_locked(conv, model, precisions, source, tmp, targets, out
 SAVE_MARGIN = 1 << 20  # bytes of slack on top of the estimate below
 
 
-def _check_room_to_save(model, precisions: list, sizes: tuple, tmp: Path, saved: bool = False) -> None:
+def _check_room_to_save(precisions: list, sizes: tuple, tmp: Path, saved: bool = False) -> None:
     """openvino.save_model does not report a full disk: it leaves the files cut short, which the
     IR check would then blame on the model. So compare the room it needs with the free space
     before saving: per precision up to twice the FP32 .xml (FP16 adds decompression nodes) plus

@@ -10,14 +10,16 @@ Per model (each stage of a composite model), one step after the other:
 - backend run (``backends``; FP32, once): Model Optimizer in a process of its own, writing into
   ``<conv_dir>/.omz_convert.<name>.tmp/mo`` (Caffe parsed with the upb-backed ``caffe_pb2``,
   caffe_parser), output in a log file; or the native front end (``convert.caffe``) in this
-  process, giving an ``openvino.Model``;
+  process, giving an ``openvino.Model``; or openvino.convert_model in a child process
+  (``ovc_child``), which also derives the precisions;
 - derive precisions (``derive``): ``openvino.save_model(..., compress_to_fp16=...)`` of that one model (MO's
   FP16 output byte for byte, without a second MO run), model_info written into rt_info as
   omz_converter does;
 - verify (``derive``): ircheck against the registry and model_card;
 - install (``install``): each ``<PRECISION>`` folder renamed into place with its record (complete or absent).
 
-Every OpenVINO call holds ``runtime.LOCK`` (one model at a time inside OpenVINO; see runtime.py).
+Every OpenVINO call of this process holds ``runtime.LOCK`` (one model at a time inside OpenVINO; see
+runtime.py); Model Optimizer and the ovc children run side by side under ``-j``.
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ class Converter(Planner):
             if outcome.backend == "native":
                 source, extra = backends.run_native(self, model, paths, outcome)
             elif outcome.backend == "ovc":
-                source, extra = backends.run_ovc(self, model, paths, outcome)
+                source, extra = backends.run_ovc(self, model, precisions, paths, outcome)
             else:
                 source, extra = backends.run_mo(self, model, precisions, paths, outcome)
             # In a list that saving empties: the native model's weights (the caffemodel's size)

@@ -78,14 +78,14 @@ def check_named_files(model: Model, args: Sequence[str]) -> None:
             raise bounds.BoundError(f"{exc}. Model Optimizer was not run; no IR was written.") from None
 
 
-def check_read_paths(model: Model, paths: Sequence) -> None:
+def check_read_paths(config_file: Path, paths: Sequence) -> None:
     """Before openvino.convert_model reads them: each path a regular file within
     ``bounds.MODEL_FILE_MAX_SIZE`` (or absent: convert_model says so), and each file of a folder (a
     SavedModel) too, its subfolders walked without following links, so a FIFO or a device named by
     model.yml is one message, not a hang or memory exhaustion in OpenVINO."""
     import os
     from omz_tools.convert import bounds
-    where = f"(model_optimizer_args of {model.config_dir / 'model.yml'}, or --add_mo_arg)"
+    where = f"(model_optimizer_args of {config_file}, or --add_mo_arg)"
     for value in paths:
         files = [Path(value)]
         if files[0].is_dir():

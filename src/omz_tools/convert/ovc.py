@@ -1,4 +1,5 @@
-"""The ``ovc`` backend: ``openvino.convert_model`` in this process, with Model Optimizer's arguments.
+"""The ``ovc`` backend: ``openvino.convert_model`` with Model Optimizer's arguments, in a child process
+(``ovc_child``).
 
 For every framework OpenVINO reads without Model Optimizer: ONNX, TensorFlow (frozen graph, text
 graph, SavedModel, meta graph, checkpoint), PaddlePaddle, and PyTorch through the ONNX export Open

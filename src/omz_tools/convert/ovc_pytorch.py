@@ -1,4 +1,4 @@
-"""PyTorch models: Open Model Zoo's ``conversion_to_onnx_args``, honoured with torch in this process.
+"""PyTorch models: Open Model Zoo's ``conversion_to_onnx_args``, honoured with torch (in the ovc child process).
 
 Open Model Zoo converts a PyTorch model by running its ``pytorch_to_onnx.py`` with those arguments
 (``--model-name`` the class or function, ``--import-module`` its module, ``--model-path`` folders

@@ -100,7 +100,7 @@ class Planner:
         if choice == "ovc":
             return "ovc", "--backend ovc"
         if choice == "auto" and model.framework == "pytorch" and self.options.mo is None:
-            return "ovc", "auto: the PyTorch model is exported to ONNX in this process (Model Optimizer cannot)"
+            return "ovc", "auto: the PyTorch model is exported to ONNX with torch (Model Optimizer cannot)"
         if choice == "native":
             if model.framework != "caffe":
                 raise ModelFailed(f"--backend native converts Caffe models only, and {model.name} is a "
@@ -215,9 +215,9 @@ class Planner:
             from omz_tools.convert import ovc_pytorch
             export = ovc_pytorch.plan(model, self.options.download_dir, self.options.output_dir)
             self.reporter.command(model.name, ["torch.onnx.export", export.call()],
-                                  f"(DRY RUN) PyTorch to ONNX, in this process: {export.call()}")
+                                  f"(DRY RUN) PyTorch to ONNX, in a child process: {export.call()}")
         call = conversion.call()
-        self.reporter.command(model.name, [call], f"(DRY RUN) Conversion, in this process: {call}")
+        self.reporter.command(model.name, [call], f"(DRY RUN) Conversion, in a child process: {call}")
         steps = conversion.steps()
         self.reporter.command(model.name, ["steps", *steps],
                               f"(DRY RUN) Then: {'; '.join(steps) if steps else 'no preprocessing'}")

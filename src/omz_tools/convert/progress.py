@@ -1,8 +1,8 @@
 """Conversion progress: plain lines, a live status line on a terminal, or JSON events.
 
 JSON events follow the downloader's style (one object per line on stdout, ``$type`` first):
-``model_conversion_begin``, ``model_conversion_phase`` (check, mo or native, fp16, verify,
-install), ``model_conversion_heartbeat`` (every HEARTBEAT_SECONDS while a phase runs),
+``model_conversion_begin``, ``model_conversion_phase`` (check; mo or native, then fp16; or ovc,
+which saves every precision itself; verify, install), ``model_conversion_heartbeat`` (every HEARTBEAT_SECONDS while a phase runs),
 ``model_conversion_command`` (--dry_run), ``model_conversion_skip``, ``model_conversion_error``,
 ``model_conversion_end`` and a final ``conversion_summary`` (with ``irs``: each IR's path, backend,
 the figures checked and the model card's).
