@@ -123,6 +123,29 @@ def test_a_rotten_ir_object_is_refused_and_the_model_converted(tmp_path, registr
     assert not converted(third)
 
 
+def test_an_ir_object_longer_than_its_manifest_says_is_refused(tmp_path, moto_server, bucket, clean_env,
+                                                                monkeypatch):
+    # A whole number of read chunks (1 MiB), then more: the first MiB hashes right, and the object
+    # is still not the file the manifest names.
+    from helpers_cache import digest
+    from omz_tools.convert import ircache
+    from omz_tools.download.options import NetLimits
+    from omz_tools.download.s3cache import S3Tier
+    for name, value in moto_server.env(clean_env).items():
+        monkeypatch.setenv(name, value)
+    data = bytes(range(256)) * 4096
+    value = digest(data)
+    client = moto_server.client()
+    url = f"s3://{bucket}/ci"
+    cache = ircache.IrCache(None, [S3Tier(url, limits=NetLimits())], lambda model, text: None)
+    client.put_object(Bucket=bucket, Key=f"ci/sha256/{value[:2]}/{value[2:]}", Body=data)
+    assert cache._fetch_file(url, value, len(data), tmp_path / "exact.bin")
+    assert (tmp_path / "exact.bin").read_bytes() == data
+    client.put_object(Bucket=bucket, Key=f"ci/sha256/{value[:2]}/{value[2:]}", Body=data + b"more")
+    assert not cache._fetch_file(url, value, len(data), tmp_path / "longer.bin")
+    assert not (tmp_path / "longer.bin").exists()
+
+
 def test_a_folder_cache_shares_ir_too(tmp_path, registry, clean_env):
     env = dict(clean_env, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     first, a = runner(tmp_path, registry, env, "a", "--cache_dir", tmp_path / "cache")

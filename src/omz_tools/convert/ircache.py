@@ -107,9 +107,15 @@ class IrCache:
             try:
                 answer = tier.reader.get_object(Bucket=tier.where.bucket, Key=tier.where.key("ir", digest[:2],
                                                                                             f"{digest[2:]}.json"))
-                yield tier.where.url, answer["Body"].read(1 << 20).decode("utf-8", "replace")
             except Exception:  # noqa: BLE001 - absent or unreadable: a miss there
                 continue
+            try:  # a manifest is a few KiB: one past 1 MiB is cut there, fails to parse and is refused
+                text = answer["Body"].read(1 << 20).decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001 - a broken read: a miss there
+                continue
+            finally:
+                answer["Body"].close()
+            yield tier.where.url, text
 
     def _fetch_file(self, where: str, digest: str, size: int, dest: Path) -> bool:
         if self.folder is not None and where == str(self.folder.root):
@@ -121,9 +127,14 @@ class IrCache:
         try:
             read = tier.read_object(tier.where.object_key("sha256", digest), size,
                                     sink=lambda chunk: writer.put_buffer(chunk, len(chunk)))
-            return writer.finish() == digest and read.size == size
+            if read.overran or read.size != size:  # more or fewer bytes than the manifest says
+                writer.abort()
+                dest.unlink(missing_ok=True)
+                return False
+            return writer.finish() == digest
         except Exception:  # noqa: BLE001 - absent, refused or a broken read: a miss
             writer.abort()
+            dest.unlink(missing_ok=True)
             return False
 
     def restore(self, model, key: dict, folder: Path) -> Optional[dict]:
