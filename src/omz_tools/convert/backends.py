@@ -6,7 +6,9 @@ or the native Caffe front end (``convert.caffe``) in this process, giving an ``o
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 import time
 
 from omz_tools.convert import mo as mo_mod
@@ -89,8 +91,12 @@ def run_ovc(conv, model, precisions, paths, outcome) -> tuple:
     steps = (("PyTorch to ONNX, then " if export else "") + f"openvino.convert_model ({model.framework}), "
              f"saved as {', '.join(precisions)}")
     conv.phase(model, outcome, "ovc", steps)
-    result = mo_mod.run_logged([sys.executable, "-m", "omz_tools.convert.ovc_child", str(request),
-                                str(result_file)], log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as stream:
+        stream.write(f"$ {conversion.call()} (in a child process; then saved as {', '.join(precisions)})\n".encode())
+    # The check after it needs openvino in this process: imported meanwhile, on the other core.
+    threading.Thread(target=_import_quietly, args=("openvino",), daemon=True).start()
+    result = ovc_child.run(request, result_file, log)
     if conv.cancelled.is_set():
         raise Cancelled()
     answer = _child_answer(result_file)
@@ -123,6 +129,13 @@ def run_ovc(conv, model, precisions, paths, outcome) -> tuple:
     if "torch_seconds" in answer:
         extras["torch_seconds"] = answer["torch_seconds"]
     return derive.Saved(), extras
+
+
+def _import_quietly(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass  # said where it is needed (derive)
 
 
 def _child_answer(path) -> dict:

@@ -1,28 +1,37 @@
-"""The ovc backend's conversion, run in a child process of this interpreter (as Model Optimizer is).
-
-    python -m omz_tools.convert.ovc_child REQUEST RESULT
+"""The ovc backend's conversion, in a child process (as Model Optimizer runs in one).
 
 Why a child: the conversion loads every OpenVINO front end (``convert_model`` tries each on the
 file), torch for PyTorch models, and the source model's weights, none of which the converter needs
-once the FP32 IR is on disk. In the converter's process they stayed for the rest of the run (every
+once the IR is on disk. In the converter's process they stayed for the rest of the run (every
 later model of ``--all`` paid for them), and the IR check's compile came on top of them: the peak.
 A front end that crashes on a malformed file now fails one model, not the whole run, and under
 ``-j`` conversions run side by side instead of one at a time behind ``runtime.LOCK``.
+
+Why a fork server: a fresh interpreter per model pays for Python and ``import openvino`` each time
+(0.4-0.5 s, half of a small model's conversion). :class:`Server` is ``python -m
+omz_tools.convert.ovc_child``: it imports openvino once, then for each request read from its stdin
+(one JSON line: request, result and log paths) forks a child, which runs :func:`convert_request`
+with its output appended to the model's log and exits; the server answers one JSON line (the
+child's exit code, negative for a signal, and its ru_maxrss). The server is single-threaded, so
+forking it is safe; the converter keeps one per ``-j`` slot (:func:`run`).
 
 REQUEST: a pickle of :class:`Request`, written by :func:`write_request` in the conversion's own
 scratch folder (same user, same package). The child exports PyTorch models to ONNX, checks the
 files it is about to read (``inputs.check_read_paths``), converts (``ovc.convert``) and saves every
 precision as the other backends' models are saved (``derive.save_precisions``), leaving the checks
-to the parent. RESULT: JSON, ``{"ok": true, "torch_seconds": ...}`` or ``{"error": <kind>,
-"message": ...}`` for the errors the parent words (:data:`KINDS`); anything else leaves a
+to the converter. RESULT: JSON, ``{"ok": true, "torch_seconds": ...}`` or ``{"error": <kind>,
+"message": ...}`` for the errors the converter words (:data:`KINDS`); anything else leaves a
 traceback in the log and no RESULT.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import pickle
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +97,8 @@ def _run(request: Request) -> dict:
     return result
 
 
-def main(argv: list) -> int:
-    request_path, result_path = (Path(a) for a in argv)
+def convert_request(request_path: Path, result_path: Path) -> int:
+    """Run one REQUEST, write its RESULT; the exit code (0 when converted)."""
     with open(request_path, "rb") as stream:
         request = pickle.load(stream)
     result = _run(request)
@@ -112,5 +121,116 @@ def _end_telemetry() -> None:
             pass
 
 
+def serve() -> None:
+    """The fork server's loop (see the module's docstring); ends when its stdin closes."""
+    import os
+    import traceback
+    try:
+        import openvino  # noqa: F401 - once, for every child it forks
+    except ImportError:
+        pass  # each child reports it ("no-openvino")
+    for line in sys.stdin:
+        order = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                log = os.open(order["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                code = convert_request(Path(order["request"]), Path(order["result"]))
+            except BaseException:  # noqa: BLE001 - a bug: its traceback in the model's log
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status, usage = os.wait4(pid, 0)
+        answer = {"code": os.waitstatus_to_exitcode(status), "peak": usage.ru_maxrss * 1024}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+class Server:
+    """One fork server (``python -m omz_tools.convert.ovc_child``), started on first use."""
+
+    def __init__(self) -> None:
+        import subprocess
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "omz_tools.convert.ovc_child"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+                                     start_new_session=True)
+        self.pid = self.proc.pid  # for mo.terminate_all, which kills the process group
+
+    def convert(self, request: Path, result: Path, log: Path) -> Tuple[Optional[int], int]:
+        """(exit code, negative for a signal, or None if the server died; the child's peak RSS)."""
+        try:
+            self.proc.stdin.write(json.dumps({"request": str(request), "result": str(result),
+                                              "log": str(log)}) + "\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline()
+        except (OSError, ValueError):
+            answer = ""
+        if not answer:
+            return None, 0
+        parsed = json.loads(answer)
+        return int(parsed["code"]), int(parsed["peak"])
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - at exit: kill what does not end
+            self.proc.kill()
+
+
+_idle: List[Server] = []
+_idle_lock = threading.Lock()
+
+
+def run(request: Path, result: Path, log: Path):
+    """Convert one REQUEST in a fork server's child: ``mo.RunResult`` (exit code, seconds, peak RSS)."""
+    from omz_tools.convert import mo
+    with _idle_lock:
+        server = _idle.pop() if _idle else None
+        if server is None and not _servers_started:
+            atexit.register(_close_all)
+            _servers_started.append(True)
+    server = server or Server()
+    start = time.monotonic()
+    with mo._active_lock:
+        mo._active.add(server)
+    try:
+        code, peak = server.convert(request, result, log)
+    except BaseException:
+        mo._kill_group(server.proc)  # interrupted: the server and its child go
+        raise
+    finally:
+        with mo._active_lock:
+            mo._active.discard(server)
+    seconds = time.monotonic() - start
+    if code is not None and server.alive():
+        with _idle_lock:
+            _idle.append(server)
+    else:
+        mo._kill_group(server.proc)
+    return mo.RunResult(-9 if code is None else code, seconds, peak, log)
+
+
+_servers_started: list = []
+
+
+def _close_all() -> None:
+    with _idle_lock:
+        servers, _idle[:] = list(_idle), []
+    for server in servers:
+        server.close()
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    serve()
