@@ -5,9 +5,11 @@ its model in one message, with nothing installed."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -89,3 +91,41 @@ def test_an_ovc_child_that_crashes_fails_its_model_in_one_message(tmp_path):
     assert not any((folder / p).exists() for p in ("FP32", "FP16")), list(folder.rglob("*"))
     assert not list(folder.glob(".omz_convert.*.tmp")), list(folder.rglob("*"))
     assert os.environ.get("PYTHONPATH") != str(hooks)
+
+
+_SLOW = textwrap.dedent("""
+    import time
+    if "omz_tools.convert.ovc_child" in open("/proc/self/cmdline").read().split("\\0"):
+        import omz_tools.convert.ovc as ovc
+        ovc.convert = lambda conversion: time.sleep(120)
+""")
+
+
+@pytest.mark.native
+def test_ctrl_c_during_an_ovc_conversion_stops_its_child_and_server(tmp_path):
+    pytest.importorskip("openvino")
+    from conftest import command, restore_sigint
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SLOW)
+    run = register(tmp_path, "slow", "onnx", ["--input_model=$dl_dir/placeholder.bin"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMZ_")}
+    env.update(CI="true", PYTHONPATH=str(hooks))
+    proc = subprocess.Popen([command("omz-converter"), "--name", "slow", "--registry", str(run["registry"]),
+                             "-d", str(run["dl"]), "-o", str(run["out"]), "--backend", "ovc"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_sigint)
+    log = run["out"] / "public" / "slow" / ".omz_convert.slow.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # the child is in its (slowed) conversion
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip() == ("Interrupted: the conversions were stopped, with their Model Optimizer or ovc processes; "
+                           "IR folders are as before this run."), err
+    folder = run["out"] / "public" / "slow"
+    assert not any((folder / p).exists() for p in ("FP32", "FP16")), list(folder.rglob("*"))
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if "omz_tools.convert.ovc_child" in line and str(hooks) not in line
+                and "ps -eo" not in line], ps

@@ -303,7 +303,7 @@ def test_interrupt_stops_mo_and_leaves_no_ir(small, tmp_path, jobs):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate()
     assert proc.returncode == 130, err
-    assert err.strip() == "Interrupted: Model Optimizer was stopped; IR folders are as before this run."
+    assert err.strip() == "Interrupted: the conversions were stopped, with their Model Optimizer or ovc processes; IR folders are as before this run."
     for name in names:
         assert f"[{name}]" in out and f"{name}]" in out  # lines held for -j are still shown
         conv_dir = tmp_path / "public" / name

@@ -107,7 +107,7 @@ def cli(name, list_file, all_models, print_all, registries, download_dir, output
         result = run(models, options, reporter)
     except KeyboardInterrupt:
         reporter.close()
-        click.echo("Interrupted: Model Optimizer was stopped; IR folders are as before this run.", err=True)
+        click.echo("Interrupted: the conversions were stopped, with their Model Optimizer or ovc processes; IR folders are as before this run.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except OmzError:
         reporter.close()

@@ -8,6 +8,7 @@ expanded, plus an explicit ``--compress_to_fp16`` (MO 2024 defaults to True).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -271,19 +272,15 @@ def run_logged(cmd: Sequence[str], log: Path, env: Optional[dict] = None) -> Run
         except OSError as exc:
             stream.write(f"cannot start: {exc}\n".encode())
             return RunResult(127, 0.0, 0, log)
-        with _active_lock:
-            _active.add(proc)
-        try:
-            _, status, _ = os.wait4(proc.pid, 0)
-        except ChildProcessError:  # reaped elsewhere (killed on interrupt)
-            return RunResult(-9, time.monotonic() - start, 0, log)
-        except BaseException:
-            # Interrupted (Ctrl+C) or any other error: do not leave MO running on its own.
-            _kill_group(proc)
-            raise
-        finally:
-            with _active_lock:
-                _active.discard(proc)
+        with tracked(proc):
+            try:
+                _, status, _ = os.wait4(proc.pid, 0)
+            except ChildProcessError:  # reaped elsewhere (killed on interrupt)
+                return RunResult(-9, time.monotonic() - start, 0, log)
+            except BaseException:
+                # Interrupted (Ctrl+C) or any other error: do not leave MO running on its own.
+                kill_group(proc)
+                raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     try:
         peak = int(peak_file.read_text()) * (1 if sys.platform == "darwin" else 1024)
@@ -293,7 +290,20 @@ def run_logged(cmd: Sequence[str], log: Path, env: Optional[dict] = None) -> Run
     return RunResult(proc.returncode, time.monotonic() - start, peak, log)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+@contextlib.contextmanager
+def tracked(proc):
+    """While the block runs, :func:`terminate_all` kills ``proc``'s process group (it has a ``pid``)."""
+    with _active_lock:
+        _active.add(proc)
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _active.discard(proc)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM ``proc``'s process group, then SIGKILL if it is still there after 5 s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)

@@ -12,8 +12,9 @@ Why a fork server: a fresh interpreter per model pays for Python and ``import op
 omz_tools.convert.ovc_child``: it imports openvino once, then for each request read from its stdin
 (one JSON line: request, result and log paths) forks a child, which runs :func:`convert_request`
 with its output appended to the model's log and exits; the server answers one JSON line (the
-child's exit code, negative for a signal, and its ru_maxrss). The server is single-threaded, so
-forking it is safe; the converter keeps one per ``-j`` slot (:func:`run`).
+child's exit code, negative for a signal, and its ru_maxrss). It forks from its one Python thread;
+importing openvino leaves only idle helper threads (OpenBLAS's; telemetry's sender, which
+convert_model makes anew in the child). The converter keeps one server per ``-j`` slot (:func:`run`).
 
 REQUEST: a pickle of :class:`Request`, written by :func:`write_request` in the conversion's own
 scratch folder (same user, same package). The child exports PyTorch models to ONNX, checks the
@@ -110,9 +111,8 @@ def convert_request(request_path: Path, result_path: Path) -> int:
 
 def _end_telemetry() -> None:
     """convert_model sends OpenVINO's telemetry (where the user has not opted out and CI is not
-    set) from worker threads that Python joins at exit: offline, each waits out a 3 s timeout.
-    End it as Model Optimizer and ovc end theirs, with force_shutdown(1.0): pending sends get up to
-    a second, then stop."""
+    set) from worker threads, each waiting up to 3 s offline. End it as Model Optimizer and ovc end
+    theirs, with force_shutdown(1.0): pending sends get up to a second before the child exits."""
     telemetry = sys.modules.get("openvino_telemetry")
     if telemetry is not None:
         try:
@@ -123,7 +123,6 @@ def _end_telemetry() -> None:
 
 def serve() -> None:
     """The fork server's loop (see the module's docstring); ends when its stdin closes."""
-    import os
     import traceback
     try:
         import openvino  # noqa: F401 - once, for every child it forks
@@ -191,38 +190,33 @@ class Server:
 
 _idle: List[Server] = []
 _idle_lock = threading.Lock()
+_closing_at_exit = False
 
 
 def run(request: Path, result: Path, log: Path):
     """Convert one REQUEST in a fork server's child: ``mo.RunResult`` (exit code, seconds, peak RSS)."""
+    global _closing_at_exit
     from omz_tools.convert import mo
     with _idle_lock:
         server = _idle.pop() if _idle else None
-        if server is None and not _servers_started:
+        if not _closing_at_exit:
             atexit.register(_close_all)
-            _servers_started.append(True)
+            _closing_at_exit = True
     server = server or Server()
     start = time.monotonic()
-    with mo._active_lock:
-        mo._active.add(server)
-    try:
-        code, peak = server.convert(request, result, log)
-    except BaseException:
-        mo._kill_group(server.proc)  # interrupted: the server and its child go
-        raise
-    finally:
-        with mo._active_lock:
-            mo._active.discard(server)
+    with mo.tracked(server):
+        try:
+            code, peak = server.convert(request, result, log)
+        except BaseException:
+            mo.kill_group(server.proc)  # interrupted: the server and its child go
+            raise
     seconds = time.monotonic() - start
     if code is not None and server.alive():
         with _idle_lock:
             _idle.append(server)
     else:
-        mo._kill_group(server.proc)
+        mo.kill_group(server.proc)
     return mo.RunResult(-9 if code is None else code, seconds, peak, log)
-
-
-_servers_started: list = []
 
 
 def _close_all() -> None:
