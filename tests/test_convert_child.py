@@ -61,23 +61,33 @@ def test_a_command_that_cannot_start_is_exit_127_with_the_reason_in_the_log(tmp_
 
 
 # Loaded by every Python the converter starts (PYTHONPATH): in the ovc fork server, the conversion
-# crashes its child as a front end would.
-_CRASH = textwrap.dedent("""
-    import os, signal
+# its child runs is replaced by ``{body}``.
+_HOOK = textwrap.dedent("""
+    import os, signal, time
     if "omz_tools.convert.ovc_child" in open("/proc/self/cmdline").read().split("\\0"):
         import omz_tools.convert.ovc as ovc
-        ovc.convert = lambda conversion: os.kill(os.getpid(), signal.SIGSEGV)
+        ovc.convert = lambda conversion: {body}
 """)
+
+
+def hooked(tmp_path, name: str, body: str) -> tuple:
+    """A registry with one ovc model, and the PYTHONPATH that replaces its conversion by ``body``."""
+    pytest.importorskip("openvino")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_HOOK.format(body=body))
+    return register(tmp_path, name, "onnx", ["--input_model=$dl_dir/placeholder.bin"]), {"PYTHONPATH": str(hooks)}
+
+
+def _children(pid: int) -> list:
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout.split()
+    return [int(child) for child, parent in zip(table[::2], table[1::2]) if int(parent) == pid]
 
 
 @pytest.mark.native
 def test_an_ovc_child_that_crashes_fails_its_model_in_one_message(tmp_path):
-    pytest.importorskip("openvino")
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(_CRASH)
-    run = register(tmp_path, "crashing", "onnx", ["--input_model=$dl_dir/placeholder.bin"])
-    proc, _ = convert(run, {"PYTHONPATH": str(hooks)}, "--backend", "ovc")
+    run, hook = hooked(tmp_path, "crashing", "os.kill(os.getpid(), signal.SIGSEGV)")
+    proc, _ = convert(run, hook, "--backend", "ovc")
     line = failed_line(proc, "crashing")
     log = run["out"] / "public" / "crashing" / ".omz_convert.crashing.log"
     assert ("the ovc conversion (a child process: openvino.convert_model (onnx), saved as FP32, FP16) was killed "
@@ -90,35 +100,25 @@ def test_an_ovc_child_that_crashes_fails_its_model_in_one_message(tmp_path):
     folder = run["out"] / "public" / "crashing"
     assert not any((folder / p).exists() for p in ("FP32", "FP16")), list(folder.rglob("*"))
     assert not list(folder.glob(".omz_convert.*.tmp")), list(folder.rglob("*"))
-    assert os.environ.get("PYTHONPATH") != str(hooks)
-
-
-_SLOW = textwrap.dedent("""
-    import time
-    if "omz_tools.convert.ovc_child" in open("/proc/self/cmdline").read().split("\\0"):
-        import omz_tools.convert.ovc as ovc
-        ovc.convert = lambda conversion: time.sleep(120)
-""")
 
 
 @pytest.mark.native
 def test_ctrl_c_during_an_ovc_conversion_stops_its_child_and_server(tmp_path):
-    pytest.importorskip("openvino")
     from conftest import command, restore_sigint
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(_SLOW)
-    run = register(tmp_path, "slow", "onnx", ["--input_model=$dl_dir/placeholder.bin"])
+    run, hook = hooked(tmp_path, "slow", "time.sleep(120)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMZ_")}
-    env.update(CI="true", PYTHONPATH=str(hooks))
+    env.update(CI="true", **hook)
     proc = subprocess.Popen([command("omz-converter"), "--name", "slow", "--registry", str(run["registry"]),
                              "-d", str(run["dl"]), "-o", str(run["out"]), "--backend", "ovc"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_sigint)
-    log = run["out"] / "public" / "slow" / ".omz_convert.slow.log"
     deadline = time.monotonic() + 120
-    while not (log.exists() and len(log.read_text().splitlines()) >= 1) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)  # the child is in its (slowed) conversion
+    servers, children = [], []
+    while not children and time.monotonic() < deadline:  # until the server has forked the child
+        time.sleep(0.2)
+        servers = _children(proc.pid)
+        children = [c for server in servers for c in _children(server)]
+    assert children, "the ovc child never started"
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -126,6 +126,20 @@ def test_ctrl_c_during_an_ovc_conversion_stops_its_child_and_server(tmp_path):
                            "IR folders are as before this run."), err
     folder = run["out"] / "public" / "slow"
     assert not any((folder / p).exists() for p in ("FP32", "FP16")), list(folder.rglob("*"))
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert not [line for line in ps.splitlines() if "omz_tools.convert.ovc_child" in line and str(hooks) not in line
-                and "ps -eo" not in line], ps
+    # The fork server and its child are gone, not orphaned (given a moment for init to reap them).
+    deadline = time.monotonic() + 10
+    while _alive(servers + children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(servers + children), subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout
+
+
+def _alive(pids: list) -> list:
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stream:
+                if stream.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+        except FileNotFoundError:
+            pass
+    return alive
