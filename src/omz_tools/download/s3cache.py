@@ -95,11 +95,11 @@ def source_for(tier_url: str, model_file) -> Optional[S3Source]:
                     key=key, tier=where.url)
 
 
-class ObjectAbsent(Exception):
+class ObjectAbsent(OmzError):
     """read_object: no object under the key (the GET answered NoSuchKey or 404)."""
 
 
-class ReadBroke(Exception):
+class ReadBroke(OmzError):
     """read_object: the GET was answered but reading its body failed after ``got`` bytes (a broken
     connection, a timeout, a body cut short): no verdict on the object itself. ``cause`` is the error."""
 
