@@ -50,8 +50,7 @@ def save_precisions(ov_model, name: str, info: list, precisions, tmp: Path, targ
 
     from omz_tools.convert import rtinfo
     _check_room_to_save(precisions, sizes, tmp)
-    for key, value in info:
-        ov_model.set_rt_info(value, ["model_info", key])
+    rtinfo.write_model_info(ov_model, info)
     for precision in precisions:
         out_dir = tmp / precision
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,9 @@ def model_info_items(model) -> list:
     return items
 
 
-def write_model_info(ov_model, model) -> None:
-    for key, value in model_info_items(model):
+def write_model_info(ov_model, items: list) -> None:
+    """``items``: :func:`model_info_items` of the model (made where the registry entry is at hand)."""
+    for key, value in items:
         ov_model.set_rt_info(value, ["model_info", key])
 
 
